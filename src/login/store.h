@@ -1,0 +1,39 @@
+/* The login server's account store: SQLite (WAL mode). Usernames are already validated by
+ * the caller; password hashes are libsodium crypto_pwhash_str strings (Argon2id). All
+ * statements are prepared once at open. */
+#ifndef PARLEY_LOGIN_STORE_H
+#define PARLEY_LOGIN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct pn_acct_store;
+
+/* Opens or creates the database at path (":memory:" allowed), creating tables, enabling
+ * WAL and foreign keys. The file is created mode 0600. Returns 0, -EIO (with a message on
+ * the log saying which path and why), -ENOMEM. */
+int pn_acct_store_open(struct pn_acct_store **out, const char *path);
+void pn_acct_store_free(struct pn_acct_store *s); /* NULL ok */
+
+/* Returns 0, -EEXIST if the username is taken, -EIO. */
+int pn_acct_store_create_user(struct pn_acct_store *s, const char *username,
+			      const char *pwhash, uint64_t now_s);
+/* Copies the stored hash (NUL-terminated) into out[cap]. 0, -ENOENT, -ENOSPC, -EIO. */
+int pn_acct_store_get_pwhash(struct pn_acct_store *s, const char *username, char *out,
+			     size_t cap);
+/* Registers (or refreshes last_seen of) a device of an existing user. A device id already
+ * registered to another user is -EPERM. A revoked device stays revoked: -EACCES.
+ * 0, -ENOENT (no such user), -EIO. */
+int pn_acct_store_upsert_device(struct pn_acct_store *s, const char *username,
+				const uint8_t device_id[16], const uint8_t sign_pk[32],
+				const uint8_t dh_pk[32], const char *device_name, uint64_t now_s);
+/* 0 when the device exists for that user and is not revoked, -EACCES if revoked,
+ * -ENOENT if unknown; on 0 copies its keys when the out pointers are non-NULL. */
+int pn_acct_store_get_device(struct pn_acct_store *s, const char *username,
+			     const uint8_t device_id[16], uint8_t sign_pk[32], uint8_t dh_pk[32]);
+int pn_acct_store_revoke_device(struct pn_acct_store *s, const char *username,
+				const uint8_t device_id[16], uint64_t now_s);
+int pn_acct_store_count_users(struct pn_acct_store *s, uint64_t *n);
+
+#endif
