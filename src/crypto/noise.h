@@ -40,12 +40,17 @@ struct pn_noise_hs {
 	uint8_t rs[32], re[32];
 	bool has_s, has_e, has_rs, has_re;
 	bool failed;
+	bool split;		/* transport keys handed out; secrets already wiped */
 };
 
 /* Starts a handshake. pattern is the name ("IK", "XX", ...). prologue may be NULL/0.
  * s_priv: our static X25519 private key, required when the pattern sends or pre-shares
  * our static (NULL otherwise). rs: the responder's static key for IK/NK/KK..., else NULL.
- * e_priv: our ephemeral private key (32 random bytes) — required.
+ * (A K* responder may pass the initiator's static here instead of calling
+ * pn_noise_hs_set_remote_initiator_static; rs in any other role is -EINVAL.)
+ * e_priv: our ephemeral private key (32 random bytes) — required, except for the responder
+ * of a one-way pattern (N, K, X), which never sends e and may pass NULL.
+ * Keys this role does not use are ignored. Nothing is allocated.
  * Returns 0, -EINVAL (unknown pattern or a missing key). */
 int pn_noise_hs_init(struct pn_noise_hs *hs, const char *pattern, bool initiator,
 		     const uint8_t *prologue, size_t prologue_len, const uint8_t *s_priv,
@@ -57,13 +62,16 @@ int pn_noise_hs_init(struct pn_noise_hs *hs, const char *pattern, bool initiator
 int pn_noise_hs_set_remote_initiator_static(struct pn_noise_hs *hs, const uint8_t rs[32]);
 
 /* Writes the next handshake message carrying payload. out must hold the message
- * (payload_len + up to 2*32 + 2*16 bytes). Returns 0, -EPROTO (not our turn / done),
- * -ENOSPC, -EINVAL. */
+ * (payload_len + up to 2*32 + 2*16 bytes) and must not overlap payload. Returns 0,
+ * -EPROTO (not our turn / done), -ENOSPC (state untouched), -EINVAL (message would exceed
+ * 65535 bytes), -EBADMSG (a DH with a remote key gave the low-order all-zero result; the
+ * handshake is then failed and wiped). */
 int pn_noise_hs_write(struct pn_noise_hs *hs, const uint8_t *payload, size_t payload_len,
 		      uint8_t *out, size_t cap, size_t *out_len);
 /* Reads the next handshake message, decrypting its payload into payload[cap].
- * Returns 0, -EPROTO (not our turn / done), -EBADMSG (malformed, failed MAC or bad DH).
- * A failed read leaves the handshake unusable (failed = true). */
+ * Returns 0, -EPROTO (not our turn / done), -EBADMSG (malformed, failed MAC or bad DH),
+ * -ENOSPC (payload does not fit in cap). A failed read (other than -EPROTO/-EINVAL) wipes
+ * the handshake and leaves it unusable (failed = true). */
 int pn_noise_hs_read(struct pn_noise_hs *hs, const uint8_t *msg, size_t len,
 		     uint8_t *payload, size_t cap, size_t *payload_len);
 
@@ -76,7 +84,9 @@ const uint8_t *pn_noise_hs_remote_static(const struct pn_noise_hs *hs);
 const uint8_t *pn_noise_hs_hash(const struct pn_noise_hs *hs);
 
 /* After the last message: derive the two transport ciphers (initiator's send = c1).
- * Wipes the handshake state. Returns 0 or -EPROTO if not done. */
+ * Wipes the secret handshake state (ck, keys, our private keys); the handshake hash and
+ * the remote static stay readable until pn_noise_hs_wipe(). Returns 0 or -EPROTO if not
+ * done or already split. */
 int pn_noise_hs_split(struct pn_noise_hs *hs, struct pn_noise_cipher *send,
 		      struct pn_noise_cipher *recv);
 void pn_noise_hs_wipe(struct pn_noise_hs *hs);

@@ -1,0 +1,997 @@
+/* The client's local store on SQLite. See store.h for the contract.
+ *
+ * One connection, every statement prepared at open and reset (and its bindings cleared)
+ * before each function returns, so no call leaves a read transaction open to stall WAL
+ * checkpoints. Buffers are bound with SQLITE_STATIC for the same reason the reset matters:
+ * they only need to live for the call, and SQLite then keeps no private copy of a key-value
+ * secret in its heap. Values are never logged: the key-value table holds the device seed. */
+#include "im/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "base/log.h"
+
+enum cstore_consts {
+	CSTORE_SCHEMA_VERSION = 1,
+	CSTORE_BUSY_TIMEOUT_MS = 5000,
+	CSTORE_HOST_KEY_LEN = 32,
+	CSTORE_STATE_TRIES = 3,
+};
+
+/* messages.seq is the local arrival order and the FTS rowid; the 32-hex-digit id is the
+ * network-wide identity used for deduplication. messages_fts is an external-content FTS5
+ * index: it stores only the index, the text lives once in messages, and the triggers keep
+ * the two in step (state updates do not touch it: the update trigger fires on text only).
+ * The pending index is partial and keyed by sent_at alone so that moving a message from
+ * QUEUED to SENT does not move its index entry. */
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS kv ("
+	" key TEXT PRIMARY KEY,"
+	" value BLOB NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS contacts ("
+	" username TEXT PRIMARY KEY,"
+	" added_at INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS messages ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL UNIQUE CHECK (length(id) = 32),"
+	" peer TEXT NOT NULL,"
+	" dir INTEGER NOT NULL CHECK (dir IN (0, 1)),"
+	" state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5),"
+	" sent_at INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL,"
+	" text TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS messages_by_peer ON messages(peer, sent_at);"
+	"CREATE INDEX IF NOT EXISTS messages_pending ON messages(sent_at)"
+	" WHERE dir = 1 AND state IN (0, 1);"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts USING fts5("
+	" text, content = 'messages', content_rowid = 'seq',"
+	" tokenize = 'unicode61 remove_diacritics 2');"
+	"CREATE TRIGGER IF NOT EXISTS messages_fts_ins AFTER INSERT ON messages BEGIN"
+	" INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);"
+	" END;"
+	"CREATE TRIGGER IF NOT EXISTS messages_fts_del AFTER DELETE ON messages BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, text)"
+	"  VALUES ('delete', old.seq, old.text);"
+	" END;"
+	"CREATE TRIGGER IF NOT EXISTS messages_fts_upd AFTER UPDATE OF text ON messages BEGIN"
+	" INSERT INTO messages_fts (messages_fts, rowid, text)"
+	"  VALUES ('delete', old.seq, old.text);"
+	" INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);"
+	" END;"
+	"CREATE TABLE IF NOT EXISTS hosts ("
+	" addr TEXT PRIMARY KEY,"
+	" key BLOB NOT NULL CHECK (length(key) = 32),"
+	" last_seen INTEGER NOT NULL,"
+	" rtt_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS hosts_by_last_seen ON hosts(last_seen);";
+
+#define MSG_COLS "m.id, m.peer, m.dir, m.state, m.sent_at, m.updated_at, m.text"
+
+enum cstore_stmt {
+	ST_KV_GET,
+	ST_KV_SET,
+	ST_KV_DEL,
+	ST_CONTACT_ADD,
+	ST_CONTACT_REMOVE,
+	ST_CONTACT_HAS,
+	ST_CONTACT_LIST,
+	ST_MSG_INSERT,
+	ST_MSG_GET_STATE,
+	ST_MSG_SET_STATE,
+	ST_MSG_GET,
+	ST_MSG_LIST,
+	ST_MSG_PENDING,
+	ST_MSG_SEARCH,
+	ST_HOST_UPSERT,
+	ST_HOST_EVICT,
+	ST_HOST_LIST,
+	ST_COUNT,
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_KV_GET] = "SELECT value FROM kv WHERE key = ?1",
+	[ST_KV_SET] = "INSERT INTO kv (key, value) VALUES (?1, ?2)"
+		      " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[ST_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
+	[ST_CONTACT_ADD] = "INSERT INTO contacts (username, added_at) VALUES (?1, ?2)"
+			   " ON CONFLICT (username) DO NOTHING",
+	[ST_CONTACT_REMOVE] = "DELETE FROM contacts WHERE username = ?1",
+	[ST_CONTACT_HAS] = "SELECT 1 FROM contacts WHERE username = ?1",
+	[ST_CONTACT_LIST] = "SELECT username, added_at FROM contacts ORDER BY username",
+	[ST_MSG_INSERT] = "INSERT INTO messages (id, peer, dir, state, sent_at, updated_at, text)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+	[ST_MSG_GET_STATE] = "SELECT dir, state FROM messages WHERE id = ?1",
+	/* Compare-and-set on the state read just before, so a concurrent writer cannot make
+	 * us move a state backwards. */
+	[ST_MSG_SET_STATE] = "UPDATE messages SET state = ?2, updated_at = ?3"
+			     " WHERE id = ?1 AND state = ?4",
+	[ST_MSG_GET] = "SELECT " MSG_COLS " FROM messages m WHERE m.id = ?1",
+	[ST_MSG_LIST] = "SELECT * FROM (SELECT " MSG_COLS ", m.seq AS seq FROM messages m"
+			" WHERE m.peer = ?1 ORDER BY m.sent_at DESC, m.seq DESC LIMIT ?2)"
+			" ORDER BY sent_at, seq",
+	[ST_MSG_PENDING] = "SELECT " MSG_COLS " FROM messages m"
+			   " WHERE m.dir = 1 AND m.state IN (0, 1)"
+			   " ORDER BY m.sent_at, m.seq LIMIT ?1",
+	[ST_MSG_SEARCH] = "SELECT " MSG_COLS " FROM messages_fts"
+			  " JOIN messages m ON m.seq = messages_fts.rowid"
+			  " WHERE messages_fts MATCH ?1"
+			  " ORDER BY m.sent_at DESC, m.seq DESC LIMIT ?2",
+	/* Older news about a host (a stale supernode list) does not overwrite newer. */
+	[ST_HOST_UPSERT] = "INSERT INTO hosts (addr, key, last_seen, rtt_ms)"
+			   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (addr) DO UPDATE SET"
+			   " key = excluded.key, last_seen = excluded.last_seen,"
+			   " rtt_ms = excluded.rtt_ms"
+			   " WHERE excluded.last_seen >= hosts.last_seen",
+	[ST_HOST_EVICT] = "DELETE FROM hosts WHERE addr IN (SELECT addr FROM hosts"
+			  " ORDER BY last_seen, addr"
+			  " LIMIT max(0, (SELECT count(*) FROM hosts) - ?1))",
+	[ST_HOST_LIST] = "SELECT addr, key, last_seen, rtt_ms FROM hosts"
+			 " ORDER BY last_seen DESC, addr",
+};
+
+struct pn_cstore {
+	sqlite3 *db;
+	char *path; /* for log messages */
+	sqlite3_stmt *st[ST_COUNT];
+};
+
+static const char *const state_names[] = {
+	[PN_MSG_QUEUED] = "queued", [PN_MSG_SENT] = "sent",	[PN_MSG_DELIVERED] = "delivered",
+	[PN_MSG_READ] = "read",	    [PN_MSG_FAILED] = "failed", [PN_MSG_RECEIVED] = "received",
+};
+
+const char *pn_msg_state_name(enum pn_msg_state st)
+{
+	if ((unsigned)st >= sizeof(state_names) / sizeof(state_names[0]))
+		return "unknown";
+	return state_names[st];
+}
+
+/* Position of a state in its direction's order, or -1 if it does not belong to it.
+ * Outgoing: queued < sent < failed < delivered < read. FAILED sits below DELIVERED because
+ * a receipt that arrives after we gave up is the truth; nothing fails once delivered.
+ * Incoming: received < read. */
+static int state_rank(enum pn_msg_dir dir, enum pn_msg_state st)
+{
+	static const int out_rank[] = {
+		[PN_MSG_QUEUED] = 0, [PN_MSG_SENT] = 1, [PN_MSG_FAILED] = 2,
+		[PN_MSG_DELIVERED] = 3, [PN_MSG_READ] = 4, [PN_MSG_RECEIVED] = -1,
+	};
+
+	if ((unsigned)st > PN_MSG_RECEIVED)
+		return -1;
+	if (dir == PN_MSG_OUT)
+		return out_rank[st];
+	if (dir == PN_MSG_IN)
+		return st == PN_MSG_RECEIVED ? 0 : st == PN_MSG_READ ? 1 : -1;
+	return -1;
+}
+
+/* Logs what failed with SQLite's own explanation and maps the result to an errno. */
+static int db_fail(const struct pn_cstore *s, const char *what)
+{
+	int rc = sqlite3_extended_errcode(s->db) & 0xff;
+
+	pn_err("client store %s: %s failed: %s", s->path, what, sqlite3_errmsg(s->db));
+	return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
+}
+
+static void stmt_done(sqlite3_stmt *st)
+{
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+/* Length of s if it is 1..max bytes long, else 0 (the caller turns that into -EINVAL). */
+static size_t str_len_ok(const char *s, size_t max)
+{
+	size_t n;
+
+	if (!s)
+		return 0;
+	n = strnlen(s, max + 1);
+	return n > max ? 0 : n;
+}
+
+static bool time_ok(uint64_t t)
+{
+	return t <= (uint64_t)INT64_MAX;
+}
+
+/* Copies a 32-hex-digit id into out in lower case (the form pn_hex_encode writes), so
+ * that an upper-case id from an API caller still finds and deduplicates the same row. */
+static int norm_id(const char *id, char out[PN_MSG_ID_HEX + 1])
+{
+	if (!id || strnlen(id, PN_MSG_ID_HEX + 1) != PN_MSG_ID_HEX)
+		return -EINVAL;
+	for (int i = 0; i < PN_MSG_ID_HEX; i++) {
+		char c = id[i];
+
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+			return -EINVAL;
+		out[i] = c;
+	}
+	out[PN_MSG_ID_HEX] = '\0';
+	return 0;
+}
+
+/* Copies a text column into out[cap]; a value that does not fit means the file was not
+ * written by us (the inserts check every length), so it is an I/O error, not truncation. */
+static int col_str(const struct pn_cstore *s, sqlite3_stmt *st, int col, char *out, size_t cap)
+{
+	const unsigned char *p = sqlite3_column_text(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	if (!p || n + 1 > cap) {
+		pn_err("client store %s: column %s is missing or longer than %zu bytes", s->path,
+		       sqlite3_column_name(st, col), cap - 1);
+		return -EIO;
+	}
+	memcpy(out, p, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static int read_msg(const struct pn_cstore *s, sqlite3_stmt *st, struct pn_msg_row *m)
+{
+	int err;
+
+	err = col_str(s, st, 0, m->id, sizeof(m->id));
+	if (err)
+		return err;
+	err = col_str(s, st, 1, m->peer, sizeof(m->peer));
+	if (err)
+		return err;
+	m->dir = (enum pn_msg_dir)sqlite3_column_int(st, 2);
+	m->state = (enum pn_msg_state)sqlite3_column_int(st, 3);
+	m->sent_at = (uint64_t)sqlite3_column_int64(st, 4);
+	m->updated_at = (uint64_t)sqlite3_column_int64(st, 5);
+	return col_str(s, st, 6, m->text, sizeof(m->text));
+}
+
+/* Steps a bound message query, handing each row to cb. A cb that returns non-zero stops
+ * the walk; a negative value is passed back as the result. When query_syntax is set, a
+ * plain SQLITE_ERROR is the FTS5 parser rejecting the caller's query: -EINVAL. */
+static int each_msg(struct pn_cstore *s, sqlite3_stmt *st, const char *what, bool query_syntax,
+		    int (*cb)(void *arg, const struct pn_msg_row *m), void *arg)
+{
+	struct pn_msg_row m;
+	int err = 0, rc, r;
+
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			if (query_syntax && (rc & 0xff) == SQLITE_ERROR) {
+				/* Quotes part of the query, so debug only: it is what the user
+				 * searched their history for. */
+				pn_dbg("client store %s: search query rejected: %s", s->path,
+				       sqlite3_errmsg(s->db));
+				err = -EINVAL;
+			} else {
+				err = db_fail(s, what);
+			}
+			goto out;
+		}
+		memset(&m, 0, sizeof(m));
+		err = read_msg(s, st, &m);
+		if (err)
+			goto out;
+		r = cb(arg, &m);
+		if (r) {
+			err = r < 0 ? r : 0;
+			goto out;
+		}
+	}
+out:
+	stmt_done(st);
+	return err;
+}
+
+/* Creates the file with mode 0600 before SQLite sees it, because SQLite would create it
+ * 0644 (minus umask) and gives its -wal and -shm files the database's mode. An existing
+ * file readable by others is tightened: it holds the device's private key seed. */
+static int create_private_file(const char *path)
+{
+	struct stat st;
+	int fd, err = 0;
+
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		pn_err("client store %s: cannot open: %s", path, strerror(errno));
+		return -EIO;
+	}
+	if (fstat(fd, &st) < 0) {
+		pn_err("client store %s: cannot stat: %s", path, strerror(errno));
+		err = -EIO;
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		pn_warn("client store %s: mode was %03o, setting 0600", path,
+			(unsigned)(st.st_mode & 0777));
+		if (fchmod(fd, 0600) < 0) {
+			pn_err("client store %s: cannot chmod 0600: %s", path, strerror(errno));
+			err = -EIO;
+			goto out;
+		}
+	}
+out:
+	close(fd);
+	return err;
+}
+
+static int exec_sql(struct pn_cstore *s, const char *sql, const char *what)
+{
+	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(s, what);
+	return 0;
+}
+
+/* ":memory:" answers "memory" and stays so, which is fine; on a file anything but "wal"
+ * is worth a warning (a filesystem without shared memory, e.g. some network mounts). */
+static int enable_wal(struct pn_cstore *s, bool in_memory)
+{
+	sqlite3_stmt *st = NULL;
+	const char *mode;
+	int err = 0;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK) {
+		err = db_fail(s, "preparing journal_mode");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		err = db_fail(s, "setting journal_mode=WAL");
+		goto out;
+	}
+	mode = (const char *)sqlite3_column_text(st, 0);
+	if (!in_memory && (!mode || strcmp(mode, "wal") != 0))
+		pn_warn("client store %s: journal_mode is %s, not wal", s->path,
+			mode ? mode : "(null)");
+out:
+	sqlite3_finalize(st);
+	return err;
+}
+
+static int read_schema_version(struct pn_cstore *s, int *version)
+{
+	sqlite3_stmt *st = NULL;
+	int err = 0;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		err = db_fail(s, "reading user_version");
+		goto out;
+	}
+	*version = sqlite3_column_int(st, 0);
+out:
+	sqlite3_finalize(st);
+	return err;
+}
+
+static int init_schema(struct pn_cstore *s)
+{
+	char sql[64];
+	int version, err;
+
+	err = read_schema_version(s, &version);
+	if (err)
+		return err;
+	/* An older program must not write into tables whose meaning it does not know. */
+	if (version > CSTORE_SCHEMA_VERSION) {
+		pn_err("client store %s: schema version %d is newer than this program's %d",
+		       s->path, version, CSTORE_SCHEMA_VERSION);
+		return -EIO;
+	}
+	err = exec_sql(s, "BEGIN IMMEDIATE", "beginning schema transaction");
+	if (err)
+		return err;
+	err = exec_sql(s, schema_sql, "creating tables");
+	if (err)
+		goto out;
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", CSTORE_SCHEMA_VERSION);
+	err = exec_sql(s, sql, "setting user_version");
+	if (err)
+		goto out;
+	err = exec_sql(s, "COMMIT", "committing schema");
+out:
+	if (err)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return err;
+}
+
+int pn_cstore_open(struct pn_cstore **out, const char *path)
+{
+	struct pn_cstore *s = NULL;
+	bool in_memory;
+	int err = 0;
+
+	if (!out || !path || !path[0])
+		return -EINVAL;
+	in_memory = strcmp(path, ":memory:") == 0;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->path = strdup(path);
+	if (!s->path) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (!in_memory) {
+		err = create_private_file(path);
+		if (err)
+			goto out;
+	}
+	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+	    SQLITE_OK) {
+		if (!s->db) {
+			err = -ENOMEM;
+			goto out;
+		}
+		err = db_fail(s, "opening");
+		goto out;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, CSTORE_BUSY_TIMEOUT_MS);
+	err = enable_wal(s, in_memory);
+	if (err)
+		goto out;
+	/* secure_delete: a deleted key-value secret or message is overwritten in the file
+	 * rather than left in a free page. */
+	err = exec_sql(s, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON",
+		       "setting pragmas");
+	if (err)
+		goto out;
+	err = init_schema(s);
+	if (err)
+		goto out;
+	for (int i = 0; i < ST_COUNT; i++) {
+		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
+				       NULL) != SQLITE_OK) {
+			err = db_fail(s, "preparing statements");
+			goto out;
+		}
+	}
+	*out = s;
+	s = NULL;
+out:
+	pn_cstore_free(s);
+	return err;
+}
+
+void pn_cstore_free(struct pn_cstore *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->st[i]);
+	/* sqlite3_close (not _v2) so that a leaked statement shows up as an error here. */
+	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
+		pn_err("client store %s: close failed: %s", s->path, sqlite3_errmsg(s->db));
+	free(s->path);
+	free(s);
+}
+
+int pn_cstore_kv_get(struct pn_cstore *s, const char *key, void *buf, size_t cap, size_t *len)
+{
+	sqlite3_stmt *st;
+	const void *p;
+	size_t klen, n;
+	int err = 0, rc;
+
+	if (!s || (!buf && cap))
+		return -EINVAL;
+	klen = str_len_ok(key, PN_KV_KEY_MAX);
+	if (!klen)
+		return -EINVAL;
+	st = s->st[ST_KV_GET];
+	if (sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC) != SQLITE_OK) {
+		err = db_fail(s, "binding key");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		err = -ENOENT;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		err = db_fail(s, "reading setting");
+		goto out;
+	}
+	p = sqlite3_column_blob(st, 0);
+	n = (size_t)sqlite3_column_bytes(st, 0);
+	if (len)
+		*len = n;
+	if (n > cap) {
+		err = -ENOSPC;
+		goto out;
+	}
+	/* An empty blob comes back as NULL. */
+	if (n)
+		memcpy(buf, p, n);
+out:
+	stmt_done(st);
+	return err;
+}
+
+int pn_cstore_kv_set(struct pn_cstore *s, const char *key, const void *buf, size_t len)
+{
+	sqlite3_stmt *st;
+	size_t klen;
+	int err = 0, rc;
+
+	if (!s || (!buf && len) || len > PN_KV_VALUE_MAX)
+		return -EINVAL;
+	klen = str_len_ok(key, PN_KV_KEY_MAX);
+	if (!klen)
+		return -EINVAL;
+	st = s->st[ST_KV_SET];
+	/* bind_blob with a NULL pointer would bind SQL NULL, not an empty value. */
+	if (len)
+		rc = sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
+	else
+		rc = sqlite3_bind_zeroblob(st, 2, 0);
+	if (rc != SQLITE_OK ||
+	    sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC) != SQLITE_OK) {
+		err = db_fail(s, "binding setting");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		err = db_fail(s, "writing setting");
+		goto out;
+	}
+out:
+	stmt_done(st);
+	return err;
+}
+
+int pn_cstore_kv_del(struct pn_cstore *s, const char *key)
+{
+	sqlite3_stmt *st;
+	size_t klen;
+	int err = 0;
+
+	if (!s)
+		return -EINVAL;
+	klen = str_len_ok(key, PN_KV_KEY_MAX);
+	if (!klen)
+		return -EINVAL;
+	st = s->st[ST_KV_DEL];
+	if (sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC) != SQLITE_OK) {
+		err = db_fail(s, "binding key");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		err = db_fail(s, "deleting setting");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) == 0)
+		err = -ENOENT;
+out:
+	stmt_done(st);
+	return err;
+}
+
+int pn_cstore_contact_add(struct pn_cstore *s, const char *username, uint64_t now_s)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err = 0;
+
+	if (!s || !time_ok(now_s))
+		return -EINVAL;
+	ulen = str_len_ok(username, PN_USERNAME_MAX);
+	if (!ulen)
+		return -EINVAL;
+	st = s->st[ST_CONTACT_ADD];
+	if (sqlite3_bind_text(st, 1, username, (int)ulen, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, (sqlite3_int64)now_s) != SQLITE_OK) {
+		err = db_fail(s, "binding contact");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		err = db_fail(s, "adding contact");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) == 0)
+		err = -EEXIST;
+out:
+	stmt_done(st);
+	return err;
+}
+
+int pn_cstore_contact_remove(struct pn_cstore *s, const char *username)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err = 0;
+
+	if (!s)
+		return -EINVAL;
+	ulen = str_len_ok(username, PN_USERNAME_MAX);
+	if (!ulen)
+		return -EINVAL;
+	st = s->st[ST_CONTACT_REMOVE];
+	if (sqlite3_bind_text(st, 1, username, (int)ulen, SQLITE_STATIC) != SQLITE_OK) {
+		err = db_fail(s, "binding contact");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		err = db_fail(s, "removing contact");
+		goto out;
+	}
+	if (sqlite3_changes(s->db) == 0)
+		err = -ENOENT;
+out:
+	stmt_done(st);
+	return err;
+}
+
+bool pn_cstore_contact_has(struct pn_cstore *s, const char *username)
+{
+	sqlite3_stmt *st;
+	bool found = false;
+	size_t ulen;
+	int rc;
+
+	if (!s)
+		return false;
+	ulen = str_len_ok(username, PN_USERNAME_MAX);
+	if (!ulen)
+		return false;
+	st = s->st[ST_CONTACT_HAS];
+	if (sqlite3_bind_text(st, 1, username, (int)ulen, SQLITE_STATIC) != SQLITE_OK) {
+		db_fail(s, "binding contact");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		found = true;
+	else if (rc != SQLITE_DONE)
+		db_fail(s, "looking up contact");
+out:
+	stmt_done(st);
+	return found;
+}
+
+int pn_cstore_contact_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_contact_row *r),
+			   void *arg)
+{
+	struct pn_contact_row r;
+	sqlite3_stmt *st;
+	int err = 0, rc, ret;
+
+	if (!s || !cb)
+		return -EINVAL;
+	st = s->st[ST_CONTACT_LIST];
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			err = db_fail(s, "listing contacts");
+			goto out;
+		}
+		memset(&r, 0, sizeof(r));
+		err = col_str(s, st, 0, r.username, sizeof(r.username));
+		if (err)
+			goto out;
+		r.added_at = (uint64_t)sqlite3_column_int64(st, 1);
+		ret = cb(arg, &r);
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			goto out;
+		}
+	}
+out:
+	stmt_done(st);
+	return err;
+}
+
+int pn_cstore_msg_insert(struct pn_cstore *s, const struct pn_msg_row *m)
+{
+	char id[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	size_t plen, tlen;
+	int err = 0;
+
+	if (!s || !m || norm_id(m->id, id) < 0)
+		return -EINVAL;
+	plen = str_len_ok(m->peer, PN_USERNAME_MAX);
+	tlen = strnlen(m->text, sizeof(m->text));
+	if (!plen || tlen > PN_MSG_TEXT_MAX || state_rank(m->dir, m->state) < 0 ||
+	    !time_ok(m->sent_at) || !time_ok(m->updated_at))
+		return -EINVAL;
+	st = s->st[ST_MSG_INSERT];
+	if (sqlite3_bind_text(st, 1, id, PN_MSG_ID_HEX, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 2, m->peer, (int)plen, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 3, (int)m->dir) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 4, (int)m->state) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 5, (sqlite3_int64)m->sent_at) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 6, (sqlite3_int64)m->updated_at) != SQLITE_OK ||
+	    sqlite3_bind_text(st, 7, m->text, (int)tlen, SQLITE_STATIC) != SQLITE_OK) {
+		err = db_fail(s, "binding message");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		err = db_fail(s, "inserting message");
+		goto out;
+	}
+	/* ON CONFLICT DO NOTHING: a duplicate is an expected event (fan-out, mailbox and
+	 * direct copies of one message), not an error worth a log line. */
+	if (sqlite3_changes(s->db) == 0)
+		err = -EEXIST;
+out:
+	stmt_done(st);
+	return err;
+}
+
+/* Reads the direction and state of message id: 0, -ENOENT, -EIO. */
+static int msg_get_state(struct pn_cstore *s, const char *id, enum pn_msg_dir *dir,
+			 enum pn_msg_state *state)
+{
+	sqlite3_stmt *st = s->st[ST_MSG_GET_STATE];
+	int err = 0, rc;
+
+	if (sqlite3_bind_text(st, 1, id, PN_MSG_ID_HEX, SQLITE_STATIC) != SQLITE_OK) {
+		err = db_fail(s, "binding message id");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		err = -ENOENT;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		err = db_fail(s, "reading message state");
+		goto out;
+	}
+	*dir = (enum pn_msg_dir)sqlite3_column_int(st, 0);
+	*state = (enum pn_msg_state)sqlite3_column_int(st, 1);
+out:
+	stmt_done(st);
+	return err;
+}
+
+/* One compare-and-set attempt; *changed tells whether the row still had state old. */
+static int msg_cas_state(struct pn_cstore *s, const char *id, enum pn_msg_state old,
+			 enum pn_msg_state st_new, uint64_t now_ms, bool *changed)
+{
+	sqlite3_stmt *st = s->st[ST_MSG_SET_STATE];
+	int err = 0;
+
+	if (sqlite3_bind_text(st, 1, id, PN_MSG_ID_HEX, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 2, (int)st_new) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 4, (int)old) != SQLITE_OK) {
+		err = db_fail(s, "binding message state");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		err = db_fail(s, "updating message state");
+		goto out;
+	}
+	*changed = sqlite3_changes(s->db) != 0;
+out:
+	stmt_done(st);
+	return err;
+}
+
+int pn_cstore_msg_set_state(struct pn_cstore *s, const char *id, enum pn_msg_state st,
+			    uint64_t now_ms)
+{
+	char nid[PN_MSG_ID_HEX + 1];
+	enum pn_msg_state cur;
+	enum pn_msg_dir dir;
+	bool changed = false;
+	int err = 0, rank;
+
+	if (!s || norm_id(id, nid) < 0 || (unsigned)st > PN_MSG_RECEIVED || !time_ok(now_ms))
+		return -EINVAL;
+	/* Another connection (a second process on the same file) could change the state
+	 * between our read and our write; the compare-and-set notices and we decide again. */
+	for (int i = 0; i < CSTORE_STATE_TRIES && !changed; i++) {
+		err = msg_get_state(s, nid, &dir, &cur);
+		if (err)
+			goto out;
+		rank = state_rank(dir, st);
+		if (rank < 0) {
+			err = -EINVAL;
+			goto out;
+		}
+		/* SENT -> QUEUED is the one step back: a message whose recipient stayed
+		 * unreachable waits for a slow retry, and the history must say so. */
+		if (rank <= state_rank(dir, cur) &&
+		    !(dir == PN_MSG_OUT && cur == PN_MSG_SENT && st == PN_MSG_QUEUED)) {
+			err = -EALREADY;
+			goto out;
+		}
+		err = msg_cas_state(s, nid, cur, st, now_ms, &changed);
+		if (err)
+			goto out;
+	}
+	if (!changed) {
+		pn_warn("client store %s: state of message %s kept changing under us", s->path,
+			nid);
+		err = -EIO;
+	}
+out:
+	return err;
+}
+
+int pn_cstore_msg_get(struct pn_cstore *s, const char *id, struct pn_msg_row *out)
+{
+	char nid[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	int err = 0, rc;
+
+	if (!s || !out || norm_id(id, nid) < 0)
+		return -EINVAL;
+	st = s->st[ST_MSG_GET];
+	if (sqlite3_bind_text(st, 1, nid, PN_MSG_ID_HEX, SQLITE_STATIC) != SQLITE_OK) {
+		err = db_fail(s, "binding message id");
+		goto out;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		err = -ENOENT;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		err = db_fail(s, "reading message");
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	err = read_msg(s, st, out);
+out:
+	stmt_done(st);
+	return err;
+}
+
+int pn_cstore_msg_list(struct pn_cstore *s, const char *peer, unsigned limit,
+		       int (*cb)(void *arg, const struct pn_msg_row *m), void *arg)
+{
+	sqlite3_stmt *st;
+	size_t plen;
+
+	if (!s || !cb)
+		return -EINVAL;
+	plen = str_len_ok(peer, PN_USERNAME_MAX);
+	if (!plen)
+		return -EINVAL;
+	st = s->st[ST_MSG_LIST];
+	if (sqlite3_bind_text(st, 1, peer, (int)plen, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit) != SQLITE_OK) {
+		stmt_done(st);
+		return db_fail(s, "binding message list");
+	}
+	return each_msg(s, st, "listing messages", false, cb, arg);
+}
+
+int pn_cstore_msg_pending(struct pn_cstore *s, unsigned limit,
+			  int (*cb)(void *arg, const struct pn_msg_row *m), void *arg)
+{
+	sqlite3_stmt *st;
+
+	if (!s || !cb)
+		return -EINVAL;
+	st = s->st[ST_MSG_PENDING];
+	if (sqlite3_bind_int64(st, 1, (sqlite3_int64)limit) != SQLITE_OK) {
+		stmt_done(st);
+		return db_fail(s, "binding pending list");
+	}
+	return each_msg(s, st, "listing pending messages", false, cb, arg);
+}
+
+int pn_cstore_msg_search(struct pn_cstore *s, const char *query, unsigned limit,
+			 int (*cb)(void *arg, const struct pn_msg_row *m), void *arg)
+{
+	sqlite3_stmt *st;
+	size_t qlen;
+
+	if (!s || !cb)
+		return -EINVAL;
+	qlen = str_len_ok(query, PN_SEARCH_QUERY_MAX);
+	if (!qlen)
+		return -EINVAL;
+	st = s->st[ST_MSG_SEARCH];
+	if (sqlite3_bind_text(st, 1, query, (int)qlen, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit) != SQLITE_OK) {
+		stmt_done(st);
+		return db_fail(s, "binding search");
+	}
+	return each_msg(s, st, "searching messages", true, cb, arg);
+}
+
+int pn_cstore_host_upsert(struct pn_cstore *s, const struct pn_host_row *h)
+{
+	sqlite3_stmt *st = NULL;
+	size_t alen;
+	int err = 0;
+
+	if (!s || !h || !time_ok(h->last_seen))
+		return -EINVAL;
+	alen = str_len_ok(h->addr, sizeof(h->addr) - 1);
+	if (!alen)
+		return -EINVAL;
+	st = s->st[ST_HOST_UPSERT];
+	if (sqlite3_bind_text(st, 1, h->addr, (int)alen, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_blob(st, 2, h->key, CSTORE_HOST_KEY_LEN, SQLITE_STATIC) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 3, (sqlite3_int64)h->last_seen) != SQLITE_OK ||
+	    sqlite3_bind_int64(st, 4, (sqlite3_int64)h->rtt_ms) != SQLITE_OK) {
+		err = db_fail(s, "binding host");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		err = db_fail(s, "writing host");
+		goto out;
+	}
+	stmt_done(st);
+	/* Evicting after every insert keeps the table at the cap; if we crash in between,
+	 * the next upsert removes the surplus too. The new row itself goes if it is the
+	 * oldest, which is the rule. */
+	st = s->st[ST_HOST_EVICT];
+	if (sqlite3_bind_int(st, 1, PN_HOST_CACHE_MAX) != SQLITE_OK) {
+		err = db_fail(s, "binding host eviction");
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		err = db_fail(s, "evicting hosts");
+		goto out;
+	}
+out:
+	stmt_done(st);
+	return err;
+}
+
+int pn_cstore_host_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_host_row *h),
+			void *arg)
+{
+	struct pn_host_row h;
+	sqlite3_stmt *st;
+	int err = 0, rc, ret;
+
+	if (!s || !cb)
+		return -EINVAL;
+	st = s->st[ST_HOST_LIST];
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			err = db_fail(s, "listing hosts");
+			goto out;
+		}
+		memset(&h, 0, sizeof(h));
+		err = col_str(s, st, 0, h.addr, sizeof(h.addr));
+		if (err)
+			goto out;
+		if (sqlite3_column_bytes(st, 1) != CSTORE_HOST_KEY_LEN) {
+			pn_err("client store %s: host %s has a key of the wrong size", s->path,
+			       h.addr);
+			err = -EIO;
+			goto out;
+		}
+		memcpy(h.key, sqlite3_column_blob(st, 1), CSTORE_HOST_KEY_LEN);
+		h.last_seen = (uint64_t)sqlite3_column_int64(st, 2);
+		h.rtt_ms = (uint32_t)sqlite3_column_int64(st, 3);
+		ret = cb(arg, &h);
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			goto out;
+		}
+	}
+out:
+	stmt_done(st);
+	return err;
+}

@@ -1,6 +1,16 @@
 /* The client's local store: one SQLite database per device (data-dir/parley.db, WAL mode,
- * file mode 0600) holding settings/keys (key-value), contacts, message history and the
- * host cache. */
+ * file mode 0600) holding settings/keys (key-value), contacts, message history (with an
+ * FTS5 full-text index) and the host cache.
+ *
+ * Every function returns -EINVAL for a NULL store or argument, a name, key or id that is
+ * empty or longer than its limit below, text over its limit, or a time above INT64_MAX;
+ * -EIO (logged with the path and SQLite's message) when SQLite fails. Values are never
+ * logged.
+ *
+ * The list functions call cb once per row; the row is borrowed for the call. A cb that
+ * returns non-zero stops the walk, and the list returns that value if it is negative, 0
+ * otherwise. cb may read the store but must not write to it (collect ids and act after
+ * the call): SQLite leaves a query's results undefined when its tables change under it. */
 #ifndef PARLEY_IM_STORE_H
 #define PARLEY_IM_STORE_H
 
@@ -12,8 +22,13 @@ struct pn_cstore;
 
 enum pn_msg_dir { PN_MSG_IN = 0, PN_MSG_OUT = 1 };
 
-/* Message states, in the order they advance; a state never moves backwards except
- * QUEUED -> SENT on retry. Names (pn_msg_state_name) are used in the API. */
+/* Message states. Names (pn_msg_state_name) are used in the API. A state only advances,
+ * in the order of its direction (the numbers are not that order):
+ *   out: QUEUED -> SENT -> FAILED -> DELIVERED -> READ  (any step may be skipped; FAILED
+ *        is below DELIVERED because a receipt arriving after we gave up is the truth)
+ *   in:  RECEIVED -> READ
+ * with one step back: SENT -> QUEUED, when the recipient stayed unreachable and the
+ * message waits for a slow retry. */
 enum pn_msg_state {
 	PN_MSG_QUEUED = 0,    /* out: recipient unreachable, will retry */
 	PN_MSG_SENT = 1,      /* out: handed to the network */
@@ -27,6 +42,10 @@ enum pn_cstore_limits {
 	PN_MSG_ID_HEX = 32, /* 16-byte ids as 32 hex digits */
 	PN_USERNAME_MAX = 32,
 	PN_MSG_TEXT_MAX = 4096, /* bytes of UTF-8 */
+	PN_KV_KEY_MAX = 64,
+	PN_KV_VALUE_MAX = 65536,
+	PN_SEARCH_QUERY_MAX = 256,
+	PN_HOST_CACHE_MAX = 200,
 };
 
 struct pn_msg_row {
@@ -51,13 +70,20 @@ struct pn_host_row {
 	uint32_t rtt_ms;
 };
 
+/* "queued", "sent", ...; "unknown" for a value outside the enum. */
 const char *pn_msg_state_name(enum pn_msg_state st);
 
-/* 0, -EIO (logged with the path and SQLite's message), -ENOMEM. */
+/* Opens or creates path (":memory:" allowed; a new file is mode 0600, an existing one
+ * readable by others is set to 0600). 0, -EIO (logged with the path and SQLite's
+ * message), -ENOMEM. */
 int pn_cstore_open(struct pn_cstore **out, const char *path);
 void pn_cstore_free(struct pn_cstore *s); /* NULL ok */
 
-/* Key-value settings (device seed, certificate, username...). get: 0, -ENOENT, -ENOSPC. */
+/* Key-value settings (device seed, certificate, username...). Keys 1..PN_KV_KEY_MAX bytes,
+ * values 0..PN_KV_VALUE_MAX bytes. get: 0, -ENOENT, -ENOSPC when the value is longer than
+ * cap (buf may be NULL when cap is 0); *len (if len is non-NULL) gets the value's length
+ * on 0 and on -ENOSPC. set: 0 (replacing any old value). del: 0, -ENOENT. Deleted
+ * values are overwritten in the file (secure_delete). */
 int pn_cstore_kv_get(struct pn_cstore *s, const char *key, void *buf, size_t cap, size_t *len);
 int pn_cstore_kv_set(struct pn_cstore *s, const char *key, const void *buf, size_t len);
 int pn_cstore_kv_del(struct pn_cstore *s, const char *key);
@@ -70,21 +96,33 @@ bool pn_cstore_contact_has(struct pn_cstore *s, const char *username);
 int pn_cstore_contact_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_contact_row *r),
 			   void *arg);
 
-/* Messages: insert returns -EEXIST when the id is already stored (deduplication). */
+/* Messages: ids are PN_MSG_ID_HEX hex digits (either case; stored and returned in lower
+ * case), peer 1..PN_USERNAME_MAX bytes, text NUL-terminated within text[]; the state must
+ * belong to the direction (see enum pn_msg_state). insert returns -EEXIST when the id is
+ * already stored (deduplication). */
 int pn_cstore_msg_insert(struct pn_cstore *s, const struct pn_msg_row *m);
-/* Moves the state forward only (never back, except QUEUED->SENT). 0, -ENOENT, or
- * -EALREADY when the state would not advance. */
+/* Moves the state forward only, in its direction's order. 0, -ENOENT, -EINVAL for a state
+ * of the other direction, or -EALREADY when the state would not advance. */
 int pn_cstore_msg_set_state(struct pn_cstore *s, const char *id, enum pn_msg_state st,
 			    uint64_t now_ms);
+/* 0 and the message in *out, or -ENOENT. */
 int pn_cstore_msg_get(struct pn_cstore *s, const char *id, struct pn_msg_row *out);
-/* The last `limit` messages with peer, oldest first. */
+/* The last `limit` messages with peer, oldest first (by sent_at, then arrival order). */
 int pn_cstore_msg_list(struct pn_cstore *s, const char *peer, unsigned limit,
 		       int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
 /* Outgoing messages in state QUEUED or SENT (not yet delivered), oldest first, up to limit. */
 int pn_cstore_msg_pending(struct pn_cstore *s, unsigned limit,
 			  int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
 
-/* Host cache of supernodes, at most 200 rows (oldest last_seen evicted). */
+/* Full-text search over message text: query is FTS5 syntax (1..PN_SEARCH_QUERY_MAX bytes;
+ * quote user-typed text as a "phrase", since punctuation outside quotes is a syntax error).
+ * Matches newest first, up to limit. 0, -EINVAL for a malformed query. */
+int pn_cstore_msg_search(struct pn_cstore *s, const char *query, unsigned limit,
+			 int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
+
+/* Host cache of supernodes, at most PN_HOST_CACHE_MAX rows (oldest last_seen evicted,
+ * which may be the row just written). upsert keyed by addr (1..63 bytes); a row older than
+ * the stored one for the same addr is ignored. list: most recently seen first. */
 int pn_cstore_host_upsert(struct pn_cstore *s, const struct pn_host_row *h);
 int pn_cstore_host_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_host_row *h),
 			void *arg);

@@ -1,6 +1,13 @@
 /* The login server's account store: SQLite (WAL mode). Usernames are already validated by
  * the caller; password hashes are libsodium crypto_pwhash_str strings (Argon2id). All
- * statements are prepared once at open. */
+ * statements are prepared once at open.
+ *
+ * Limits: usernames 1..32 bytes, password hashes 1..crypto_pwhash_STRBYTES-1 bytes, device
+ * names 0..64 bytes, times <= INT64_MAX; anything else, or a NULL pointer other than the
+ * optional out pointers, is -EINVAL. One store is used by one thread at a time; several
+ * processes may open the same file (WAL, busy timeout 5 s). Failures other than the
+ * documented answers are logged with the path and SQLite's message; hashes and keys
+ * never are. */
 #ifndef PARLEY_LOGIN_STORE_H
 #define PARLEY_LOGIN_STORE_H
 
@@ -22,9 +29,10 @@ int pn_acct_store_create_user(struct pn_acct_store *s, const char *username,
 /* Copies the stored hash (NUL-terminated) into out[cap]. 0, -ENOENT, -ENOSPC, -EIO. */
 int pn_acct_store_get_pwhash(struct pn_acct_store *s, const char *username, char *out,
 			     size_t cap);
-/* Registers (or refreshes last_seen of) a device of an existing user. A device id already
- * registered to another user is -EPERM. A revoked device stays revoked: -EACCES.
- * 0, -ENOENT (no such user), -EIO. */
+/* Registers (or refreshes last_seen and name of) a device of an existing user. A device id
+ * already registered to another user is -EPERM, and so is a known device id presented
+ * with different keys (a device's keys never change under the same id). A revoked device
+ * stays revoked: -EACCES. 0, -ENOENT (no such user), -EIO. */
 int pn_acct_store_upsert_device(struct pn_acct_store *s, const char *username,
 				const uint8_t device_id[16], const uint8_t sign_pk[32],
 				const uint8_t dh_pk[32], const char *device_name, uint64_t now_s);
@@ -32,8 +40,11 @@ int pn_acct_store_upsert_device(struct pn_acct_store *s, const char *username,
  * -ENOENT if unknown; on 0 copies its keys when the out pointers are non-NULL. */
 int pn_acct_store_get_device(struct pn_acct_store *s, const char *username,
 			     const uint8_t device_id[16], uint8_t sign_pk[32], uint8_t dh_pk[32]);
+/* Marks the device revoked (keeping the first revocation time). 0, also when it was
+ * already revoked; -ENOENT if the user has no such device; -EIO. */
 int pn_acct_store_revoke_device(struct pn_acct_store *s, const char *username,
 				const uint8_t device_id[16], uint64_t now_s);
+/* 0 and the number of accounts in *n, or -EIO. */
 int pn_acct_store_count_users(struct pn_acct_store *s, uint64_t *n);
 
 #endif

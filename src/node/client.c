@@ -1,35 +1,1780 @@
-/* TEMPORARY stand-in so the runtime and API can link while the real client is written.
- * Replaced by the real client node. */
+/* The client node: one per device (docs/ARCHITECTURE.md "Client node").
+ *
+ * It holds the device identity (an Ed25519 + X25519 pair derived from a seed generated on
+ * the device and never sent anywhere), the certificate the login server issued for it,
+ * and a local SQLite store. It attaches to a supernode, publishes its signed record, looks
+ * users up through the supernode, and opens end-to-end Noise IK sessions with other
+ * devices whose packets the supernode forwards without being able to read them.
+ *
+ * Commands arrive as JSON (pn_client_request); every network step is asynchronous and
+ * completes the command's callback later. Timers are pulled through next_deadline/tick. */
+#include "parley/client.h"
+
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "parley/client.h"
+#include "base/addr.h"
+#include "base/buf.h"
+#include "base/hex.h"
+#include "base/log.h"
+#include "crypto/cert.h"
+#include "crypto/keys.h"
+#include "im/store.h"
+#include "session/link.h"
+#include "wire/wire.h"
 
-struct pn_client {
-	pn_client_event_cb ev_cb;
-	void *ev_arg;
-	bool exit;
+enum {
+	CL_HS_RETRY_MS = 300,      /* first handshake retransmission; doubles */
+	CL_HS_TRIES = 4,
+	CL_LOGIN_TIMEOUT_MS = 10000,
+	CL_LOOKUP_TIMEOUT_MS = 5000,
+	CL_PING_MS = 20000,        /* keepalive to the supernode (NAT bindings hold >= 30 s) */
+	CL_SN_DEAD_MS = 65000,     /* no packet from the supernode this long: reattach */
+	CL_REATTACH_MS = 2000,
+	CL_RECORD_TTL_S = 3600,
+	CL_REPUBLISH_MS = 1800000,
+	CL_MSG_RETRY_MS = 1000,    /* first message retransmission; doubles up to the cap */
+	CL_MSG_RETRY_CAP_MS = 4000,
+	CL_MSG_TRIES = 10,         /* about 35 s; then the message is queued for a slow retry */
+	CL_QUEUED_RETRY_MS = 15000,
+	CL_LOOKUP_CACHE_MS = 10000,
+	CL_CHAT_TEXT_MAX = 1200,
+	CL_REQ_RETRY_MS = 1000,    /* request retransmission (login, publish, lookup) */
+	CL_ATTACH_WAIT_MS = 1500,  /* handshake done but no ATTACHED: start over */   /* one datagram; chunking is future work */
+	CL_PW_MAX = 128,
 };
 
-int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
+enum sn_state { SN_NONE = 0, SN_CONNECTING, SN_UP };
+enum op_kind { OP_NONE = 0, OP_REGISTER, OP_LOGIN, OP_RENEW };
+
+/* A command waiting for the network. */
+struct pending {
+	struct pending *next;
+	enum { P_WHOIS, P_LOGIN_ATTACH } kind;
+	char username[PN_USERNAME_MAX + 1];
+	uint64_t deadline;
+	pn_client_reply_cb cb;
+	void *arg;
+};
+
+/* A remote user's devices, as last looked up. */
+struct ruser {
+	struct ruser *next;
+	char name[PN_USERNAME_MAX + 1];
+	unsigned n;
+	struct pn_cert certs[PN_REC_MAX_SN * 2];
+	struct pn_record recs[PN_REC_MAX_SN * 2];
+	uint64_t fetched_at;
+	uint32_t lookup_req; /* non-zero while a lookup is in flight */
+	uint64_t lookup_deadline, lookup_resend_at;
+	bool found;
+};
+
+/* An end-to-end session with one remote device. */
+struct peer {
+	struct peer *next;
+	uint8_t device_id[16];
+	char username[PN_USERNAME_MAX + 1];
+	struct pn_link link;
+	uint64_t last_peer_ts; /* replay guard for their handshake message 1 */
+};
+
+/* An outgoing message not yet acknowledged. */
+struct outmsg {
+	struct outmsg *next;
+	char id[PN_MSG_ID_HEX + 1];
+	uint8_t idb[16];
+	char to[PN_USERNAME_MAX + 1];
+	uint64_t sent_at;
+	char *text;
+	unsigned tries;
+	uint64_t next_try;
+	bool queued;
+};
+
+struct pn_client {
+	struct pn_env env;
+	struct pn_network net;
+	struct pn_cstore *store;
+	char device_name[64];
+	struct pn_keys keys;
+	uint8_t device_id[16];
+	/* identity, once logged in */
+	bool logged_in;
+	char username[PN_USERNAME_MAX + 1];
+	struct pn_cert cert;
+	uint8_t cert_bytes[PN_CERT_MAX];
+	size_t cert_len;
+	uint64_t last_hs_ts;
+	/* login server exchange (one at a time) */
+	enum op_kind op;
+	struct pn_link op_link;
+	uint32_t op_req;
+	uint64_t op_deadline;
+	uint64_t op_resend_at; /* request retransmission while no answer came */
+	uint8_t op_frame[PN_FRAME_MAX];
+	size_t op_frame_len;
+	char op_user[PN_USERNAME_MAX + 1];
+	char op_pw[CL_PW_MAX + 2];
+	pn_client_reply_cb op_cb;
+	void *op_arg;
+	/* supernode attachment */
+	enum sn_state sn_state;
+	struct pn_link sn_link;
+	struct pn_net_peer sn;
+	struct pn_net_peer cands[PN_NET_MAX_SUPERNODES * 2];
+	unsigned n_cands, cand_i;
+	uint64_t sn_retry_at, sn_ping_at, republish_at;
+	uint32_t next_req;
+	uint64_t record_seq;
+	uint32_t publish_req;    /* non-zero until the supernode confirms the record */
+	uint64_t publish_resend_at;
+	uint8_t publish_frame[PN_REC_MAX + 16];
+	size_t publish_len;
+	uint64_t attach_wait_until;
+	struct pn_addr reflexive;
+	/* lists */
+	struct pending *pending;
+	struct ruser *rusers;
+	struct peer *peers;
+	struct outmsg *out;
+	pn_client_event_cb ev_cb;
+	void *ev_arg;
+	bool want_exit;
+	uint64_t renew_check_at;
+	/* counters for the status command */
+	uint64_t rx_bad, rx_e2e_bad;
+};
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static uint64_t now_ms(struct pn_client *c)
 {
-	struct pn_client *c = calloc(1, sizeof(*c));
-	if (!c)
-		return -ENOMEM;
-	*out = c;
+	return c->env.now_ms(c->env.ctx);
+}
+
+static uint64_t wall_s(struct pn_client *c)
+{
+	return c->env.wall_s(c->env.ctx);
+}
+
+static uint64_t wall_ms(struct pn_client *c)
+{
+	/* Wall-clock ms from the second-resolution wall clock plus the monotonic fraction. */
+	return c->env.wall_s(c->env.ctx) * 1000 + c->env.now_ms(c->env.ctx) % 1000;
+}
+
+static uint32_t new_req(struct pn_client *c)
+{
+	if (++c->next_req == 0)
+		c->next_req = 1;
+	return c->next_req;
+}
+
+static void emit(struct pn_client *c, const char *name, json_t *data)
+{
+	if (c->ev_cb)
+		c->ev_cb(c->ev_arg, name, data);
+	json_decref(data);
+}
+
+static void reply_ok(pn_client_reply_cb cb, void *arg, json_t *res)
+{
+	if (!res)
+		res = json_object();
+	cb(arg, 0, NULL, NULL, res);
+	json_decref(res);
+}
+
+static void reply_err(pn_client_reply_cb cb, void *arg, int err, const char *code, const char *msg)
+{
+	cb(arg, err, code, msg, NULL);
+}
+
+static const char *state_name(struct pn_client *c)
+{
+	if (!c->logged_in)
+		return "logged_out";
+	return c->sn_state == SN_UP ? "online" : "connecting";
+}
+
+static void set_sn_state(struct pn_client *c, enum sn_state st)
+{
+	char a[PN_ADDR_STRLEN];
+
+	if (c->sn_state == st)
+		return;
+	c->sn_state = st;
+	if (st == SN_CONNECTING)
+		return;
+	emit(c, "status.changed",
+	     json_pack("{s:s,s:s}", "state", state_name(c), "supernode",
+		       st == SN_UP ? pn_addr_str(&c->sn.addr, a) : ""));
+}
+
+/* ---- identity --------------------------------------------------------------------- */
+
+static int load_identity(struct pn_client *c)
+{
+	uint8_t seed[32];
+	size_t n;
+	int rc;
+
+	rc = pn_cstore_kv_get(c->store, "device_seed", seed, sizeof(seed), &n);
+	if (rc == -ENOENT) {
+		/* First start: the device key is born here and never leaves. */
+		c->env.random(c->env.ctx, seed, sizeof(seed));
+		rc = pn_cstore_kv_set(c->store, "device_seed", seed, sizeof(seed));
+		n = sizeof(seed);
+	}
+	if (rc || n != sizeof(seed)) {
+		sodium_memzero(seed, sizeof(seed));
+		return rc ? rc : -EIO;
+	}
+	rc = pn_keys_from_seed(&c->keys, seed);
+	sodium_memzero(seed, sizeof(seed));
+	if (rc)
+		return rc;
+	pn_device_id(c->device_id, c->keys.sign_pk);
+	rc = pn_cstore_kv_get(c->store, "cert", c->cert_bytes, sizeof(c->cert_bytes), &c->cert_len);
+	if (rc == 0 && pn_cert_decode(&c->cert, c->cert_bytes, c->cert_len) == 0 &&
+	    pn_ct_eq(c->cert.dh_pk, c->keys.dh_pk, 32)) {
+		strcpy(c->username, c->cert.name);
+		c->logged_in = true;
+	}
 	return 0;
 }
 
-void pn_client_free(struct pn_client *c)
+static void add_candidate(struct pn_client *c, const struct pn_net_peer *p)
 {
-	free(c);
+	for (unsigned i = 0; i < c->n_cands; i++) {
+		if (pn_addr_eq(&c->cands[i].addr, &p->addr)) {
+			if (p->has_key) {
+				c->cands[i].has_key = true;
+				memcpy(c->cands[i].key, p->key, 32);
+			}
+			return;
+		}
+	}
+	if (c->n_cands < sizeof(c->cands) / sizeof(c->cands[0]))
+		c->cands[c->n_cands++] = *p;
 }
 
-static void recv_(void *node, const struct pn_addr *from, const uint8_t *buf, size_t len) {}
-static uint64_t deadline_(void *node) { return UINT64_MAX; }
-static void tick_(void *node) {}
-const struct pn_node_ops pn_client_ops = {recv_, deadline_, tick_};
+static int host_cb(void *arg, const struct pn_host_row *h)
+{
+	struct pn_client *c = arg;
+	struct pn_net_peer p;
+
+	memset(&p, 0, sizeof(p));
+	if (pn_addr_parse(&p.addr, h->addr))
+		return 0;
+	memcpy(p.key, h->key, 32);
+	p.has_key = true;
+	add_candidate(c, &p);
+	return 0;
+}
+
+static void load_candidates(struct pn_client *c)
+{
+	c->n_cands = 0;
+	pn_cstore_host_list(c->store, host_cb, c);
+	for (unsigned i = 0; i < c->net.n_supernodes; i++)
+		add_candidate(c, &c->net.supernodes[i]);
+}
+
+/* ---- supernode attachment ----------------------------------------------------------- */
+
+static void sn_send_frame(struct pn_client *c, const uint8_t *f, size_t n)
+{
+	uint8_t pkt[PN_PKT_RX_MAX];
+	size_t len;
+
+	if (c->sn_link.state != PN_LINK_UP)
+		return;
+	if (pn_link_seal(&c->sn_link, f, n, now_ms(c), pkt, sizeof(pkt), &len) == 0)
+		c->env.send(c->env.ctx, &c->sn.addr, pkt, len);
+}
+
+static uint64_t next_hs_ts(struct pn_client *c)
+{
+	/* Strictly increasing even if the wall clock stalls or two handshakes start in the
+	 * same millisecond. */
+	uint64_t t = wall_ms(c);
+	if (t <= c->last_hs_ts)
+		t = c->last_hs_ts + 1;
+	c->last_hs_ts = t;
+	return t;
+}
+
+static void sn_connect(struct pn_client *c)
+{
+	struct pn_link_params p;
+	uint8_t e_sk[32];
+	uint32_t idx;
+
+	if (!c->logged_in || c->n_cands == 0)
+		return;
+	c->sn = c->cands[c->cand_i % c->n_cands];
+	c->env.random(c->env.ctx, e_sk, sizeof(e_sk));
+	c->env.random(c->env.ctx, &idx, sizeof(idx));
+	memset(&p, 0, sizeof(p));
+	p.pattern = c->sn.has_key ? PN_PATTERN_IK : PN_PATTERN_XX;
+	p.purpose = PN_PURPOSE_ATTACH;
+	p.s_sk = c->keys.dh_sk;
+	p.rs = c->sn.has_key ? c->sn.key : NULL;
+	p.e_sk = e_sk;
+	p.local_idx = idx;
+	p.timestamp_ms = next_hs_ts(c);
+	p.cert = c->cert_bytes;
+	p.cert_len = c->cert_len;
+	p.now = now_ms(c);
+	if (pn_link_connect(&c->sn_link, &p) == 0) {
+		c->env.send(c->env.ctx, &c->sn.addr, c->sn_link.hs_pkt, c->sn_link.hs_pkt_len);
+		set_sn_state(c, SN_CONNECTING);
+		c->sn_retry_at = p.now + CL_HS_RETRY_MS;
+	}
+	sodium_memzero(e_sk, sizeof(e_sk));
+}
+
+static void publish_record(struct pn_client *c)
+{
+	struct pn_record r;
+	uint8_t rec[PN_REC_MAX], f[PN_REC_MAX + 16];
+	struct pn_wr w;
+	int n;
+
+	memset(&r, 0, sizeof(r));
+	r.cert = c->cert;
+	/* Sequence numbers from the wall clock survive restarts without being stored. */
+	r.seq = wall_ms(c);
+	if (r.seq <= c->record_seq)
+		r.seq = c->record_seq + 1;
+	c->record_seq = r.seq;
+	r.expires = wall_s(c) + CL_RECORD_TTL_S;
+	if (r.expires > c->cert.not_after)
+		r.expires = c->cert.not_after;
+	r.caps = 1; /* messaging */
+	if (c->sn.has_key) {
+		r.n_sn = 1;
+		r.sn_addr[0] = c->sn.addr;
+		memcpy(r.sn_key[0], c->sn.key, 32);
+	}
+	n = pn_record_sign_encode(&r, c->keys.sign_sk, rec, sizeof(rec));
+	if (n < 0)
+		return;
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_PUBLISH);
+	c->publish_req = new_req(c);
+	pn_wr_u32(&w, c->publish_req);
+	pn_wr_vec16(&w, rec, (size_t)n);
+	if (w.err)
+		return;
+	sn_send_frame(c, f, w.len);
+	memcpy(c->publish_frame, f, w.len);
+	c->publish_len = w.len;
+	c->publish_resend_at = now_ms(c) + CL_REQ_RETRY_MS;
+	c->republish_at = now_ms(c) + CL_REPUBLISH_MS;
+}
+
+static void flush_all(struct pn_client *c);
+
+static void complete_login_waiters(struct pn_client *c, bool ok)
+{
+	struct pending **pp = &c->pending;
+	char a[PN_ADDR_STRLEN], did[33];
+
+	while (*pp) {
+		struct pending *p = *pp;
+		if (p->kind != P_LOGIN_ATTACH) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (ok)
+			reply_ok(p->cb, p->arg,
+				 json_pack("{s:s,s:s,s:I,s:s}", "username", c->username, "device_id",
+					   pn_hex_encode(did, sizeof(did), c->device_id, 16),
+					   "cert_expires", (json_int_t)c->cert.not_after, "supernode",
+					   pn_addr_str(&c->sn.addr, a)));
+		else
+			reply_err(p->cb, p->arg, -ETIMEDOUT, "supernode_unreachable",
+				  "logged in, but no supernode answered yet; still trying");
+		free(p);
+	}
+}
+
+static void on_attached(struct pn_client *c)
+{
+	struct pn_host_row h;
+	char a[PN_ADDR_STRLEN];
+
+	c->sn_ping_at = now_ms(c) + CL_PING_MS;
+	c->cand_i = 0;
+	set_sn_state(c, SN_UP);
+	pn_info("attached to supernode %s", pn_addr_str(&c->sn.addr, a));
+	if (c->sn.has_key) {
+		memset(&h, 0, sizeof(h));
+		pn_addr_str(&c->sn.addr, h.addr);
+		memcpy(h.key, c->sn.key, 32);
+		h.last_seen = wall_s(c);
+		pn_cstore_host_upsert(c->store, &h);
+	}
+	publish_record(c);
+	complete_login_waiters(c, true);
+	flush_all(c);
+}
+
+static void sn_drop(struct pn_client *c, bool try_next)
+{
+	pn_link_wipe(&c->sn_link);
+	if (try_next)
+		c->cand_i++;
+	if (c->sn_state != SN_NONE) {
+		c->sn_state = SN_CONNECTING;
+		emit(c, "status.changed", json_pack("{s:s}", "state", state_name(c)));
+	}
+	c->sn_retry_at = now_ms(c) + (try_next ? 0 : CL_REATTACH_MS);
+}
+
+/* ---- remote users and end-to-end sessions ------------------------------------------- */
+
+static struct ruser *ruser_get(struct pn_client *c, const char *name, bool create)
+{
+	struct ruser *u;
+
+	for (u = c->rusers; u; u = u->next)
+		if (strcmp(u->name, name) == 0)
+			return u;
+	if (!create)
+		return NULL;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	strcpy(u->name, name);
+	u->next = c->rusers;
+	c->rusers = u;
+	return u;
+}
+
+static void lookup_send(struct pn_client *c, struct ruser *u);
+
+static void lookup_start(struct pn_client *c, struct ruser *u)
+{
+	if (u->lookup_req || c->sn_state != SN_UP)
+		return;
+	u->lookup_req = new_req(c);
+	u->lookup_deadline = now_ms(c) + CL_LOOKUP_TIMEOUT_MS;
+	lookup_send(c, u);
+}
+
+static void lookup_send(struct pn_client *c, struct ruser *u)
+{
+	uint8_t f[64];
+	struct pn_wr w;
+
+	u->lookup_resend_at = now_ms(c) + CL_REQ_RETRY_MS;
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_LOOKUP);
+	pn_wr_u32(&w, u->lookup_req);
+	pn_wr_str8(&w, u->name);
+	sn_send_frame(c, f, w.len);
+}
+
+static struct peer *peer_get(struct pn_client *c, const uint8_t id[16], bool create)
+{
+	struct peer *p;
+
+	for (p = c->peers; p; p = p->next)
+		if (memcmp(p->device_id, id, 16) == 0)
+			return p;
+	if (!create)
+		return NULL;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	memcpy(p->device_id, id, 16);
+	p->next = c->peers;
+	c->peers = p;
+	return p;
+}
+
+static void forward(struct pn_client *c, const uint8_t dst[16], const uint8_t *pkt, size_t n)
+{
+	uint8_t f[PN_PKT_RX_MAX];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_FORWARD);
+	pn_wr_bytes(&w, dst, 16);
+	pn_wr_vec16(&w, pkt, n);
+	if (!w.err)
+		sn_send_frame(c, f, w.len);
+}
+
+static void peer_send_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	uint8_t pkt[PN_PKT_MAX];
+	size_t len;
+
+	if (pn_link_seal(&p->link, f, n, now_ms(c), pkt, sizeof(pkt), &len) == 0)
+		forward(c, p->device_id, pkt, len);
+}
+
+static void peer_connect(struct pn_client *c, struct peer *p, const struct pn_cert *cert)
+{
+	struct pn_link_params lp;
+	uint8_t e_sk[32];
+	uint32_t idx;
+
+	c->env.random(c->env.ctx, e_sk, sizeof(e_sk));
+	c->env.random(c->env.ctx, &idx, sizeof(idx));
+	memset(&lp, 0, sizeof(lp));
+	lp.pattern = PN_PATTERN_IK; /* the directory gave us the device's static key */
+	lp.purpose = PN_PURPOSE_E2E;
+	lp.s_sk = c->keys.dh_sk;
+	lp.rs = cert->dh_pk;
+	lp.e_sk = e_sk;
+	lp.local_idx = idx;
+	lp.timestamp_ms = next_hs_ts(c);
+	lp.cert = c->cert_bytes;
+	lp.cert_len = c->cert_len;
+	lp.now = now_ms(c);
+	if (pn_link_connect(&p->link, &lp) == 0)
+		forward(c, p->device_id, p->link.hs_pkt, p->link.hs_pkt_len);
+	sodium_memzero(e_sk, sizeof(e_sk));
+}
+
+static void send_chat(struct pn_client *c, struct peer *p, const struct outmsg *m)
+{
+	uint8_t f[PN_FRAME_MAX];
+	struct pn_wr w;
+	size_t tl = strlen(m->text);
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_CHAT);
+	pn_wr_bytes(&w, m->idb, 16);
+	pn_wr_u64(&w, m->sent_at);
+	pn_wr_str8(&w, c->username);
+	pn_wr_str8(&w, m->to);
+	pn_wr_vec16(&w, m->text, tl);
+	if (!w.err)
+		peer_send_frame(c, p, f, w.len);
+}
+
+/* Pushes every unacknowledged message for user u towards each of its devices: over an
+ * established session, or by starting one. */
+static void flush_user(struct pn_client *c, struct ruser *u)
+{
+	bool any = false;
+
+	for (struct outmsg *m = c->out; m; m = m->next)
+		if (!m->queued && strcmp(m->to, u->name) == 0)
+			any = true;
+	if (!any)
+		return;
+	for (unsigned i = 0; i < u->n; i++) {
+		struct peer *p = peer_get(c, u->certs[i].device_id, true);
+		if (!p)
+			continue;
+		strcpy(p->username, u->name);
+		if (p->link.state == PN_LINK_UP) {
+			for (struct outmsg *m = c->out; m; m = m->next)
+				if (!m->queued && strcmp(m->to, u->name) == 0)
+					send_chat(c, p, m);
+		} else if (p->link.state != PN_LINK_WAIT_HS2) {
+			peer_connect(c, p, &u->certs[i]);
+		}
+	}
+}
+
+/* Makes sure the records of user `name` are fresh, then flushes its messages. */
+static void kick_user(struct pn_client *c, const char *name)
+{
+	struct ruser *u = ruser_get(c, name, true);
+
+	if (!u || c->sn_state != SN_UP)
+		return;
+	if (!u->found || now_ms(c) - u->fetched_at > CL_LOOKUP_CACHE_MS)
+		lookup_start(c, u);
+	else
+		flush_user(c, u);
+}
+
+static void flush_all(struct pn_client *c)
+{
+	for (struct outmsg *m = c->out; m; m = m->next)
+		if (!m->queued)
+			kick_user(c, m->to);
+}
+
+static void outmsg_free(struct outmsg *m)
+{
+	if (!m)
+		return;
+	free(m->text);
+	free(m);
+}
+
+static struct outmsg *outmsg_find(struct pn_client *c, const uint8_t idb[16], struct outmsg ***pp)
+{
+	struct outmsg **p = &c->out;
+
+	for (; *p; p = &(*p)->next) {
+		if (memcmp((*p)->idb, idb, 16) == 0) {
+			if (pp)
+				*pp = p;
+			return *p;
+		}
+	}
+	return NULL;
+}
+
+static void msg_state_event(struct pn_client *c, const char *id, const char *to,
+			    enum pn_msg_state st)
+{
+	emit(c, "message.state",
+	     json_pack("{s:s,s:s,s:s}", "id", id, "to", to, "state", pn_msg_state_name(st)));
+}
+
+static void send_receipt(struct pn_client *c, struct peer *p, const uint8_t idb[16])
+{
+	uint8_t f[32];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_RECEIPT);
+	pn_wr_bytes(&w, idb, 16);
+	pn_wr_u8(&w, 1);
+	peer_send_frame(c, p, f, w.len);
+}
+
+static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
+{
+	struct pn_msg_row *m;
+	uint8_t idb[16];
+	char from[PN_USERNAME_MAX + 1], to[PN_USERNAME_MAX + 1];
+	const uint8_t *text;
+	size_t tl;
+	int rc;
+
+	pn_rd_bytes(r, idb, 16);
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return;
+	pn_rd_u64(r, &m->sent_at);
+	pn_rd_str8(r, from, sizeof(from));
+	pn_rd_str8(r, to, sizeof(to));
+	pn_rd_vec16(r, &text, &tl, CL_CHAT_TEXT_MAX);
+	/* The session authenticated the sending device; its certificate names the user. A
+	 * frame claiming another sender, or addressed to someone else, is dropped. */
+	if (pn_rd_end(r) || strcmp(from, p->username) != 0 || strcmp(to, c->username) != 0 ||
+	    memchr(text, 0, tl)) {
+		c->rx_e2e_bad++;
+		free(m);
+		return;
+	}
+	pn_hex_encode(m->id, sizeof(m->id), idb, 16);
+	strcpy(m->peer, from);
+	m->dir = PN_MSG_IN;
+	m->state = PN_MSG_RECEIVED;
+	m->updated_at = wall_ms(c);
+	memcpy(m->text, text, tl);
+	m->text[tl] = 0;
+	rc = pn_cstore_msg_insert(c->store, m);
+	/* Acknowledge duplicates too: the sender's receipt may have been lost. */
+	if (rc == 0 || rc == -EEXIST)
+		send_receipt(c, p, idb);
+	if (rc == 0)
+		emit(c, "message.received",
+		     json_pack("{s:s,s:s,s:s,s:I}", "id", m->id, "from", from, "text", m->text,
+			       "sent_at", (json_int_t)m->sent_at));
+	free(m);
+}
+
+static void on_receipt(struct pn_client *c, struct pn_rd *r)
+{
+	uint8_t idb[16], kind;
+	struct outmsg *m, **pp;
+	char id[PN_MSG_ID_HEX + 1];
+	enum pn_msg_state st;
+
+	pn_rd_bytes(r, idb, 16);
+	pn_rd_u8(r, &kind);
+	if (pn_rd_end(r) || (kind != 1 && kind != 2))
+		return;
+	st = kind == 1 ? PN_MSG_DELIVERED : PN_MSG_READ;
+	pn_hex_encode(id, sizeof(id), idb, 16);
+	m = outmsg_find(c, idb, &pp);
+	if (pn_cstore_msg_set_state(c->store, id, st, wall_ms(c)) == 0) {
+		struct pn_msg_row row;
+		if (pn_cstore_msg_get(c->store, id, &row) == 0)
+			msg_state_event(c, id, row.peer, st);
+	}
+	if (m) {
+		*pp = m->next;
+		outmsg_free(m);
+	}
+}
+
+static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	struct pn_rd r;
+	uint8_t type;
+
+	pn_rd_init(&r, f, n);
+	if (pn_rd_u8(&r, &type))
+		return;
+	if (type == PN_F_CHAT)
+		on_chat(c, p, &r);
+	else if (type == PN_F_RECEIPT)
+		on_receipt(c, &r);
+	else
+		c->rx_e2e_bad++;
+}
+
+/* Checks a peer device's certificate from its handshake payload. */
+static int check_peer_cert(struct pn_client *c, const struct pn_link *l, const uint8_t src[16],
+			   struct pn_cert *out)
+{
+	int rc = pn_cert_decode(out, l->peer_cert, l->peer_cert_len);
+
+	if (!rc)
+		rc = pn_cert_verify(out, c->net.root_pk, wall_s(c), PN_CERT_DEVICE);
+	if (!rc && (!pn_ct_eq(out->dh_pk, l->remote_static, 32) ||
+		    memcmp(out->device_id, src, 16) != 0))
+		rc = -EKEYREJECTED;
+	return rc;
+}
+
+static void on_deliver(struct pn_client *c, struct pn_rd *r)
+{
+	uint8_t src[16], f[PN_PKT_RX_MAX];
+	const uint8_t *pkt;
+	size_t n, fl;
+	struct pn_pkt_hdr h;
+	struct peer *p;
+	enum pn_link_event ev;
+	struct pn_cert cert;
+
+	pn_rd_bytes(r, src, 16);
+	pn_rd_vec16(r, &pkt, &n, PN_PKT_RX_MAX);
+	if (pn_rd_end(r) || pn_pkt_parse(&h, pkt, n)) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (h.type == PN_PKT_HS1) {
+		struct pn_link nl;
+		struct pn_link_params lp;
+		uint8_t e_sk[32];
+		uint32_t idx;
+
+		if (h.purpose != PN_PURPOSE_E2E || h.pattern != PN_PATTERN_IK) {
+			c->rx_e2e_bad++;
+			return;
+		}
+		p = peer_get(c, src, false);
+		/* A retransmitted message 1 (our HS2 was lost): answer with the same HS2. */
+		if (p && !p->link.initiator && !p->link.confirmed && p->link.state == PN_LINK_UP &&
+		    h.sender_idx == p->link.remote_idx) {
+			forward(c, src, p->link.hs_pkt, p->link.hs_pkt_len);
+			return;
+		}
+		/* Glare: both devices started at once. The lower device id keeps its
+		 * initiator role; the other side answers. */
+		if (p && p->link.state == PN_LINK_WAIT_HS2 && memcmp(c->device_id, src, 16) < 0)
+			return;
+		c->env.random(c->env.ctx, e_sk, sizeof(e_sk));
+		c->env.random(c->env.ctx, &idx, sizeof(idx));
+		memset(&lp, 0, sizeof(lp));
+		lp.s_sk = c->keys.dh_sk;
+		lp.e_sk = e_sk;
+		lp.local_idx = idx;
+		lp.timestamp_ms = next_hs_ts(c);
+		lp.cert = c->cert_bytes;
+		lp.cert_len = c->cert_len;
+		lp.now = now_ms(c);
+		if (pn_link_accept(&nl, &lp, &h) || check_peer_cert(c, &nl, src, &cert) ||
+		    (p && nl.peer_ts <= p->last_peer_ts)) {
+			/* bad handshake, forged certificate or a replayed message 1 */
+			sodium_memzero(e_sk, sizeof(e_sk));
+			pn_link_wipe(&nl);
+			c->rx_e2e_bad++;
+			return;
+		}
+		sodium_memzero(e_sk, sizeof(e_sk));
+		if (!p)
+			p = peer_get(c, src, true);
+		if (!p) {
+			pn_link_wipe(&nl);
+			return;
+		}
+		pn_link_wipe(&p->link);
+		p->link = nl;
+		p->last_peer_ts = nl.peer_ts;
+		strcpy(p->username, cert.name);
+		forward(c, src, p->link.hs_pkt, p->link.hs_pkt_len);
+		{
+			struct ruser *u = ruser_get(c, p->username, false);
+			if (u && u->found)
+				flush_user(c, u);
+		}
+		return;
+	}
+	p = peer_get(c, src, false);
+	if (!p) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (pn_link_input(&p->link, &h, now_ms(c), f, sizeof(f), &fl, &ev)) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (ev == PN_LINK_EV_UP) {
+		struct ruser *u;
+		if (check_peer_cert(c, &p->link, src, &cert) && p->link.peer_cert_len) {
+			pn_link_wipe(&p->link);
+			c->rx_e2e_bad++;
+			return;
+		}
+		u = ruser_get(c, p->username, false);
+		if (u)
+			flush_user(c, u);
+	} else if (ev == PN_LINK_EV_DATA) {
+		on_e2e_frame(c, p, f, fl);
+	}
+	sodium_memzero(f, sizeof(f));
+}
+
+/* ---- supernode frames ---------------------------------------------------------------- */
+
+static json_t *devices_json(struct ruser *u)
+{
+	json_t *arr = json_array();
+	char did[33], a[PN_ADDR_STRLEN];
+
+	for (unsigned i = 0; i < u->n; i++) {
+		json_t *sns = json_array();
+		for (unsigned j = 0; j < u->recs[i].n_sn; j++)
+			json_array_append_new(sns, json_string(pn_addr_str(&u->recs[i].sn_addr[j], a)));
+		json_array_append_new(
+			arr, json_pack("{s:s,s:o,s:I,s:I}", "device_id",
+				       pn_hex_encode(did, sizeof(did), u->certs[i].device_id, 16),
+				       "supernodes", sns, "expires", (json_int_t)u->recs[i].expires,
+				       "seq", (json_int_t)u->recs[i].seq));
+	}
+	return arr;
+}
+
+static void finish_whois(struct pn_client *c, struct ruser *u, bool timeout)
+{
+	struct pending **pp = &c->pending;
+
+	while (*pp) {
+		struct pending *p = *pp;
+		if (p->kind != P_WHOIS || strcmp(p->username, u->name) != 0) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (timeout)
+			reply_err(p->cb, p->arg, -ETIMEDOUT, "timeout", "the supernode did not answer");
+		else if (!u->found)
+			reply_err(p->cb, p->arg, -ENOENT, "no_such_user",
+				  "no device of that user is reachable (unknown or offline)");
+		else
+			reply_ok(p->cb, p->arg,
+				 json_pack("{s:s,s:b,s:o}", "username", u->name, "online", u->n > 0,
+					   "devices", devices_json(u)));
+		free(p);
+	}
+}
+
+static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
+{
+	uint32_t req;
+	uint8_t st, n;
+	struct ruser *u;
+
+	pn_rd_u32(r, &req);
+	pn_rd_u8(r, &st);
+	pn_rd_u8(r, &n);
+	if (r->err)
+		return;
+	for (u = c->rusers; u; u = u->next)
+		if (u->lookup_req == req && req)
+			break;
+	if (!u)
+		return;
+	u->lookup_req = 0;
+	u->n = 0;
+	for (unsigned i = 0; i < n; i++) {
+		const uint8_t *rec;
+		size_t rl;
+		struct pn_record pr;
+		if (pn_rd_vec16(r, &rec, &rl, PN_REC_MAX))
+			break;
+		/* Never trust the supernode: every record must carry a valid device
+		 * signature and a certificate from our root for exactly this user. */
+		if (pn_record_decode_verify(&pr, rec, rl, c->net.root_pk, wall_s(c)) ||
+		    strcmp(pr.cert.name, u->name) != 0) {
+			c->rx_bad++;
+			continue;
+		}
+		if (memcmp(pr.cert.device_id, c->device_id, 16) == 0)
+			continue; /* ourselves (multi-device fan-out is a later issue) */
+		if (u->n < sizeof(u->certs) / sizeof(u->certs[0])) {
+			u->recs[u->n] = pr;
+			u->certs[u->n++] = pr.cert;
+		}
+	}
+	u->found = u->n > 0;
+	u->fetched_at = now_ms(c);
+	finish_whois(c, u, false);
+	if (u->found)
+		flush_user(c, u);
+}
+
+static void on_unreachable(struct pn_client *c, struct pn_rd *r)
+{
+	uint8_t dst[16];
+	struct peer *p;
+
+	pn_rd_bytes(r, dst, 16);
+	if (r->err)
+		return;
+	p = peer_get(c, dst, false);
+	if (p) {
+		pn_link_wipe(&p->link);
+		/* Forget the cached lookup so the next retry asks again. */
+		struct ruser *u = ruser_get(c, p->username, false);
+		if (u)
+			u->fetched_at = 0;
+	}
+}
+
+static void on_sn_frame(struct pn_client *c, const uint8_t *f, size_t n)
+{
+	struct pn_rd r;
+	uint8_t type;
+
+	pn_rd_init(&r, f, n);
+	if (pn_rd_u8(&r, &type))
+		return;
+	switch (type) {
+	case PN_F_ATTACHED:
+		if (pn_addr_read(&r, &c->reflexive) == 0 && c->sn_state != SN_UP)
+			on_attached(c);
+		break;
+	case PN_F_PONG:
+		break;
+	case PN_F_RESULT: {
+		uint32_t req;
+		uint8_t st;
+		pn_rd_u32(&r, &req);
+		pn_rd_u8(&r, &st);
+		if (r.err || req != c->publish_req)
+			break;
+		c->publish_req = 0;
+		if (st != PN_ST_OK)
+			pn_warn("supernode refused our record (status %u)", st);
+		break;
+	}
+	case PN_F_LOOKUP_RESULT:
+		on_lookup_result(c, &r);
+		break;
+	case PN_F_DELIVER:
+		on_deliver(c, &r);
+		break;
+	case PN_F_UNREACHABLE:
+		on_unreachable(c, &r);
+		break;
+	default:
+		c->rx_bad++;
+	}
+}
+
+/* ---- login server exchange --------------------------------------------------------- */
+
+static void op_finish(struct pn_client *c)
+{
+	pn_link_wipe(&c->op_link);
+	sodium_memzero(c->op_frame, sizeof(c->op_frame));
+	c->op_frame_len = 0;
+	sodium_memzero(c->op_pw, sizeof(c->op_pw));
+	c->op = OP_NONE;
+	c->op_cb = NULL;
+	c->op_arg = NULL;
+}
+
+static void op_fail(struct pn_client *c, int err, const char *code, const char *msg)
+{
+	pn_client_reply_cb cb = c->op_cb;
+	void *arg = c->op_arg;
+	enum op_kind k = c->op;
+
+	op_finish(c);
+	if (cb)
+		reply_err(cb, arg, err, code, msg);
+	if (k == OP_RENEW)
+		pn_warn("certificate renewal failed: %s", msg);
+}
+
+static int op_start(struct pn_client *c, enum op_kind k, const char *user, const char *pw,
+		    pn_client_reply_cb cb, void *arg)
+{
+	struct pn_link_params p;
+	uint8_t e_sk[32];
+	uint32_t idx;
+	int rc;
+
+	if (c->op != OP_NONE)
+		return -EBUSY;
+	c->env.random(c->env.ctx, e_sk, sizeof(e_sk));
+	c->env.random(c->env.ctx, &idx, sizeof(idx));
+	memset(&p, 0, sizeof(p));
+	p.pattern = PN_PATTERN_IK; /* the login server's key is pinned in the network file */
+	p.purpose = PN_PURPOSE_LOGIN;
+	p.s_sk = c->keys.dh_sk;
+	p.rs = c->net.login.key;
+	p.e_sk = e_sk;
+	p.local_idx = idx;
+	p.timestamp_ms = next_hs_ts(c);
+	p.now = now_ms(c);
+	rc = pn_link_connect(&c->op_link, &p);
+	sodium_memzero(e_sk, sizeof(e_sk));
+	if (rc)
+		return rc;
+	c->op = k;
+	c->op_req = new_req(c);
+	c->op_deadline = p.now + CL_LOGIN_TIMEOUT_MS;
+	snprintf(c->op_user, sizeof(c->op_user), "%s", user);
+	snprintf(c->op_pw, sizeof(c->op_pw), "%s", pw ? pw : "");
+	c->op_cb = cb;
+	c->op_arg = arg;
+	c->env.send(c->env.ctx, &c->net.login.addr, c->op_link.hs_pkt, c->op_link.hs_pkt_len);
+	return 0;
+}
+
+/* The session with the login server is up: send the request (password inside it). */
+static void op_send_request(struct pn_client *c)
+{
+	uint8_t f[PN_FRAME_MAX], pkt[PN_PKT_MAX];
+	struct pn_wr w;
+	size_t len;
+
+	pn_wr_init(&w, f, sizeof(f));
+	if (c->op == OP_REGISTER) {
+		pn_wr_u8(&w, PN_F_REGISTER);
+		pn_wr_u32(&w, c->op_req);
+		pn_wr_str8(&w, c->op_user);
+		pn_wr_str8(&w, c->op_pw);
+	} else if (c->op == OP_LOGIN) {
+		pn_wr_u8(&w, PN_F_LOGIN);
+		pn_wr_u32(&w, c->op_req);
+		pn_wr_str8(&w, c->op_user);
+		pn_wr_str8(&w, c->op_pw);
+		pn_wr_bytes(&w, c->keys.sign_pk, 32);
+		pn_wr_str8(&w, c->device_name);
+	} else {
+		pn_wr_u8(&w, PN_F_RENEW);
+		pn_wr_u32(&w, c->op_req);
+		pn_wr_str8(&w, c->op_user);
+		pn_wr_bytes(&w, c->keys.sign_pk, 32);
+	}
+	if (!w.err &&
+	    pn_link_seal(&c->op_link, f, w.len, now_ms(c), pkt, sizeof(pkt), &len) == 0)
+		c->env.send(c->env.ctx, &c->net.login.addr, pkt, len);
+	/* Kept (with the same request id) for retransmission; wiped in op_finish. */
+	memcpy(c->op_frame, f, w.len);
+	c->op_frame_len = w.err ? 0 : w.len;
+	c->op_resend_at = now_ms(c) + CL_REQ_RETRY_MS;
+	sodium_memzero(f, sizeof(f));
+	sodium_memzero(c->op_pw, sizeof(c->op_pw));
+}
+
+static const char *status_code(uint8_t st)
+{
+	switch (st) {
+	case PN_ST_BAD_USERNAME: return "bad_username";
+	case PN_ST_USERNAME_TAKEN: return "username_taken";
+	case PN_ST_WRONG_PASSWORD: return "wrong_password";
+	case PN_ST_RATE_LIMITED: return "rate_limited";
+	case PN_ST_WEAK_PASSWORD: return "weak_password";
+	case PN_ST_FORBIDDEN: return "device_revoked";
+	case PN_ST_UNKNOWN_DEVICE: return "unknown_device";
+	default: return "internal";
+	}
+}
+
+static void on_login_result(struct pn_client *c, struct pn_rd *r)
+{
+	uint32_t req;
+	uint8_t st, nb;
+	char msg[256];
+	const uint8_t *cert;
+	size_t cl;
+	struct pn_cert pc;
+	pn_client_reply_cb cb = c->op_cb;
+	void *arg = c->op_arg;
+	enum op_kind k = c->op;
+
+	pn_rd_u32(r, &req);
+	pn_rd_u8(r, &st);
+	pn_rd_str8(r, msg, sizeof(msg));
+	pn_rd_vec16(r, &cert, &cl, PN_CERT_MAX);
+	pn_rd_u8(r, &nb);
+	if (r->err || req != c->op_req)
+		return;
+	if (st != PN_ST_OK) {
+		op_fail(c, -EPERM, status_code(st), msg);
+		return;
+	}
+	if (k == OP_REGISTER) {
+		char user[PN_USERNAME_MAX + 1];
+		strcpy(user, c->op_user);
+		op_finish(c);
+		if (cb)
+			reply_ok(cb, arg, json_pack("{s:s}", "username", user));
+		return;
+	}
+	/* A certificate must be for our own keys and signed by our root. */
+	if (pn_cert_decode(&pc, cert, cl) ||
+	    pn_cert_verify(&pc, c->net.root_pk, wall_s(c), PN_CERT_DEVICE) ||
+	    !pn_ct_eq(pc.dh_pk, c->keys.dh_pk, 32) || !pn_ct_eq(pc.sign_pk, c->keys.sign_pk, 32) ||
+	    strcmp(pc.name, c->op_user) != 0) {
+		op_fail(c, -EBADMSG, "internal", "the login server returned an invalid certificate");
+		return;
+	}
+	for (unsigned i = 0; i < nb; i++) {
+		struct pn_net_peer p;
+		memset(&p, 0, sizeof(p));
+		if (pn_addr_read(r, &p.addr) || pn_rd_bytes(r, p.key, 32))
+			break;
+		p.has_key = true;
+		add_candidate(c, &p);
+		{
+			struct pn_host_row h;
+			memset(&h, 0, sizeof(h));
+			pn_addr_str(&p.addr, h.addr);
+			memcpy(h.key, p.key, 32);
+			h.last_seen = wall_s(c);
+			pn_cstore_host_upsert(c->store, &h);
+		}
+	}
+	c->cert = pc;
+	memcpy(c->cert_bytes, cert, cl);
+	c->cert_len = cl;
+	pn_cstore_kv_set(c->store, "cert", cert, cl);
+	strcpy(c->username, pc.name);
+	c->logged_in = true;
+	op_finish(c);
+	if (k == OP_RENEW) {
+		pn_info("certificate renewed until %llu", (unsigned long long)pc.not_after);
+		if (c->sn_state == SN_UP)
+			publish_record(c);
+		else if (c->sn_state == SN_NONE)
+			sn_connect(c);
+		return;
+	}
+	pn_info("logged in as %s", c->username);
+	emit(c, "status.changed", json_pack("{s:s}", "state", "connecting"));
+	if (cb) {
+		struct pending *p = calloc(1, sizeof(*p));
+		if (!p) {
+			reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
+			return;
+		}
+		p->kind = P_LOGIN_ATTACH;
+		p->cb = cb;
+		p->arg = arg;
+		p->deadline = now_ms(c) + CL_LOGIN_TIMEOUT_MS;
+		p->next = c->pending;
+		c->pending = p;
+	}
+	if (c->sn_state == SN_UP) {
+		/* re-login while attached: the new certificate needs a new attachment */
+		sn_drop(c, false);
+		c->sn_retry_at = now_ms(c);
+	} else {
+		c->cand_i = 0;
+		sn_connect(c);
+	}
+}
+
+/* ---- packet input -------------------------------------------------------------------- */
+
+static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, size_t len)
+{
+	struct pn_client *c = node;
+	struct pn_pkt_hdr h;
+	uint8_t f[PN_PKT_RX_MAX];
+	size_t n;
+	enum pn_link_event ev;
+	uint64_t now = now_ms(c);
+
+	if (pn_pkt_parse(&h, buf, len) || h.type == PN_PKT_HS1) {
+		c->rx_bad++;
+		return;
+	}
+	if (c->op != OP_NONE && pn_addr_eq(from, &c->net.login.addr) &&
+	    h.receiver_idx == c->op_link.local_idx) {
+		if (pn_link_input(&c->op_link, &h, now, f, sizeof(f), &n, &ev)) {
+			c->rx_bad++;
+			return;
+		}
+		if (ev == PN_LINK_EV_UP) {
+			op_send_request(c);
+		} else if (ev == PN_LINK_EV_DATA && n > 0 && f[0] == PN_F_LOGIN_RESULT) {
+			struct pn_rd r;
+			pn_rd_init(&r, f + 1, n - 1);
+			on_login_result(c, &r);
+		}
+		return;
+	}
+	if (c->sn_state != SN_NONE && pn_addr_eq(from, &c->sn.addr) &&
+	    h.receiver_idx == c->sn_link.local_idx) {
+		if (pn_link_input(&c->sn_link, &h, now, f, sizeof(f), &n, &ev)) {
+			c->rx_bad++;
+			return;
+		}
+		if (ev == PN_LINK_EV_UP)
+			c->attach_wait_until = now + CL_ATTACH_WAIT_MS;
+		if (ev == PN_LINK_EV_UP && c->sn_link.pattern == PN_PATTERN_XX) {
+			/* The supernode's key was unknown: its certificate must come from our
+			 * root and match the key it just proved. */
+			struct pn_cert sc;
+			if (pn_cert_decode(&sc, c->sn_link.peer_cert, c->sn_link.peer_cert_len) ||
+			    pn_cert_verify(&sc, c->net.root_pk, wall_s(c), PN_CERT_SUPERNODE) ||
+			    !pn_ct_eq(sc.dh_pk, c->sn_link.remote_static, 32)) {
+				pn_warn("supernode presented an invalid certificate; trying another");
+				sn_drop(c, true);
+				return;
+			}
+			memcpy(c->sn.key, sc.dh_pk, 32);
+			c->sn.has_key = true;
+			c->env.send(c->env.ctx, &c->sn.addr, c->sn_link.hs_pkt, c->sn_link.hs_pkt_len);
+		} else if (ev == PN_LINK_EV_DATA) {
+			on_sn_frame(c, f, n);
+		}
+		sodium_memzero(f, sizeof(f));
+		return;
+	}
+	c->rx_bad++;
+}
+
+/* ---- timers ---------------------------------------------------------------------------- */
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static uint64_t hs_retry_time(const struct pn_link *l)
+{
+	return l->hs_sent_at + ((uint64_t)CL_HS_RETRY_MS << (l->hs_tries - 1));
+}
+
+static uint64_t cl_deadline(void *node)
+{
+	struct pn_client *c = node;
+	uint64_t t = UINT64_MAX;
+
+	if (c->op != OP_NONE) {
+		t = min64(t, c->op_deadline);
+		if (c->op_link.state == PN_LINK_WAIT_HS2)
+			t = min64(t, hs_retry_time(&c->op_link));
+		else if (c->op_frame_len)
+			t = min64(t, c->op_resend_at);
+	}
+	if (c->logged_in) {
+		if (c->sn_state == SN_UP) {
+			t = min64(t, min64(c->sn_ping_at, c->republish_at));
+			if (c->publish_req)
+				t = min64(t, c->publish_resend_at);
+		} else if (c->sn_state == SN_CONNECTING && c->sn_link.state == PN_LINK_UP)
+			t = min64(t, c->attach_wait_until);
+		else if (c->sn_state == SN_CONNECTING && c->sn_link.state == PN_LINK_WAIT_HS2)
+			t = min64(t, hs_retry_time(&c->sn_link));
+		else
+			t = min64(t, c->sn_retry_at);
+		t = min64(t, c->renew_check_at);
+	}
+	for (struct pending *p = c->pending; p; p = p->next)
+		t = min64(t, p->deadline);
+	for (struct ruser *u = c->rusers; u; u = u->next)
+		if (u->lookup_req)
+			t = min64(t, min64(u->lookup_deadline, u->lookup_resend_at));
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->link.state == PN_LINK_WAIT_HS2)
+			t = min64(t, hs_retry_time(&p->link));
+	if (c->sn_state == SN_UP)
+		for (struct outmsg *m = c->out; m; m = m->next)
+			t = min64(t, m->next_try);
+	return t;
+}
+
+static void tick_messages(struct pn_client *c, uint64_t now)
+{
+	for (struct outmsg *m = c->out; m; m = m->next) {
+		if (m->next_try > now)
+			continue;
+		if (m->queued) {
+			/* slow retry of a message whose recipient was unreachable */
+			m->queued = false;
+			m->tries = 0;
+			pn_cstore_msg_set_state(c->store, m->id, PN_MSG_SENT, wall_ms(c));
+		}
+		if (++m->tries > CL_MSG_TRIES) {
+			m->queued = true;
+			m->next_try = now + CL_QUEUED_RETRY_MS;
+			pn_cstore_msg_set_state(c->store, m->id, PN_MSG_QUEUED, wall_ms(c));
+			msg_state_event(c, m->id, m->to, PN_MSG_QUEUED);
+			continue;
+		}
+		m->next_try = now + min64((uint64_t)CL_MSG_RETRY_MS << (m->tries - 1),
+					  CL_MSG_RETRY_CAP_MS);
+		{
+			struct ruser *u = ruser_get(c, m->to, false);
+			if (u)
+				u->fetched_at = m->tries > 2 ? 0 : u->fetched_at;
+		}
+		kick_user(c, m->to);
+	}
+}
+
+static void cl_tick(void *node)
+{
+	struct pn_client *c = node;
+	uint64_t now = now_ms(c);
+
+	/* login server exchange */
+	if (c->op != OP_NONE) {
+		if (now >= c->op_deadline) {
+			op_fail(c, -ETIMEDOUT, "login_server_unreachable",
+				"the login server did not answer");
+		} else if (c->op_link.state == PN_LINK_WAIT_HS2 && now >= hs_retry_time(&c->op_link)) {
+			c->op_link.hs_tries++;
+			c->env.send(c->env.ctx, &c->net.login.addr, c->op_link.hs_pkt,
+				    c->op_link.hs_pkt_len);
+		} else if (c->op_link.state == PN_LINK_UP && c->op_frame_len &&
+			   now >= c->op_resend_at) {
+			uint8_t pkt[PN_PKT_MAX];
+			size_t len;
+			if (pn_link_seal(&c->op_link, c->op_frame, c->op_frame_len, now, pkt,
+					 sizeof(pkt), &len) == 0)
+				c->env.send(c->env.ctx, &c->net.login.addr, pkt, len);
+			c->op_resend_at = now + CL_REQ_RETRY_MS;
+		}
+	}
+	/* supernode attachment */
+	if (c->logged_in) {
+		if (c->sn_state == SN_UP) {
+			if (now - c->sn_link.last_rx > CL_SN_DEAD_MS) {
+				pn_warn("supernode silent for %d s; reattaching", CL_SN_DEAD_MS / 1000);
+				sn_drop(c, true);
+			} else {
+				if (now >= c->sn_ping_at) {
+					uint8_t f[9];
+					struct pn_wr w;
+					pn_wr_init(&w, f, sizeof(f));
+					pn_wr_u8(&w, PN_F_PING);
+					pn_wr_u64(&w, now);
+					sn_send_frame(c, f, w.len);
+					c->sn_ping_at = now + CL_PING_MS;
+				}
+				if (now >= c->republish_at)
+					publish_record(c);
+				else if (c->publish_req && now >= c->publish_resend_at) {
+					sn_send_frame(c, c->publish_frame, c->publish_len);
+					c->publish_resend_at = now + CL_REQ_RETRY_MS;
+				}
+			}
+		} else if (c->sn_state == SN_CONNECTING && c->sn_link.state == PN_LINK_WAIT_HS2) {
+			if (now >= hs_retry_time(&c->sn_link)) {
+				if (c->sn_link.hs_tries >= CL_HS_TRIES) {
+					sn_drop(c, true);
+				} else {
+					c->sn_link.hs_tries++;
+					c->env.send(c->env.ctx, &c->sn.addr, c->sn_link.hs_pkt,
+						    c->sn_link.hs_pkt_len);
+				}
+			}
+		} else if (c->sn_state == SN_CONNECTING && c->sn_link.state == PN_LINK_UP) {
+			/* Handshake done but ATTACHED (or our HS3) was lost: start over with a
+			 * fresh handshake; the supernode replaces the half-made session. */
+			if (now >= c->attach_wait_until)
+				sn_drop(c, false), c->sn_retry_at = now;
+		} else if (now >= c->sn_retry_at && c->sn_link.state != PN_LINK_UP) {
+			if (c->n_cands == 0)
+				load_candidates(c);
+			sn_connect(c);
+			if (c->sn_state != SN_CONNECTING)
+				c->sn_retry_at = now + CL_REATTACH_MS;
+		}
+		/* certificate renewal at half its lifetime */
+		if (now >= c->renew_check_at) {
+			uint64_t ws = wall_s(c), life = c->cert.not_after - c->cert.not_before;
+			c->renew_check_at = now + 60000;
+			if (c->op == OP_NONE && ws + life / 2 >= c->cert.not_after)
+				op_start(c, OP_RENEW, c->username, NULL, NULL, NULL);
+		}
+	}
+	/* pending commands */
+	for (struct pending **pp = &c->pending; *pp;) {
+		struct pending *p = *pp;
+		if (now < p->deadline) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		if (p->kind == P_LOGIN_ATTACH)
+			reply_err(p->cb, p->arg, -ETIMEDOUT, "supernode_unreachable",
+				  "logged in, but no supernode answered yet; still trying");
+		else
+			reply_err(p->cb, p->arg, -ETIMEDOUT, "timeout", "the supernode did not answer");
+		free(p);
+	}
+	for (struct ruser *u = c->rusers; u; u = u->next) {
+		if (u->lookup_req && now >= u->lookup_deadline) {
+			u->lookup_req = 0;
+			finish_whois(c, u, true);
+		} else if (u->lookup_req && now >= u->lookup_resend_at && c->sn_state == SN_UP) {
+			lookup_send(c, u); /* same request id: a late answer still counts */
+		}
+	}
+	for (struct peer *p = c->peers; p; p = p->next) {
+		if (p->link.state == PN_LINK_WAIT_HS2 && now >= hs_retry_time(&p->link)) {
+			if (p->link.hs_tries >= CL_HS_TRIES) {
+				pn_link_wipe(&p->link);
+			} else {
+				p->link.hs_tries++;
+				forward(c, p->device_id, p->link.hs_pkt, p->link.hs_pkt_len);
+			}
+		}
+	}
+	if (c->sn_state == SN_UP)
+		tick_messages(c, now);
+}
+
+const struct pn_node_ops pn_client_ops = {cl_recv, cl_deadline, cl_tick};
+
+/* ---- commands ------------------------------------------------------------------------ */
+
+static const char *arg_str(json_t *args, const char *key)
+{
+	json_t *v = args ? json_object_get(args, key) : NULL;
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void cmd_register_login(struct pn_client *c, bool login, json_t *args,
+			       pn_client_reply_cb cb, void *arg)
+{
+	const char *user = arg_str(args, "username"), *pw = arg_str(args, "password");
+	const char *dn = arg_str(args, "device_name");
+	int rc;
+
+	if (!user || !pw) {
+		reply_err(cb, arg, -EINVAL, "bad_request", "username and password are required");
+		return;
+	}
+	if (pn_username_valid(user)) {
+		reply_err(cb, arg, -EINVAL, "bad_username",
+			  "usernames are 3-32 characters a-z 0-9 . _ - starting with a letter");
+		return;
+	}
+	if (strlen(pw) > CL_PW_MAX || (!login && strlen(pw) < 8)) {
+		reply_err(cb, arg, -EINVAL, "weak_password", "passwords are 8 to 128 bytes");
+		return;
+	}
+	if (login && c->logged_in && strcmp(user, c->username) == 0 && c->sn_state == SN_UP) {
+		reply_err(cb, arg, -EALREADY, "already_logged_in", "this device is already logged in");
+		return;
+	}
+	if (dn)
+		snprintf(c->device_name, sizeof(c->device_name), "%s", dn);
+	rc = op_start(c, login ? OP_LOGIN : OP_REGISTER, user, pw, cb, arg);
+	if (rc == -EBUSY)
+		reply_err(cb, arg, rc, "busy", "another login or registration is in progress");
+	else if (rc)
+		reply_err(cb, arg, rc, "internal", "cannot start the login exchange");
+}
+
+static void cmd_logout(struct pn_client *c, pn_client_reply_cb cb, void *arg)
+{
+	pn_link_wipe(&c->sn_link);
+	for (struct peer *p = c->peers; p; p = p->next)
+		pn_link_wipe(&p->link);
+	c->sn_state = SN_NONE;
+	c->logged_in = false;
+	c->username[0] = 0;
+	c->cert_len = 0;
+	memset(&c->cert, 0, sizeof(c->cert));
+	pn_cstore_kv_del(c->store, "cert");
+	complete_login_waiters(c, false);
+	emit(c, "status.changed", json_pack("{s:s}", "state", "logged_out"));
+	reply_ok(cb, arg, NULL);
+}
+
+static void cmd_status(struct pn_client *c, pn_client_reply_cb cb, void *arg)
+{
+	json_t *r = json_pack("{s:s,s:s}", "state", state_name(c), "network",
+			      c->net.name[0] ? c->net.name : "parley");
+	char did[33], a[PN_ADDR_STRLEN];
+
+	json_object_set_new(r, "device_id",
+			    json_string(pn_hex_encode(did, sizeof(did), c->device_id, 16)));
+	if (c->logged_in) {
+		json_object_set_new(r, "username", json_string(c->username));
+		json_object_set_new(r, "cert_expires", json_integer((json_int_t)c->cert.not_after));
+	}
+	if (c->sn_state == SN_UP) {
+		json_object_set_new(r, "supernode", json_string(pn_addr_str(&c->sn.addr, a)));
+		json_object_set_new(r, "reflexive_address", json_string(pn_addr_str(&c->reflexive, a)));
+	}
+	reply_ok(cb, arg, r);
+}
+
+static int contact_cb(void *arg, const struct pn_contact_row *r)
+{
+	json_array_append_new(arg, json_pack("{s:s,s:I}", "username", r->username, "added_at",
+					     (json_int_t)r->added_at));
+	return 0;
+}
+
+static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_client_reply_cb cb,
+			 void *arg)
+{
+	const char *user = arg_str(args, "username");
+	int rc;
+
+	if (strcmp(sub, "list") == 0) {
+		json_t *arr = json_array();
+		pn_cstore_contact_list(c->store, contact_cb, arr);
+		reply_ok(cb, arg, json_pack("{s:o}", "contacts", arr));
+		return;
+	}
+	if (!user || pn_username_valid(user)) {
+		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
+		return;
+	}
+	if (strcmp(sub, "add") == 0) {
+		rc = pn_cstore_contact_add(c->store, user, wall_s(c));
+		if (rc == -EEXIST) {
+			reply_err(cb, arg, rc, "exists", "already a contact");
+			return;
+		}
+	} else {
+		rc = pn_cstore_contact_remove(c->store, user);
+		if (rc == -ENOENT) {
+			reply_err(cb, arg, rc, "no_such_contact", "not a contact");
+			return;
+		}
+	}
+	if (rc)
+		reply_err(cb, arg, rc, "internal", "contact store error");
+	else
+		reply_ok(cb, arg, json_pack("{s:s}", "username", user));
+}
+
+static void cmd_whois(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *user = arg_str(args, "username");
+	struct pending *p;
+	struct ruser *u;
+
+	if (!user || pn_username_valid(user)) {
+		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
+		return;
+	}
+	if (c->sn_state != SN_UP) {
+		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "not attached to the network");
+		return;
+	}
+	u = ruser_get(c, user, true);
+	p = calloc(1, sizeof(*p));
+	if (!u || !p) {
+		free(p);
+		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
+		return;
+	}
+	p->kind = P_WHOIS;
+	strcpy(p->username, user);
+	p->cb = cb;
+	p->arg = arg;
+	p->deadline = now_ms(c) + CL_LOOKUP_TIMEOUT_MS + 1000;
+	p->next = c->pending;
+	c->pending = p;
+	u->fetched_at = 0; /* whois always asks */
+	lookup_start(c, u);
+}
+
+static int outmsg_add(struct pn_client *c, const struct pn_msg_row *row)
+{
+	struct outmsg *m = calloc(1, sizeof(*m));
+
+	if (!m || !(m->text = strdup(row->text))) {
+		free(m);
+		return -ENOMEM;
+	}
+	strcpy(m->id, row->id);
+	pn_hex_decode(m->idb, 16, row->id);
+	strcpy(m->to, row->peer);
+	m->sent_at = row->sent_at;
+	m->next_try = now_ms(c) + CL_MSG_RETRY_MS;
+	m->tries = 1;
+	m->next = c->out;
+	c->out = m;
+	return 0;
+}
+
+static void cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *to = arg_str(args, "to"), *text = arg_str(args, "text");
+	struct pn_msg_row *row;
+	uint8_t idb[16];
+	int rc;
+
+	if (!c->logged_in) {
+		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "log in first");
+		return;
+	}
+	if (!to || pn_username_valid(to)) {
+		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
+		return;
+	}
+	if (!text || !*text) {
+		reply_err(cb, arg, -EINVAL, "empty_text", "nothing to send");
+		return;
+	}
+	if (strlen(text) > CL_CHAT_TEXT_MAX) {
+		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1200 bytes");
+		return;
+	}
+	row = calloc(1, sizeof(*row));
+	if (!row) {
+		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
+		return;
+	}
+	c->env.random(c->env.ctx, idb, sizeof(idb));
+	pn_hex_encode(row->id, sizeof(row->id), idb, 16);
+	strcpy(row->peer, to);
+	row->dir = PN_MSG_OUT;
+	row->state = c->sn_state == SN_UP ? PN_MSG_SENT : PN_MSG_QUEUED;
+	row->sent_at = wall_ms(c);
+	row->updated_at = row->sent_at;
+	strcpy(row->text, text);
+	rc = pn_cstore_msg_insert(c->store, row);
+	if (rc || outmsg_add(c, row)) {
+		reply_err(cb, arg, rc ? rc : -ENOMEM, "internal", "cannot store the message");
+		free(row);
+		return;
+	}
+	reply_ok(cb, arg, json_pack("{s:s,s:s}", "id", row->id, "state",
+				    pn_msg_state_name(row->state)));
+	free(row);
+	kick_user(c, to);
+}
+
+struct hist_ctx {
+	json_t *arr;
+	const char *me;
+};
+
+static int hist_cb(void *arg, const struct pn_msg_row *m)
+{
+	struct hist_ctx *h = arg;
+	bool out = m->dir == PN_MSG_OUT;
+
+	json_array_append_new(h->arr, json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s}", "id", m->id,
+						"direction", out ? "out" : "in", "from",
+						out ? h->me : m->peer, "to", out ? m->peer : h->me,
+						"text", m->text, "sent_at", (json_int_t)m->sent_at,
+						"state", pn_msg_state_name(m->state)));
+	return 0;
+}
+
+static void cmd_history(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *with = arg_str(args, "with");
+	json_t *lim = args ? json_object_get(args, "limit") : NULL;
+	json_int_t limit = 50;
+	struct hist_ctx h;
+
+	if (!with || pn_username_valid(with)) {
+		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
+		return;
+	}
+	if (lim) {
+		if (!json_is_integer(lim) || json_integer_value(lim) < 1 ||
+		    json_integer_value(lim) > 1000) {
+			reply_err(cb, arg, -EINVAL, "bad_request", "limit must be 1..1000");
+			return;
+		}
+		limit = json_integer_value(lim);
+	}
+	h.arr = json_array();
+	h.me = c->username;
+	pn_cstore_msg_list(c->store, with, (unsigned)limit, hist_cb, &h);
+	reply_ok(cb, arg, json_pack("{s:o}", "messages", h.arr));
+}
+
+void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_client_reply_cb cb,
+		       void *arg)
+{
+	if (args && !json_is_object(args)) {
+		reply_err(cb, arg, -EINVAL, "bad_request", "args must be an object");
+		return;
+	}
+	if (strcmp(cmd, "ping") == 0)
+		reply_ok(cb, arg, json_pack("{s:b,s:s}", "pong", 1, "version", "0.1.0"));
+	else if (strcmp(cmd, "register") == 0)
+		cmd_register_login(c, false, args, cb, arg);
+	else if (strcmp(cmd, "login") == 0)
+		cmd_register_login(c, true, args, cb, arg);
+	else if (strcmp(cmd, "logout") == 0)
+		cmd_logout(c, cb, arg);
+	else if (strcmp(cmd, "status") == 0)
+		cmd_status(c, cb, arg);
+	else if (strncmp(cmd, "contacts.", 9) == 0 &&
+		 (!strcmp(cmd + 9, "add") || !strcmp(cmd + 9, "remove") || !strcmp(cmd + 9, "list")))
+		cmd_contacts(c, cmd + 9, args, cb, arg);
+	else if (strcmp(cmd, "whois") == 0)
+		cmd_whois(c, args, cb, arg);
+	else if (strcmp(cmd, "send") == 0)
+		cmd_send(c, args, cb, arg);
+	else if (strcmp(cmd, "history") == 0)
+		cmd_history(c, args, cb, arg);
+	else if (strcmp(cmd, "shutdown") == 0) {
+		c->want_exit = true;
+		reply_ok(cb, arg, NULL);
+	} else
+		reply_err(cb, arg, -ENOSYS, "unknown_command", "no such command");
+}
+
+void pn_client_cancel(struct pn_client *c, void *arg)
+{
+	for (struct pending **pp = &c->pending; *pp;) {
+		if ((*pp)->arg == arg) {
+			struct pending *p = *pp;
+			*pp = p->next;
+			free(p);
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+	if (c->op_arg == arg) {
+		/* keep the exchange going (it may still log us in) but drop the reply */
+		c->op_cb = NULL;
+		c->op_arg = NULL;
+	}
+}
+
+bool pn_client_wants_exit(const struct pn_client *c)
+{
+	return c->want_exit;
+}
 
 void pn_client_set_event_cb(struct pn_client *c, pn_client_event_cb cb, void *arg)
 {
@@ -37,29 +1782,83 @@ void pn_client_set_event_cb(struct pn_client *c, pn_client_event_cb cb, void *ar
 	c->ev_arg = arg;
 }
 
-void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_client_reply_cb cb,
-		       void *arg)
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+static int pending_msg_cb(void *arg, const struct pn_msg_row *m)
 {
-	if (strcmp(cmd, "ping") == 0) {
-		json_t *r = json_pack("{s:b}", "pong", 1);
-		cb(arg, 0, NULL, NULL, r);
-		json_decref(r);
-		if (c->ev_cb) {
-			json_t *d = json_pack("{s:s}", "note", "ping");
-			c->ev_cb(c->ev_arg, "debug.ping", d);
-			json_decref(d);
-		}
-		return;
-	}
-	if (strcmp(cmd, "shutdown") == 0) {
-		json_t *r = json_object();
-		c->exit = true;
-		cb(arg, 0, NULL, NULL, r);
-		json_decref(r);
-		return;
-	}
-	cb(arg, -ENOSYS, "unknown_command", "stand-in client", NULL);
+	struct pn_client *c = arg;
+	if (m->dir == PN_MSG_OUT)
+		outmsg_add(c, m);
+	return 0;
 }
 
-void pn_client_cancel(struct pn_client *c, void *arg) {}
-bool pn_client_wants_exit(const struct pn_client *c) { return c->exit; }
+int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
+{
+	struct pn_client *c;
+	int rc;
+
+	if (!cfg || !cfg->env || !cfg->net || !cfg->db_path)
+		return -EINVAL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->env = *cfg->env;
+	c->net = *cfg->net;
+	snprintf(c->device_name, sizeof(c->device_name), "%s",
+		 cfg->device_name ? cfg->device_name : "device");
+	rc = pn_cstore_open(&c->store, cfg->db_path);
+	if (rc)
+		goto fail;
+	rc = load_identity(c);
+	if (rc)
+		goto fail;
+	c->env.random(c->env.ctx, &c->next_req, sizeof(c->next_req));
+	load_candidates(c);
+	/* Messages that were not delivered before the last shutdown go out again. */
+	pn_cstore_msg_pending(c->store, 1000, pending_msg_cb, c);
+	if (c->logged_in) {
+		uint64_t ws = wall_s(c);
+		c->sn_retry_at = now_ms(c);
+		c->sn_state = SN_CONNECTING;
+		if (ws > c->cert.not_after) /* expired: renew first (no password needed) */
+			op_start(c, OP_RENEW, c->username, NULL, NULL, NULL);
+		c->renew_check_at = now_ms(c) + 1000;
+	}
+	*out = c;
+	return 0;
+fail:
+	pn_client_free(c);
+	return rc;
+}
+
+void pn_client_free(struct pn_client *c)
+{
+	if (!c)
+		return;
+	while (c->pending) {
+		struct pending *p = c->pending;
+		c->pending = p->next;
+		free(p);
+	}
+	while (c->rusers) {
+		struct ruser *u = c->rusers;
+		c->rusers = u->next;
+		free(u);
+	}
+	while (c->peers) {
+		struct peer *p = c->peers;
+		c->peers = p->next;
+		pn_link_wipe(&p->link);
+		free(p);
+	}
+	while (c->out) {
+		struct outmsg *m = c->out;
+		c->out = m->next;
+		outmsg_free(m);
+	}
+	op_finish(c);
+	pn_link_wipe(&c->sn_link);
+	pn_keys_wipe(&c->keys);
+	pn_cstore_free(c->store);
+	free(c);
+}

@@ -1,0 +1,1082 @@
+/* parley: the command-line client of parleyd. It only speaks the control API (JSON lines
+ * over the daemon's Unix socket, docs/API.md); it links the core library for jansson and
+ * libsodium only. A blocking socket with poll() deadlines is enough here. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#define PARLEY_VERSION "0.1.0"
+
+enum exit_code {
+	EXIT_OK = 0,
+	EXIT_DAEMON_ERROR = 1,
+	EXIT_USAGE = 2,
+	EXIT_NO_DAEMON = 3,
+	EXIT_TIMEOUT = 4,
+};
+
+enum limits {
+	PASSWORD_MAX = 1024,
+	READ_MAX = 64 << 20, /* a reply line larger than this is treated as a broken daemon */
+};
+
+struct cli {
+	char *data_dir;
+	char *sock_path;
+	bool json;
+	double timeout_s; /* 0: wait forever */
+	int fd;
+	char *rbuf;
+	size_t rlen, rcap;
+	int next_id;
+};
+
+/* ---- help ------------------------------------------------------------------------------ */
+
+static const char exit_codes_help[] =
+	"exit status:\n"
+	"  0  success\n"
+	"  1  the daemon reported an error (printed as \"parley: <message> (<code>)\")\n"
+	"  2  usage error\n"
+	"  3  cannot reach the daemon\n"
+	"  4  no answer within --timeout\n";
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: parley [global options] COMMAND [ARGS...]\n"
+		"\n"
+		"Talks to the parley daemon (parleyd) over its control socket.\n"
+		"\n"
+		"commands:\n"
+		"  register USER [--password-stdin]         create an account\n"
+		"  login USER [--password-stdin] [--device-name NAME]\n"
+		"                                           log this device in\n"
+		"  logout                                   log this device out\n"
+		"  status                                   connection state\n"
+		"  contacts add USER | remove USER | list   manage contacts\n"
+		"  whois USER                               look up a user's devices\n"
+		"  send USER TEXT...                        send a message (words joined by spaces)\n"
+		"  history USER [--limit N]                 conversation history (default 50)\n"
+		"  events [--count N]                       print events as they happen\n"
+		"  ping                                     check that the daemon answers\n"
+		"  shutdown                                 stop the daemon\n"
+		"\n"
+		"global options:\n"
+		"  --data-dir DIR     the daemon's data directory (socket DIR/parleyd.sock)\n"
+		"  --socket PATH      the daemon's socket (default: $PARLEY_SOCKET, else\n"
+		"                     DIR/parleyd.sock, DIR defaulting to $XDG_DATA_HOME/parley\n"
+		"                     or ~/.local/share/parley)\n"
+		"  --json             print results and events as JSON lines\n"
+		"  --timeout SECONDS  how long to wait for an answer (default 30; 0 = forever)\n"
+		"  --help             this help; `parley COMMAND --help' for one command\n"
+		"  --version          show the version\n"
+		"\n"
+		"Passwords are read from the terminal without echo, or as one line from standard\n"
+		"input when it is not a terminal (--password-stdin makes that explicit).\n"
+		"\n%s",
+		exit_codes_help);
+}
+
+struct cmd_help {
+	const char *name;
+	const char *text;
+};
+
+static const struct cmd_help cmd_helps[] = {
+	{"register", "usage: parley register USER [--password-stdin]\n"
+		     "Creates the account USER on the network's login server. The password\n"
+		     "(at least 8 characters) is asked twice on a terminal.\n"},
+	{"login", "usage: parley login USER [--password-stdin] [--device-name NAME]\n"
+		  "Logs this device in as USER and attaches it to the network.\n"},
+	{"logout", "usage: parley logout\nLogs this device out.\n"},
+	{"status", "usage: parley status\nShows whether this device is logged out, connecting "
+		   "or online.\n"},
+	{"contacts", "usage: parley contacts add USER\n"
+		     "       parley contacts remove USER\n"
+		     "       parley contacts list\n"
+		     "Manages the contact list.\n"},
+	{"whois", "usage: parley whois USER\n"
+		  "Looks USER up in the directory: online devices and their supernodes.\n"},
+	{"send", "usage: parley send USER TEXT...\n"
+		 "Sends a message (the remaining arguments joined by spaces; at most 4096 bytes).\n"
+		 "Use `--' before text that starts with a dash.\n"},
+	{"history", "usage: parley history USER [--limit N]\n"
+		    "Shows the last N (default 50, at most 1000) messages with USER.\n"},
+	{"events", "usage: parley events [--count N]\n"
+		   "Prints events (messages, delivery states, status changes) as they happen,\n"
+		   "until N events were printed or it is interrupted.\n"},
+	{"ping", "usage: parley ping\nChecks that the daemon answers.\n"},
+	{"shutdown", "usage: parley shutdown\nStops the daemon.\n"},
+};
+
+static const char *find_cmd_help(const char *name)
+{
+	for (size_t i = 0; i < sizeof(cmd_helps) / sizeof(cmd_helps[0]); i++) {
+		if (strcmp(cmd_helps[i].name, name) == 0)
+			return cmd_helps[i].text;
+	}
+	return NULL;
+}
+
+__attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("parley: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry `parley --help'.\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* ---- output helpers ---------------------------------------------------------------------- */
+
+/* Prints untrusted text (from other users) without control characters: a message must
+ * not be able to drive the terminal with escape sequences or fake extra lines. */
+static void put_clean(FILE *f, const char *s)
+{
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '\n' || ch == '\t')
+			fputc(' ', f);
+		else if (ch < 0x20 || ch == 0x7f)
+			fputc('?', f);
+		else
+			fputc(ch, f);
+	}
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "";
+}
+
+static void fmt_time(char out[32], json_int_t secs)
+{
+	time_t t = (time_t)secs;
+	struct tm tm;
+
+	if (!localtime_r(&t, &tm) || !strftime(out, 32, "%Y-%m-%d %H:%M:%S", &tm))
+		snprintf(out, 32, "%lld", (long long)secs);
+}
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_COMPACT);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+}
+
+/* ---- socket ------------------------------------------------------------------------------ */
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int cli_connect(struct cli *c)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+
+	if (strlen(c->sock_path) >= sizeof(sun.sun_path))
+		return usage_error("socket path `%s' is too long", c->sock_path);
+	memcpy(sun.sun_path, c->sock_path, strlen(c->sock_path) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0) {
+		fprintf(stderr, "parley: socket: %s\n", strerror(errno));
+		return EXIT_NO_DAEMON;
+	}
+	if (connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			fprintf(stderr,
+				"parley: no daemon at `%s' (is parleyd running? start it with "
+				"`parleyd --data-dir %s')\n",
+				c->sock_path, c->data_dir);
+		else
+			fprintf(stderr, "parley: cannot connect to `%s': %s\n", c->sock_path,
+				strerror(errno));
+		return EXIT_NO_DAEMON;
+	}
+	return EXIT_OK;
+}
+
+static int cli_send(struct cli *c, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			fprintf(stderr, "parley: lost the daemon at `%s': %s\n", c->sock_path,
+				strerror(errno));
+			return EXIT_NO_DAEMON;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return EXIT_OK;
+}
+
+/* Reads one line (NUL-terminated in place, valid until the next call) before deadline
+ * (-1: none). Returns EXIT_OK, EXIT_TIMEOUT or EXIT_NO_DAEMON. */
+static int cli_read_line(struct cli *c, int64_t deadline, char **line, size_t *consumed)
+{
+	for (;;) {
+		char *nl = c->rbuf ? memchr(c->rbuf, '\n', c->rlen) : NULL;
+		struct pollfd pfd = {.fd = c->fd, .events = POLLIN};
+		int wait_ms = -1, r;
+		ssize_t n;
+
+		if (nl) {
+			*nl = 0;
+			*line = c->rbuf;
+			*consumed = (size_t)(nl - c->rbuf) + 1;
+			return EXIT_OK;
+		}
+		if (deadline >= 0) {
+			int64_t left = deadline - now_ms();
+
+			if (left <= 0)
+				return EXIT_TIMEOUT;
+			wait_ms = left > 86400000 ? 86400000 : (int)left;
+		}
+		r = poll(&pfd, 1, wait_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return EXIT_NO_DAEMON;
+		if (r == 0)
+			continue; /* the deadline check above decides */
+		if (c->rcap - c->rlen < 65536) {
+			size_t cap = c->rcap ? c->rcap * 2 : 131072;
+			char *nb;
+
+			if (cap > READ_MAX) {
+				fprintf(stderr, "parley: reply from the daemon is too large\n");
+				return EXIT_NO_DAEMON;
+			}
+			nb = realloc(c->rbuf, cap);
+			if (!nb) {
+				fprintf(stderr, "parley: out of memory\n");
+				return EXIT_NO_DAEMON;
+			}
+			c->rbuf = nb;
+			c->rcap = cap;
+		}
+		n = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "parley: the daemon at `%s' closed the connection\n",
+				c->sock_path);
+			return EXIT_NO_DAEMON;
+		}
+		c->rlen += (size_t)n;
+	}
+}
+
+static void cli_consume(struct cli *c, size_t n)
+{
+	memmove(c->rbuf, c->rbuf + n, c->rlen - n);
+	c->rlen -= n;
+}
+
+static int64_t cli_deadline(const struct cli *c)
+{
+	if (c->timeout_s <= 0)
+		return -1;
+	return now_ms() + (int64_t)(c->timeout_s * 1000.0);
+}
+
+/* Waits for the response to request id; events that arrive meanwhile are skipped. On
+ * success *result is a new reference to the result object. */
+static int cli_wait_reply(struct cli *c, int id, json_t **result)
+{
+	int64_t deadline = cli_deadline(c);
+
+	for (;;) {
+		char *line;
+		size_t used;
+		json_t *j, *e;
+		int r = cli_read_line(c, deadline, &line, &used);
+
+		if (r == EXIT_TIMEOUT) {
+			fprintf(stderr, "parley: no answer from the daemon within %g s (timeout)\n",
+				c->timeout_s);
+			return r;
+		}
+		if (r != EXIT_OK)
+			return r;
+		j = json_loads(line, 0, NULL);
+		cli_consume(c, used);
+		if (!j)
+			continue;
+		if (json_integer_value(json_object_get(j, "id")) != id ||
+		    !json_is_integer(json_object_get(j, "id"))) {
+			json_decref(j);
+			continue;
+		}
+		if (json_is_true(json_object_get(j, "ok"))) {
+			*result = json_incref(json_object_get(j, "result"));
+			if (!*result)
+				*result = json_object();
+			json_decref(j);
+			return EXIT_OK;
+		}
+		e = json_object_get(j, "error");
+		fputs("parley: ", stderr);
+		put_clean(stderr, json_string_value(json_object_get(e, "message")));
+		fputs(" (", stderr);
+		put_clean(stderr, jstr(e, "code"));
+		fputs(")\n", stderr);
+		json_decref(j);
+		return EXIT_DAEMON_ERROR;
+	}
+}
+
+/* Escapes s as the inside of a JSON string into out (cap >= 6*strlen(s)+1). */
+static size_t json_escape_into(char *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)ch;
+		} else if (ch < 0x20) {
+			memcpy(out + n, "\\u00", 4);
+			out[n + 4] = hex[ch >> 4];
+			out[n + 5] = hex[ch & 15];
+			n += 6;
+		} else {
+			out[n++] = (char)ch;
+		}
+	}
+	out[n] = 0;
+	return n;
+}
+
+/* Sends {"id":N,"cmd":cmd,"args":args} and waits for the reply. The password, if any, is
+ * spliced into the args text by hand so that it never lands in jansson's memory, and the
+ * request bytes are wiped after sending. */
+static int cli_request(struct cli *c, const char *cmd, json_t *args, const char *password,
+		       json_t **result)
+{
+	char *args_s = NULL, *req = NULL, *cmd_s = NULL;
+	size_t cap, n;
+	int id = ++c->next_id, rc;
+	json_t *cmdj;
+
+	*result = NULL;
+	args_s = json_dumps(args ? args : json_object(), JSON_COMPACT);
+	cmdj = json_string(cmd);
+	cmd_s = cmdj ? json_dumps(cmdj, JSON_ENCODE_ANY) : NULL;
+	json_decref(cmdj);
+	if (!args_s || !cmd_s) {
+		fprintf(stderr, "parley: out of memory\n");
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	cap = strlen(args_s) + strlen(cmd_s) + 64 + (password ? 6 * strlen(password) + 16 : 0);
+	req = malloc(cap);
+	if (!req) {
+		fprintf(stderr, "parley: out of memory\n");
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	n = (size_t)snprintf(req, cap, "{\"id\":%d,\"cmd\":%s,\"args\":", id, cmd_s);
+	if (password) {
+		n += (size_t)snprintf(req + n, cap - n, "{\"password\":\"");
+		n += json_escape_into(req + n, password);
+		req[n++] = '"';
+		if (strcmp(args_s, "{}") != 0)
+			req[n++] = ',';
+		n += (size_t)snprintf(req + n, cap - n, "%s", args_s + 1);
+	} else {
+		n += (size_t)snprintf(req + n, cap - n, "%s", args_s);
+	}
+	n += (size_t)snprintf(req + n, cap - n, "}\n");
+	rc = cli_send(c, req, n);
+	if (rc == EXIT_OK)
+		rc = cli_wait_reply(c, id, result);
+out:
+	if (req) {
+		sodium_memzero(req, cap);
+		free(req);
+	}
+	free(args_s);
+	free(cmd_s);
+	return rc;
+}
+
+/* ---- passwords --------------------------------------------------------------------------- */
+
+static struct termios saved_tty;
+static volatile sig_atomic_t tty_changed;
+
+static void restore_tty_and_die(int sig)
+{
+	if (tty_changed)
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+/* Reads one line from fd 0 byte by byte (no stdio buffer keeps a copy). */
+static int read_secret_line(char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	for (;;) {
+		char ch;
+		ssize_t r = read(STDIN_FILENO, &ch, 1);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0 || ch == '\n')
+			break;
+		if (n + 1 >= cap) {
+			sodium_memzero(buf, cap);
+			return -EMSGSIZE;
+		}
+		buf[n++] = ch;
+	}
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = 0;
+	return (int)n;
+}
+
+static int read_password(const char *prompt, char *buf, size_t cap, bool from_stdin)
+{
+	struct termios t;
+	int r;
+
+	if (from_stdin || !isatty(STDIN_FILENO))
+		return read_secret_line(buf, cap);
+	if (tcgetattr(STDIN_FILENO, &saved_tty) < 0)
+		return read_secret_line(buf, cap);
+	t = saved_tty;
+	t.c_lflag &= ~(tcflag_t)ECHO;
+	t.c_lflag |= ECHONL;
+	signal(SIGINT, restore_tty_and_die);
+	signal(SIGTERM, restore_tty_and_die);
+	fputs(prompt, stderr);
+	fflush(stderr);
+	tty_changed = 1;
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &t);
+	r = read_secret_line(buf, cap);
+	tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved_tty);
+	tty_changed = 0;
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	return r;
+}
+
+/* Gets the password for register (twice on a terminal) or login into pw[PASSWORD_MAX]. */
+static int get_password(char *pw, bool from_stdin, bool confirm)
+{
+	char again[PASSWORD_MAX];
+	int r;
+
+	r = read_password("Password: ", pw, PASSWORD_MAX, from_stdin);
+	if (r == -EMSGSIZE) {
+		fprintf(stderr, "parley: password longer than %d bytes\n", PASSWORD_MAX - 1);
+		return EXIT_USAGE;
+	}
+	if (r <= 0) {
+		fprintf(stderr, "parley: empty password\n");
+		return EXIT_USAGE;
+	}
+	if (!confirm || from_stdin || !isatty(STDIN_FILENO))
+		return EXIT_OK;
+	r = read_password("Repeat password: ", again, sizeof(again), false);
+	if (r < 0 || strcmp(pw, again) != 0) {
+		sodium_memzero(again, sizeof(again));
+		sodium_memzero(pw, PASSWORD_MAX);
+		fprintf(stderr, "parley: the passwords do not match\n");
+		return EXIT_USAGE;
+	}
+	sodium_memzero(again, sizeof(again));
+	return EXIT_OK;
+}
+
+/* ---- human output per command ------------------------------------------------------------ */
+
+static void show_status(json_t *r)
+{
+	const char *state = jstr(r, "state");
+	json_t *net = json_object_get(r, "network");
+	char when[32];
+
+	if (strcmp(state, "logged_out") == 0) {
+		printf("logged out");
+	} else {
+		printf("%s as ", state);
+		put_clean(stdout, jstr(r, "username"));
+		if (json_object_get(r, "device_id"))
+			printf(", device %s", jstr(r, "device_id"));
+		if (json_object_get(r, "supernode"))
+			printf(", via %s", jstr(r, "supernode"));
+		if (json_is_integer(json_object_get(r, "cert_expires"))) {
+			fmt_time(when, json_integer_value(json_object_get(r, "cert_expires")));
+			printf(", certificate valid until %s", when);
+		}
+	}
+	if (json_is_string(net)) {
+		printf(" (network ");
+		put_clean(stdout, json_string_value(net));
+		printf(")");
+	} else if (json_is_object(net) && json_is_string(json_object_get(net, "name"))) {
+		printf(" (network ");
+		put_clean(stdout, jstr(net, "name"));
+		printf(")");
+	}
+	putchar('\n');
+}
+
+static void show_whois(json_t *r)
+{
+	json_t *devs = json_object_get(r, "devices"), *d;
+	size_t i, n = json_array_size(devs);
+	char when[32];
+
+	put_clean(stdout, jstr(r, "username"));
+	if (json_is_true(json_object_get(r, "online")))
+		printf(" is online with %zu device%s\n", n, n == 1 ? "" : "s");
+	else
+		printf(" is offline\n");
+	json_array_foreach(devs, i, d)
+	{
+		json_t *sns = json_object_get(d, "supernodes"), *sn;
+		size_t k;
+
+		printf("  device %s  via ", jstr(d, "device_id"));
+		json_array_foreach(sns, k, sn)
+		{
+			if (k)
+				putchar(',');
+			put_clean(stdout, json_string_value(sn));
+		}
+		if (json_array_size(sns) == 0)
+			printf("-");
+		fmt_time(when, json_integer_value(json_object_get(d, "expires")));
+		printf("  until %s  seq %lld\n", when,
+		       (long long)json_integer_value(json_object_get(d, "seq")));
+	}
+}
+
+static void show_history(json_t *r)
+{
+	json_t *msgs = json_object_get(r, "messages"), *m;
+	size_t i;
+	char when[32];
+
+	if (json_array_size(msgs) == 0)
+		fprintf(stderr, "no messages\n");
+	json_array_foreach(msgs, i, m)
+	{
+		json_int_t ms = json_integer_value(json_object_get(m, "sent_at"));
+
+		fmt_time(when, ms / 1000);
+		printf("%s  ", when);
+		put_clean(stdout, jstr(m, "from"));
+		printf(" \u2192 ");
+		put_clean(stdout, jstr(m, "to"));
+		printf("  ");
+		put_clean(stdout, jstr(m, "text"));
+		printf("  [%s]\n", jstr(m, "state"));
+	}
+}
+
+static void show_contacts(json_t *r)
+{
+	json_t *list = json_object_get(r, "contacts"), *ct;
+	size_t i;
+	char when[32];
+
+	if (json_array_size(list) == 0)
+		fprintf(stderr, "no contacts\n");
+	json_array_foreach(list, i, ct)
+	{
+		put_clean(stdout, jstr(ct, "username"));
+		if (json_is_integer(json_object_get(ct, "added_at"))) {
+			fmt_time(when, json_integer_value(json_object_get(ct, "added_at")));
+			printf("  (added %s)", when);
+		}
+		putchar('\n');
+	}
+}
+
+static void show_event(json_t *ev)
+{
+	const char *name = jstr(ev, "event");
+	json_t *d = json_object_get(ev, "data");
+	char when[32];
+
+	if (strcmp(name, "message.received") == 0) {
+		fmt_time(when, json_integer_value(json_object_get(d, "sent_at")) / 1000);
+		printf("%s  message from ", when);
+		put_clean(stdout, jstr(d, "from"));
+		printf(": ");
+		put_clean(stdout, jstr(d, "text"));
+		printf("  [%s]\n", jstr(d, "id"));
+	} else if (strcmp(name, "message.state") == 0) {
+		printf("message %s to ", jstr(d, "id"));
+		put_clean(stdout, jstr(d, "to"));
+		printf(": %s\n", jstr(d, "state"));
+	} else if (strcmp(name, "status.changed") == 0) {
+		printf("status: %s", jstr(d, "state"));
+		if (json_object_get(d, "supernode"))
+			printf(" (supernode %s)", jstr(d, "supernode"));
+		putchar('\n');
+	} else {
+		char *s = json_dumps(d, JSON_COMPACT);
+
+		put_clean(stdout, name);
+		putchar(' ');
+		put_clean(stdout, s);
+		putchar('\n');
+		free(s);
+	}
+	fflush(stdout);
+}
+
+static void show_result(const char *cmd, const char *sub, json_t *r)
+{
+	char when[32];
+
+	if (strcmp(cmd, "register") == 0) {
+		printf("registered ");
+		put_clean(stdout, jstr(r, "username"));
+		putchar('\n');
+	} else if (strcmp(cmd, "login") == 0) {
+		printf("logged in as ");
+		put_clean(stdout, jstr(r, "username"));
+		printf(" (device %s", jstr(r, "device_id"));
+		if (json_object_get(r, "supernode"))
+			printf(", via %s", jstr(r, "supernode"));
+		if (json_is_integer(json_object_get(r, "cert_expires"))) {
+			fmt_time(when, json_integer_value(json_object_get(r, "cert_expires")));
+			printf(", certificate valid until %s", when);
+		}
+		printf(")\n");
+	} else if (strcmp(cmd, "logout") == 0) {
+		printf("logged out\n");
+	} else if (strcmp(cmd, "status") == 0) {
+		show_status(r);
+	} else if (strcmp(cmd, "contacts") == 0) {
+		if (strcmp(sub, "list") == 0) {
+			show_contacts(r);
+		} else {
+			printf("%s contact ", strcmp(sub, "add") == 0 ? "added" : "removed");
+			put_clean(stdout, jstr(r, "username"));
+			putchar('\n');
+		}
+	} else if (strcmp(cmd, "whois") == 0) {
+		show_whois(r);
+	} else if (strcmp(cmd, "send") == 0) {
+		const char *st = jstr(r, "state");
+
+		printf("message %s %s%s\n", jstr(r, "id"), st,
+		       strcmp(st, "queued") == 0 ? " (recipient offline; kept in their mailbox)"
+						 : "");
+	} else if (strcmp(cmd, "history") == 0) {
+		show_history(r);
+	} else if (strcmp(cmd, "ping") == 0) {
+		printf("pong from parleyd %s\n", jstr(r, "version"));
+	} else if (strcmp(cmd, "shutdown") == 0) {
+		printf("the daemon is shutting down\n");
+	}
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned long lo, unsigned long hi,
+		      unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	if (!*s || *s == '-' || *s == '+')
+		goto bad;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < lo || v > hi)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	fprintf(stderr, "parley: %s must be a number from %lu to %lu, not `%s'\n", opt, lo, hi,
+		s);
+	return -EINVAL;
+}
+
+/* Adds a string argument; the value must be UTF-8 to travel in JSON. */
+static int add_str(json_t *args, const char *key, const char *val)
+{
+	if (json_object_set_new(args, key, json_string(val)) < 0) {
+		fprintf(stderr, "parley: `%s' is not valid UTF-8\n", val);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Options only some commands accept. */
+enum cmd_opt {
+	OPT_PASSWORD_STDIN = 1 << 0,
+	OPT_DEVICE_NAME = 1 << 1,
+	OPT_LIMIT = 1 << 2,
+	OPT_COUNT = 1 << 3,
+};
+
+struct cmd_spec {
+	const char *name;
+	int min_args, max_args; /* after the command (and its subcommand); -1: no limit */
+	unsigned opts;
+};
+
+static const struct cmd_spec cmd_specs[] = {
+	{"register", 1, 1, OPT_PASSWORD_STDIN},
+	{"login", 1, 1, OPT_PASSWORD_STDIN | OPT_DEVICE_NAME},
+	{"logout", 0, 0, 0},
+	{"status", 0, 0, 0},
+	{"contacts", 1, 2, 0},
+	{"whois", 1, 1, 0},
+	{"send", 2, -1, 0},
+	{"history", 1, 1, OPT_LIMIT},
+	{"events", 0, 0, OPT_COUNT},
+	{"ping", 0, 0, 0},
+	{"shutdown", 0, 0, 0},
+};
+
+static const char *const opt_names[] = {"--password-stdin", "--device-name", "--limit",
+					"--count"};
+
+static int run_events(struct cli *c, unsigned long count)
+{
+	unsigned long seen = 0;
+	json_t *res = NULL;
+	int rc;
+
+	rc = cli_request(c, "events.subscribe", NULL, NULL, &res);
+	json_decref(res);
+	if (rc != EXIT_OK)
+		return rc;
+	if (!c->json)
+		fprintf(stderr, "waiting for events (Ctrl-C to stop)\n");
+	while (count == 0 || seen < count) {
+		char *line;
+		size_t used;
+		json_t *j;
+
+		rc = cli_read_line(c, -1, &line, &used);
+		if (rc != EXIT_OK)
+			return rc;
+		j = json_loads(line, 0, NULL);
+		cli_consume(c, used);
+		if (!j || !json_is_string(json_object_get(j, "event"))) {
+			json_decref(j);
+			continue;
+		}
+		if (c->json) {
+			print_json(j);
+			fflush(stdout);
+		} else {
+			show_event(j);
+		}
+		json_decref(j);
+		seen++;
+	}
+	return EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"data-dir", required_argument, NULL, 'd'},
+		{"socket", required_argument, NULL, 's'},
+		{"json", no_argument, NULL, 'j'},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"password-stdin", no_argument, NULL, 'P'},
+		{"device-name", required_argument, NULL, 'N'},
+		{"limit", required_argument, NULL, 'l'},
+		{"count", required_argument, NULL, 'c'},
+		{NULL, 0, NULL, 0},
+	};
+	struct cli c = {.timeout_s = 30, .fd = -1};
+	const struct cmd_spec *spec = NULL;
+	const char *device_name = NULL, *cmd, *sub = "", *env;
+	unsigned long limit = 50, count = 0;
+	unsigned used_opts = 0;
+	bool help = false, pw_stdin = false;
+	char *text = NULL, *pw = NULL;
+	json_t *args = NULL, *result = NULL;
+	int rc = EXIT_USAGE, ch, nargs;
+	char **pos;
+
+	if (sodium_init() < 0) {
+		fprintf(stderr, "parley: cannot initialise libsodium\n");
+		return EXIT_USAGE;
+	}
+	while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			free(c.data_dir);
+			c.data_dir = strdup(optarg);
+			break;
+		case 's':
+			free(c.sock_path);
+			c.sock_path = strdup(optarg);
+			break;
+		case 'j': c.json = true; break;
+		case 't': {
+			char *end;
+
+			errno = 0;
+			c.timeout_s = strtod(optarg, &end);
+			if (errno || *end || !*optarg || !isfinite(c.timeout_s) ||
+			    c.timeout_s < 0 || c.timeout_s > 86400 * 365) {
+				rc = usage_error("--timeout must be a number of seconds, not `%s'",
+						 optarg);
+				goto out;
+			}
+			break;
+		}
+		case 'h': help = true; break;
+		case 'V':
+			printf("parley %s\n", PARLEY_VERSION);
+			rc = EXIT_OK;
+			goto out;
+		case 'P':
+			pw_stdin = true;
+			used_opts |= OPT_PASSWORD_STDIN;
+			break;
+		case 'N':
+			device_name = optarg;
+			used_opts |= OPT_DEVICE_NAME;
+			break;
+		case 'l':
+			if (parse_uint("--limit", optarg, 1, 1000, &limit) < 0)
+				goto out;
+			used_opts |= OPT_LIMIT;
+			break;
+		case 'c':
+			if (parse_uint("--count", optarg, 1, 1000000000, &count) < 0)
+				goto out;
+			used_opts |= OPT_COUNT;
+			break;
+		default:
+			fputs("Try `parley --help'.\n", stderr);
+			goto out;
+		}
+	}
+	pos = argv + optind;
+	nargs = argc - optind;
+	if (nargs > 0 && strcmp(pos[0], "help") == 0) {
+		help = true;
+		pos++;
+		nargs--;
+	}
+	if (nargs == 0) {
+		if (help) {
+			usage(stdout);
+			rc = EXIT_OK;
+		} else {
+			usage(stderr);
+		}
+		goto out;
+	}
+	cmd = pos[0];
+	for (size_t i = 0; i < sizeof(cmd_specs) / sizeof(cmd_specs[0]); i++) {
+		if (strcmp(cmd_specs[i].name, cmd) == 0)
+			spec = &cmd_specs[i];
+	}
+	if (!spec) {
+		rc = usage_error("unknown command `%s'", cmd);
+		goto out;
+	}
+	if (help) {
+		printf("%s\n%s", find_cmd_help(cmd), exit_codes_help);
+		rc = EXIT_OK;
+		goto out;
+	}
+	for (unsigned b = 0; b < 4; b++) {
+		if ((used_opts & ~spec->opts) & (1u << b)) {
+			fprintf(stderr, "parley: option %s is not valid for `%s'\n", opt_names[b],
+				cmd);
+			fprintf(stderr, "%s", find_cmd_help(cmd));
+			goto out;
+		}
+	}
+	pos++;
+	nargs--;
+	if (strcmp(cmd, "contacts") == 0 && nargs >= 1) {
+		sub = pos[0];
+		if (strcmp(sub, "list") == 0 ? nargs != 1
+		    : (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0) ? nargs != 2
+									       : true) {
+			if (strcmp(sub, "list") && strcmp(sub, "add") && strcmp(sub, "remove"))
+				fprintf(stderr, "parley: unknown contacts command `%s'\n", sub);
+			else
+				fprintf(stderr, "parley: wrong number of arguments for `contacts %s'\n",
+					sub);
+			fprintf(stderr, "%s", find_cmd_help(cmd));
+			goto out;
+		}
+	} else if (nargs < spec->min_args || (spec->max_args >= 0 && nargs > spec->max_args)) {
+		fprintf(stderr, "parley: wrong number of arguments for `%s'\n%s", cmd,
+			find_cmd_help(cmd));
+		goto out;
+	}
+
+	/* Where is the daemon? --socket, $PARLEY_SOCKET, --data-dir, the XDG default. */
+	if (!c.data_dir) {
+		const char *x = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+
+		if (x && x[0] == '/')
+			c.data_dir = path_join(x, "parley");
+		else if (home && *home)
+			c.data_dir = path_join(home, ".local/share/parley");
+		else
+			c.data_dir = strdup(".");
+	}
+	env = getenv("PARLEY_SOCKET");
+	if (!c.sock_path && env && *env)
+		c.sock_path = strdup(env);
+	if (!c.sock_path)
+		c.sock_path = path_join(c.data_dir, "parleyd.sock");
+	if (!c.sock_path || !c.data_dir) {
+		fprintf(stderr, "parley: out of memory\n");
+		goto out;
+	}
+
+	/* Build the arguments (and read the password) before connecting. */
+	args = json_object();
+	if (!args)
+		goto out;
+	if (strcmp(cmd, "register") == 0 || strcmp(cmd, "login") == 0) {
+		if (add_str(args, "username", pos[0]) < 0 ||
+		    (device_name && add_str(args, "device_name", device_name) < 0))
+			goto out;
+		pw = sodium_malloc(PASSWORD_MAX);
+		if (!pw) {
+			fprintf(stderr, "parley: out of memory\n");
+			goto out;
+		}
+		rc = get_password(pw, pw_stdin, strcmp(cmd, "register") == 0);
+		if (rc != EXIT_OK)
+			goto out;
+		rc = EXIT_USAGE;
+	} else if (strcmp(cmd, "contacts") == 0) {
+		if (strcmp(sub, "list") != 0 && add_str(args, "username", pos[1]) < 0)
+			goto out;
+	} else if (strcmp(cmd, "whois") == 0) {
+		if (add_str(args, "username", pos[0]) < 0)
+			goto out;
+	} else if (strcmp(cmd, "send") == 0) {
+		size_t len = 0;
+
+		for (int i = 1; i < nargs; i++)
+			len += strlen(pos[i]) + 1;
+		text = malloc(len + 1);
+		if (!text)
+			goto out;
+		text[0] = 0;
+		for (int i = 1; i < nargs; i++) {
+			if (i > 1)
+				strcat(text, " ");
+			strcat(text, pos[i]);
+		}
+		if (add_str(args, "to", pos[0]) < 0 || add_str(args, "text", text) < 0)
+			goto out;
+	} else if (strcmp(cmd, "history") == 0) {
+		if (add_str(args, "with", pos[0]) < 0)
+			goto out;
+		json_object_set_new(args, "limit", json_integer((json_int_t)limit));
+	}
+
+	rc = cli_connect(&c);
+	if (rc != EXIT_OK)
+		goto out;
+	if (strcmp(cmd, "events") == 0) {
+		rc = run_events(&c, count);
+		goto out;
+	}
+	{
+		char api_cmd[32];
+
+		if (strcmp(cmd, "contacts") == 0)
+			snprintf(api_cmd, sizeof(api_cmd), "contacts.%s", sub);
+		else
+			snprintf(api_cmd, sizeof(api_cmd), "%s", cmd);
+		rc = cli_request(&c, api_cmd, args, pw, &result);
+	}
+	if (pw)
+		sodium_memzero(pw, PASSWORD_MAX);
+	if (rc != EXIT_OK)
+		goto out;
+	if (c.json)
+		print_json(result);
+	else
+		show_result(cmd, sub, result);
+	if (fflush(stdout) != 0) {
+		fprintf(stderr, "parley: cannot write the output: %s\n", strerror(errno));
+		rc = EXIT_DAEMON_ERROR;
+	}
+out:
+	if (pw)
+		sodium_free(pw); /* wipes */
+	if (c.fd >= 0)
+		close(c.fd);
+	json_decref(args);
+	json_decref(result);
+	free(text);
+	free(c.rbuf);
+	free(c.data_dir);
+	free(c.sock_path);
+	return rc;
+}

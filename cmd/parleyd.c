@@ -1,0 +1,405 @@
+/* parleyd: the client daemon. Loads the network file, runs one client node on the libuv
+ * runtime and serves the control API (docs/API.md) on a Unix socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "base/addr.h"
+#include "base/log.h"
+#include "parley/api.h"
+#include "parley/client.h"
+#include "parley/network.h"
+#include "parley/runtime.h"
+
+#define PARLEY_VERSION "0.1.0"
+
+enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+/* One setting: from a flag (highest), the environment, the config file, or a default. */
+struct opts {
+	char *data_dir;
+	char *network;
+	char *listen;
+	char *socket;
+	char *log_level;
+	char *device_name;
+	char *config;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: parleyd [options]\n"
+		"\n"
+		"The parley client daemon: keeps this device on the network and serves the\n"
+		"control API (JSON lines, docs/API.md) that the `parley' CLI talks to.\n"
+		"\n"
+		"options:\n"
+		"  --data-dir DIR      state directory (default $XDG_DATA_HOME/parley or\n"
+		"                      ~/.local/share/parley; created with mode 0700)\n"
+		"  --network FILE      network file (default DIR/network.conf)\n"
+		"  --listen ADDR       UDP address to bind (default 0.0.0.0:0; [::]:0 for dual stack)\n"
+		"  --socket PATH       API socket (default $PARLEY_SOCKET, else DIR/parleyd.sock)\n"
+		"  --config FILE       read \"key = value\" lines; keys: data-dir, network, listen,\n"
+		"                      socket, log-level, device-name. Flags override the file.\n"
+		"  --log-level LEVEL   error, warn, info (default) or debug\n"
+		"  --device-name NAME  name of this device in device lists (default: host name)\n"
+		"  --help              show this help\n"
+		"  --version           show the version\n"
+		"\n"
+		"When ready, prints one line to stdout: \"parleyd: ready socket=PATH udp=ADDR\".\n"
+		"Stops on SIGINT, SIGTERM or the API command \"shutdown\".\n"
+		"exit status: 0 clean stop, 1 runtime error, 2 usage error\n");
+}
+
+static void opts_free(struct opts *o)
+{
+	free(o->data_dir);
+	free(o->network);
+	free(o->listen);
+	free(o->socket);
+	free(o->log_level);
+	free(o->device_name);
+	free(o->config);
+}
+
+/* Sets *slot to a copy of v unless a higher-priority source already set it. */
+static int set_once(char **slot, const char *v)
+{
+	if (*slot)
+		return 0;
+	*slot = strdup(v);
+	return *slot ? 0 : -ENOMEM;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
+		*--e = 0;
+	return s;
+}
+
+/* Fills the settings the flags left unset from "key = value" lines. */
+static int read_config(struct opts *o, const char *path)
+{
+	static const char *const keys[] = {"data-dir", "network",   "listen",
+					   "socket",   "log-level", "device-name"};
+	char **slots[] = {&o->data_dir, &o->network,   &o->listen,
+			  &o->socket,   &o->log_level, &o->device_name};
+	char line[1024];
+	unsigned lineno = 0;
+	FILE *f;
+	int rc = 0;
+
+	f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "parleyd: cannot read config file `%s': %s\n", path,
+			strerror(errno));
+		return -errno;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *s, *eq, *k, *v;
+		size_t i;
+
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			fprintf(stderr, "parleyd: %s:%u: line too long\n", path, lineno);
+			rc = -EINVAL;
+			goto out;
+		}
+		s = trim(line);
+		if (!*s || *s == '#')
+			continue;
+		eq = strchr(s, '=');
+		if (!eq) {
+			fprintf(stderr, "parleyd: %s:%u: expected \"key = value\", got `%s'\n", path,
+				lineno, s);
+			rc = -EINVAL;
+			goto out;
+		}
+		*eq = 0;
+		k = trim(s);
+		v = trim(eq + 1);
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+			if (strcmp(k, keys[i]) == 0)
+				break;
+		}
+		if (i == sizeof(keys) / sizeof(keys[0])) {
+			fprintf(stderr, "parleyd: %s:%u: unknown key `%s'\n", path, lineno, k);
+			rc = -EINVAL;
+			goto out;
+		}
+		rc = set_once(slots[i], v);
+		if (rc < 0)
+			goto out;
+	}
+	if (ferror(f)) {
+		fprintf(stderr, "parleyd: error reading `%s'\n", path);
+		rc = -EIO;
+	}
+out:
+	fclose(f);
+	return rc;
+}
+
+/* mkdir -p with mode 0700 for every directory it creates. */
+static int make_dirs(const char *path)
+{
+	char buf[PATH_MAX];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf))
+		return -ENAMETOOLONG;
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = 0;
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static char *path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
+static char *default_data_dir(void)
+{
+	const char *x = getenv("XDG_DATA_HOME");
+	const char *home = getenv("HOME");
+
+	if (x && x[0] == '/')
+		return path_join(x, "parley");
+	if (home && *home)
+		return path_join(home, ".local/share/parley");
+	return NULL;
+}
+
+static bool want_exit(void *arg)
+{
+	return pn_client_wants_exit(arg);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"data-dir", required_argument, NULL, 'd'},
+		{"network", required_argument, NULL, 'n'},
+		{"listen", required_argument, NULL, 'l'},
+		{"socket", required_argument, NULL, 's'},
+		{"config", required_argument, NULL, 'c'},
+		{"log-level", required_argument, NULL, 'L'},
+		{"device-name", required_argument, NULL, 'N'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct opts o = {0};
+	struct pn_network net;
+	struct pn_client_config cfg = {0};
+	struct pn_client *client = NULL;
+	struct pn_api *api = NULL;
+	struct pn_rt *rt = NULL;
+	struct pn_addr listen_addr, bound;
+	enum pn_log_level level = PN_LOG_INFO;
+	char hostname[65] = "";
+	char *db_path = NULL;
+	char err[512];
+	char as[PN_ADDR_STRLEN];
+	struct stat st;
+	int rc = EXIT_RUNTIME, c, r;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		char **slot = NULL;
+
+		switch (c) {
+		case 'd': slot = &o.data_dir; break;
+		case 'n': slot = &o.network; break;
+		case 'l': slot = &o.listen; break;
+		case 's': slot = &o.socket; break;
+		case 'c': slot = &o.config; break;
+		case 'L': slot = &o.log_level; break;
+		case 'N': slot = &o.device_name; break;
+		case 'h':
+			usage(stdout);
+			rc = 0;
+			goto out;
+		case 'V':
+			printf("parleyd %s\n", PARLEY_VERSION);
+			rc = 0;
+			goto out;
+		default:
+			fprintf(stderr, "Try `parleyd --help'.\n");
+			rc = EXIT_USAGE;
+			goto out;
+		}
+		free(*slot);
+		*slot = strdup(optarg);
+		if (!*slot)
+			goto out;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "parleyd: unexpected argument `%s'\nTry `parleyd --help'.\n",
+			argv[optind]);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	/* Priority: flags, then PARLEY_SOCKET (socket only), then the config file. */
+	if (getenv("PARLEY_SOCKET") && *getenv("PARLEY_SOCKET") &&
+	    set_once(&o.socket, getenv("PARLEY_SOCKET")) < 0)
+		goto out;
+	if (o.config && read_config(&o, o.config) < 0) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (o.log_level && pn_log_parse_level(o.log_level, &level) < 0) {
+		fprintf(stderr, "parleyd: invalid log level `%s' (use error, warn, info or debug)\n",
+			o.log_level);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	pn_log_set_level(level);
+	if (!o.data_dir) {
+		o.data_dir = default_data_dir();
+		if (!o.data_dir) {
+			fprintf(stderr, "parleyd: neither HOME nor XDG_DATA_HOME is set; "
+					"use --data-dir DIR\n");
+			rc = EXIT_USAGE;
+			goto out;
+		}
+	}
+	if (!o.network && !(o.network = path_join(o.data_dir, "network.conf")))
+		goto out;
+	if (!o.socket && !(o.socket = path_join(o.data_dir, "parleyd.sock")))
+		goto out;
+	if (set_once(&o.listen, "0.0.0.0:0") < 0)
+		goto out;
+	if (pn_addr_parse(&listen_addr, o.listen) < 0) {
+		fprintf(stderr,
+			"parleyd: invalid listen address `%s' (expected e.g. 0.0.0.0:7000 or "
+			"[::]:7000)\n",
+			o.listen);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (strlen(o.socket) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+		fprintf(stderr, "parleyd: socket path `%s' is too long (at most %zu bytes)\n",
+			o.socket, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (o.device_name && (!*o.device_name || strlen(o.device_name) > 64)) {
+		fprintf(stderr, "parleyd: invalid device name `%s' (1 to 64 bytes)\n",
+			o.device_name);
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (!o.device_name && gethostname(hostname, sizeof(hostname) - 1) == 0 && *hostname)
+		o.device_name = strdup(hostname);
+
+	r = make_dirs(o.data_dir);
+	if (r < 0) {
+		fprintf(stderr, "parleyd: cannot create data directory `%s': %s\n", o.data_dir,
+			strerror(-r));
+		goto out;
+	}
+	if (stat(o.data_dir, &st) == 0 && (st.st_mode & 077))
+		fprintf(stderr, "parleyd: warning: data directory `%s' is accessible to other "
+				"users (mode %03o); chmod 700 it\n",
+			o.data_dir, (unsigned)(st.st_mode & 0777));
+
+	if (access(o.network, R_OK) < 0) {
+		fprintf(stderr,
+			"parleyd: cannot read network file `%s': %s (create one with "
+			"`parley-login init')\n",
+			o.network, strerror(errno));
+		goto out;
+	}
+	r = pn_network_load(&net, o.network, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "parleyd: %s\n", err);
+		goto out;
+	}
+	db_path = path_join(o.data_dir, "parley.db");
+	if (!db_path)
+		goto out;
+
+	r = pn_rt_new(&rt);
+	if (r < 0) {
+		fprintf(stderr, "parleyd: cannot start the event loop: %s\n", strerror(-r));
+		goto out;
+	}
+	cfg.env = pn_rt_env(rt);
+	cfg.net = &net;
+	cfg.db_path = db_path;
+	cfg.device_name = o.device_name;
+	r = pn_client_new(&client, &cfg);
+	if (r < 0) {
+		fprintf(stderr, "parleyd: cannot start the client with database `%s': %s\n",
+			db_path, strerror(-r));
+		goto out;
+	}
+	r = pn_api_new(&api, client);
+	if (r < 0)
+		goto out;
+	pn_rt_set_node(rt, client, &pn_client_ops);
+	r = pn_rt_udp_bind(rt, &listen_addr, &bound);
+	if (r < 0) {
+		fprintf(stderr, "parleyd: cannot bind UDP to `%s': %s\n", o.listen, strerror(-r));
+		goto out;
+	}
+	r = pn_rt_api_listen(rt, o.socket, api);
+	if (r == -EADDRINUSE) {
+		fprintf(stderr, "parleyd: socket `%s' is in use (is another parleyd running?)\n",
+			o.socket);
+		goto out;
+	}
+	if (r < 0) {
+		fprintf(stderr, "parleyd: cannot listen on socket `%s': %s\n", o.socket,
+			strerror(-r));
+		goto out;
+	}
+	pn_rt_set_exit_check(rt, want_exit, client);
+	pn_info("parleyd %s on network `%s', data in `%s'", PARLEY_VERSION, net.name,
+		o.data_dir);
+	printf("parleyd: ready socket=%s udp=%s\n", o.socket, pn_addr_str(&bound, as));
+	fflush(stdout);
+	r = pn_rt_run(rt);
+	if (r < 0) {
+		fprintf(stderr, "parleyd: event loop failed: %s\n", strerror(-r));
+		goto out;
+	}
+	pn_info("stopped");
+	rc = 0;
+out:
+	/* The runtime first: closing its API connections frees them in the api. */
+	pn_rt_free(rt);
+	pn_api_free(api);
+	pn_client_free(client);
+	free(db_path);
+	opts_free(&o);
+	return rc;
+}

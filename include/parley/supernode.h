@@ -1,0 +1,48 @@
+/* The supernode (sans-I/O): attaches clients over Noise sessions (device certificate
+ * checked against the network root), keeps their signed reachability records, answers
+ * lookups and forwards end-to-end encrypted envelopes between attached devices. The
+ * distributed directory (Kademlia across supernodes) slots in behind the record store. */
+#ifndef PARLEY_SUPERNODE_H
+#define PARLEY_SUPERNODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "parley/env.h"
+#include "parley/network.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct pn_supernode;
+
+struct pn_supernode_config {
+	const struct pn_env *env;
+	const struct pn_network *net;
+	uint8_t seed[32];          /* the supernode's key seed (secret) */
+	const uint8_t *cert;       /* its certificate from the root (encoded) */
+	size_t cert_len;
+	struct pn_addr public_addr; /* the address clients reach it at */
+	uint32_t max_clients;      /* 0 = 10000 */
+};
+
+int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config *cfg);
+void pn_supernode_free(struct pn_supernode *sn);
+extern const struct pn_node_ops pn_supernode_ops;
+
+struct pn_supernode_stats {
+	uint64_t clients, records, lookups, forwarded, forward_bytes, bad_packets,
+		rejected_certs, replays;
+};
+void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
+/* Test hook: called with every envelope payload the supernode forwards (for asserting that
+ * it sees only ciphertext). NULL to disable. */
+void pn_supernode_set_forward_hook(struct pn_supernode *sn,
+				   void (*hook)(void *arg, const uint8_t *buf, size_t len),
+				   void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

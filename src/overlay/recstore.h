@@ -1,0 +1,40 @@
+/* The directory record store of a supernode: username -> the signed reachability records
+ * of that user's devices. Records are verified before they get here; the store enforces
+ * sequence numbers (a record is only replaced by a higher seq: a supernode can drop a
+ * record, never roll one back) and expiry. Today each supernode stores the records of
+ * its own attached devices; the Kademlia overlay (later issue) will place records on the
+ * r supernodes closest to BLAKE2b("user:" || name) through this same interface. */
+#ifndef PARLEY_OVERLAY_RECSTORE_H
+#define PARLEY_OVERLAY_RECSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wire/wire.h"
+
+enum { PN_RECSTORE_MAX_DEVICES = 8 };
+
+struct pn_recstore;
+
+struct pn_stored_rec {
+	uint8_t device_id[16];
+	uint64_t seq, expires;
+	size_t len;
+	uint8_t bytes[PN_REC_MAX];
+};
+
+int pn_recstore_new(struct pn_recstore **out);
+void pn_recstore_free(struct pn_recstore *rs);
+/* Stores an already verified record. 0, -ESTALE (seq not newer), -ENOSPC (user has too
+ * many devices), -ENOMEM. */
+int pn_recstore_put(struct pn_recstore *rs, const struct pn_record *r, const uint8_t *bytes,
+		    size_t len);
+/* Calls cb for each live record of username (expired ones are skipped). Returns count. */
+int pn_recstore_get(struct pn_recstore *rs, const char *username, uint64_t now_s,
+		    void (*cb)(void *arg, const struct pn_stored_rec *r), void *arg);
+void pn_recstore_del(struct pn_recstore *rs, const char *username, const uint8_t device_id[16]);
+/* Drops expired records. */
+void pn_recstore_expire(struct pn_recstore *rs, uint64_t now_s);
+size_t pn_recstore_count(const struct pn_recstore *rs);
+
+#endif

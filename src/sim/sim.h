@@ -1,0 +1,54 @@
+/* A discrete-event network simulator: virtual time, in-memory links with configurable
+ * delay, jitter and loss, deterministic from a seed. It implements struct pn_env for every
+ * simulated host and drives the same sans-I/O nodes the runtime drives. */
+#ifndef PARLEY_SIM_H
+#define PARLEY_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "parley/env.h"
+
+struct pn_sim;
+struct pn_sim_host;
+
+struct pn_sim_link {
+	uint32_t delay_ms;  /* one-way base delay */
+	uint32_t jitter_ms; /* uniform extra delay in [0, jitter_ms] (may reorder) */
+	double loss;        /* probability a datagram is dropped, 0..1 */
+};
+
+struct pn_sim_stats {
+	uint64_t sent, delivered, dropped_loss, dropped_nohost, events;
+};
+
+/* start_wall_s: the virtual wall clock at t=0 (certificate validity). */
+int pn_sim_new(struct pn_sim **out, uint64_t seed, uint64_t start_wall_s);
+void pn_sim_free(struct pn_sim *s); /* does not free the nodes; NULL ok */
+/* Adds a host at addr (unique). The returned env is owned by the sim. */
+int pn_sim_host_add(struct pn_sim *s, const struct pn_addr *addr, struct pn_sim_host **out);
+const struct pn_env *pn_sim_host_env(struct pn_sim_host *h);
+void pn_sim_host_set_node(struct pn_sim_host *h, void *node, const struct pn_node_ops *ops);
+/* A host that is down drops everything sent to it and does not tick. */
+void pn_sim_host_set_up(struct pn_sim_host *h, bool up);
+/* Default link for every pair; per-pair override (directional). */
+void pn_sim_set_default_link(struct pn_sim *s, const struct pn_sim_link *l);
+int pn_sim_set_link(struct pn_sim *s, const struct pn_addr *from, const struct pn_addr *to,
+		    const struct pn_sim_link *l);
+/* Optional tap on every delivered datagram (tests inspect what the wire carries). */
+void pn_sim_set_tap(struct pn_sim *s,
+		    void (*tap)(void *arg, const struct pn_addr *from, const struct pn_addr *to,
+				const uint8_t *buf, size_t len),
+		    void *arg);
+
+uint64_t pn_sim_now(const struct pn_sim *s); /* virtual ms since start */
+/* Processes events (deliveries and node deadlines) in time order until virtual time t.
+ * Returns the number of events processed. */
+uint64_t pn_sim_run_until(struct pn_sim *s, uint64_t t_ms);
+/* Runs until pred(arg) is true (checked after each event) or virtual time limit_ms; true if
+ * pred became true. */
+bool pn_sim_run_while_not(struct pn_sim *s, bool (*pred)(void *arg), void *arg,
+			  uint64_t limit_ms);
+void pn_sim_get_stats(const struct pn_sim *s, struct pn_sim_stats *st);
+
+#endif

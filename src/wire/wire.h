@@ -1,0 +1,137 @@
+/* Every parley wire format, defined once (docs/PROTOCOL.md mirrors this file).
+ *
+ * Layer 1 — packets. Every UDP datagram, and every end-to-end envelope a supernode
+ * forwards, is one packet whose first byte is its type:
+ *
+ *   HS1   u8 type=1 | u8 pattern (1=IK, 2=XX) | u8 purpose | u32 sender_idx | noise msg 1
+ *   HS2   u8 type=2 | u32 sender_idx | u32 receiver_idx | noise msg 2
+ *   HS3   u8 type=3 | u32 receiver_idx | noise msg 3                       (XX only)
+ *   DATA  u8 type=4 | u32 receiver_idx | u64 counter | AEAD(frame) (+16 tag)
+ *
+ * The DATA header (13 bytes) is the AEAD's associated data. Sizes are checked per type
+ * before any cryptography runs.
+ *
+ * Layer 2 — frames, the plaintext inside DATA: u8 frame type | body. Families:
+ * login (0x10..), supernode attachment (0x20..), end-to-end (0x40..). */
+#ifndef PARLEY_WIRE_H
+#define PARLEY_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "crypto/cert.h"
+#include "parley/env.h"
+
+enum pn_pkt_type { PN_PKT_HS1 = 1, PN_PKT_HS2 = 2, PN_PKT_HS3 = 3, PN_PKT_DATA = 4 };
+enum pn_pattern { PN_PATTERN_IK = 1, PN_PATTERN_XX = 2 };
+/* Bound into the Noise prologue, so a handshake for one purpose is useless for another. */
+enum pn_purpose { PN_PURPOSE_LOGIN = 1, PN_PURPOSE_ATTACH = 2, PN_PURPOSE_E2E = 3 };
+
+enum pn_wire_sizes {
+	PN_HS1_HDR = 1 + 1 + 1 + 4,
+	PN_HS2_HDR = 1 + 4 + 4,
+	PN_HS3_HDR = 1 + 4,
+	PN_DATA_HDR = 1 + 4 + 8,
+	PN_TAG = 16,
+	/* Noise message sizes without payload (payload adds its length + 16). */
+	PN_IK1_MIN = 32 + 32 + 16 + 16, /* e, s (encrypted), payload tag */
+	PN_IK2_MIN = 32 + 16,
+	PN_XX1_MIN = 32,
+	PN_XX2_MIN = 32 + 32 + 16 + 16,
+	PN_XX3_MIN = 32 + 16 + 16,
+	PN_PKT_MAX = 1400,     /* largest packet we send; received ones may be up to 2048 */
+	PN_PKT_RX_MAX = 2048,
+	PN_FRAME_MAX = PN_PKT_MAX - PN_DATA_HDR - PN_TAG,
+	/* handshake payload: u64 timestamp_ms | u16 len | cert */
+	PN_HS_PAYLOAD_MAX = 8 + 2 + PN_CERT_MAX,
+};
+
+/* ---- frames ---------------------------------------------------------------------- */
+enum pn_frame_type {
+	/* login: client -> login server */
+	PN_F_REGISTER = 0x10,  /* u32 req | str8 username | str8 password */
+	PN_F_LOGIN = 0x11,     /* u32 req | str8 username | str8 password | 32 sign_pk | str8 device_name */
+	PN_F_RENEW = 0x12,     /* u32 req | 32 sign_pk  (device authenticated by its Noise static) */
+	/* login server -> client */
+	PN_F_LOGIN_RESULT = 0x18, /* u32 req | u8 status | str8 message | u16 cert_len | cert |
+				     u8 n | n x (addr | 32 key) bootstrap supernodes */
+
+	/* client <-> supernode */
+	PN_F_PING = 0x20,      /* u64 token */
+	PN_F_PONG = 0x21,      /* u64 token */
+	PN_F_PUBLISH = 0x22,   /* u32 req | u16 len | record */
+	PN_F_LOOKUP = 0x23,    /* u32 req | str8 username */
+	PN_F_RESULT = 0x24,    /* u32 req | u8 status | str8 message   (answers PUBLISH) */
+	PN_F_LOOKUP_RESULT = 0x25, /* u32 req | u8 status | u8 n | n x (u16 len | record) */
+	PN_F_FORWARD = 0x26,   /* 16 dst device id | u16 len | packet    (client -> supernode) */
+	PN_F_DELIVER = 0x27,   /* 16 src device id | u16 len | packet    (supernode -> client) */
+	PN_F_UNREACHABLE = 0x28, /* 16 dst device id | u8 reason  (supernode -> client) */
+	PN_F_ATTACHED = 0x29,  /* addr (the client's address as the supernode sees it) */
+
+	/* end-to-end, device <-> device inside a forwarded session */
+	PN_F_CHAT = 0x40,      /* 16 msg id | u64 sent_at_ms | str8 from | str8 to | u16 len | text */
+	PN_F_RECEIPT = 0x41,   /* 16 msg id | u8 kind (1 delivered, 2 read) */
+};
+
+enum pn_status {
+	PN_ST_OK = 0,
+	PN_ST_BAD_REQUEST = 1,
+	PN_ST_BAD_USERNAME = 2,
+	PN_ST_USERNAME_TAKEN = 3,
+	PN_ST_WRONG_PASSWORD = 4,
+	PN_ST_RATE_LIMITED = 5,
+	PN_ST_UNKNOWN_DEVICE = 6,
+	PN_ST_NOT_FOUND = 7,
+	PN_ST_INTERNAL = 8,
+	PN_ST_WEAK_PASSWORD = 9,
+	PN_ST_STALE = 10,
+	PN_ST_FORBIDDEN = 11,
+};
+
+/* ---- reachability record ----------------------------------------------------------- */
+/* A device's signed directory record (docs/PROTOCOL.md "Record"): it names the device's
+ * supernodes, never the device's own address or presence status.
+ *
+ *   u8 version (1) | u16 cert_len | cert | u64 seq | u64 expires (unix s) | u32 caps |
+ *   u8 n | n x (addr | 32 supernode key) | 64 signature by the device's Ed25519 key over
+ *   "parley-record-v1" || all bytes above */
+enum { PN_REC_MAX_SN = 4, PN_REC_MAX = 1 + 2 + PN_CERT_MAX + 8 + 8 + 4 + 1 + PN_REC_MAX_SN * (19 + 32) + 64 };
+
+struct pn_record {
+	struct pn_cert cert;
+	uint64_t seq;
+	uint64_t expires;
+	uint32_t caps;
+	uint8_t n_sn;
+	struct pn_addr sn_addr[PN_REC_MAX_SN];
+	uint8_t sn_key[PN_REC_MAX_SN][32];
+	uint8_t sig[64];
+};
+
+/* Signs with the device's Ed25519 secret key and encodes. Returns length or -ENOSPC/-EINVAL. */
+int pn_record_sign_encode(struct pn_record *r, const uint8_t sign_sk[64], uint8_t *out, size_t cap);
+/* Decodes and checks the device signature and the certificate against root_pk at now_s
+ * (and that the record is not expired). 0, -EBADMSG (malformed or bad signature),
+ * -EKEYEXPIRED, -EPERM (certificate not a device certificate). */
+int pn_record_decode_verify(struct pn_record *r, const uint8_t *buf, size_t len,
+			    const uint8_t root_pk[32], uint64_t now_s);
+
+/* Username rules: 3..32 bytes of [a-z0-9._-], starting with a letter. */
+int pn_username_valid(const char *s);
+
+/* The 13-byte DATA header, parsed. */
+struct pn_pkt_hdr {
+	uint8_t type;
+	uint8_t pattern, purpose; /* HS1 */
+	uint32_t sender_idx;      /* HS1, HS2 */
+	uint32_t receiver_idx;    /* HS2, HS3, DATA */
+	uint64_t counter;         /* DATA */
+	const uint8_t *body;      /* noise message or ciphertext */
+	size_t body_len;
+};
+/* Parses the header of a received packet and checks the size rules of its type.
+ * 0 or -EBADMSG. */
+int pn_pkt_parse(struct pn_pkt_hdr *h, const uint8_t *buf, size_t len);
+
+#endif

@@ -1,0 +1,217 @@
+#include "scenario.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/addr.h"
+#include "crypto/cert.h"
+#include "crypto/keys.h"
+
+static void seed_fill(uint8_t s[32], uint64_t seed, uint8_t tag)
+{
+	for (int i = 0; i < 32; i++)
+		s[i] = (uint8_t)(seed >> (8 * (i % 8))) ^ (uint8_t)(tag * 31 + i);
+}
+
+int sc_net_init(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link)
+{
+	struct pn_keys root, lk, sk;
+	struct pn_sim_host *lh;
+	struct pn_login_config lc;
+	struct pn_supernode_config sc;
+	struct pn_cert cert;
+	uint8_t cb[PN_CERT_MAX], login_seed[32], sn_seed[32];
+	int rc, cl;
+	uint64_t t0 = 1800000000; /* virtual wall clock at start */
+
+	memset(n, 0, sizeof(*n));
+	rc = pn_sim_new(&n->sim, seed, t0);
+	if (rc)
+		return rc;
+	if (link)
+		pn_sim_set_default_link(n->sim, link);
+	seed_fill(n->root_seed, seed, 1);
+	seed_fill(login_seed, seed, 2);
+	seed_fill(sn_seed, seed, 3);
+	pn_keys_from_seed(&root, n->root_seed);
+	pn_keys_from_seed(&lk, login_seed);
+	pn_keys_from_seed(&sk, sn_seed);
+
+	strcpy(n->net.name, "sim");
+	memcpy(n->net.root_pk, root.sign_pk, 32);
+	pn_addr_parse(&n->net.login.addr, "198.18.0.1:7700");
+	memcpy(n->net.login.key, lk.dh_pk, 32);
+	n->net.login.has_key = true;
+	pn_addr_parse(&n->net.supernodes[0].addr, "198.18.0.2:7701");
+	memcpy(n->net.supernodes[0].key, sk.dh_pk, 32);
+	n->net.supernodes[0].has_key = true;
+	n->net.n_supernodes = 1;
+
+	rc = pn_sim_host_add(n->sim, &n->net.login.addr, &lh);
+	if (rc)
+		return rc;
+	memset(&lc, 0, sizeof(lc));
+	lc.env = pn_sim_host_env(lh);
+	lc.net = &n->net;
+	lc.db_path = ":memory:";
+	memcpy(lc.root_seed, n->root_seed, 32);
+	memcpy(lc.login_seed, login_seed, 32);
+	lc.pwhash_ops = 1; /* the minimum: simulations are not about password cost */
+	lc.pwhash_mem = 8192;
+	rc = pn_login_server_new(&n->login, &lc);
+	if (rc)
+		return rc;
+	pn_sim_host_set_node(lh, n->login, &pn_login_server_ops);
+
+	memset(&cert, 0, sizeof(cert));
+	cert.version = 1;
+	cert.flags = PN_CERT_SUPERNODE;
+	strcpy(cert.name, "sn1");
+	memcpy(cert.sign_pk, sk.sign_pk, 32);
+	memcpy(cert.dh_pk, sk.dh_pk, 32);
+	cert.not_before = t0 - 10;
+	cert.not_after = t0 + 365 * 86400;
+	pn_cert_sign(&cert, root.sign_sk);
+	cl = pn_cert_encode(&cert, cb, sizeof(cb));
+	rc = pn_sim_host_add(n->sim, &n->net.supernodes[0].addr, &n->sn_host);
+	if (rc)
+		return rc;
+	memset(&sc, 0, sizeof(sc));
+	sc.env = pn_sim_host_env(n->sn_host);
+	sc.net = &n->net;
+	memcpy(sc.seed, sn_seed, 32);
+	sc.cert = cb;
+	sc.cert_len = (size_t)cl;
+	sc.public_addr = n->net.supernodes[0].addr;
+	rc = pn_supernode_new(&n->sn, &sc);
+	if (rc)
+		return rc;
+	pn_sim_host_set_node(n->sn_host, n->sn, &pn_supernode_ops);
+	pn_keys_wipe(&root);
+	return 0;
+}
+
+struct ev_ctx {
+	struct sc_net *n;
+	int i;
+};
+static struct ev_ctx ev_ctxs[SC_MAX_CLIENTS];
+
+static void on_event(void *arg, const char *name, json_t *data)
+{
+	struct ev_ctx *e = arg;
+	struct sc_net *n = e->n;
+	struct sc_event *ev;
+
+	if (n->n_events >= SC_MAX_EVENTS)
+		return;
+	ev = &n->events[n->n_events++];
+	ev->client = e->i;
+	snprintf(ev->name, sizeof(ev->name), "%s", name);
+	ev->data = json_incref(data);
+	ev->at = pn_sim_now(n->sim);
+}
+
+int sc_net_add_client(struct sc_net *n, const char *addr)
+{
+	struct pn_addr a;
+	struct pn_client_config cc;
+	int i = (int)n->n_clients, rc;
+
+	if (i >= SC_MAX_CLIENTS || pn_addr_parse(&a, addr))
+		return -EINVAL;
+	rc = pn_sim_host_add(n->sim, &a, &n->client_hosts[i]);
+	if (rc)
+		return rc;
+	memset(&cc, 0, sizeof(cc));
+	cc.env = pn_sim_host_env(n->client_hosts[i]);
+	cc.net = &n->net;
+	cc.db_path = ":memory:";
+	rc = pn_client_new(&n->clients[i], &cc);
+	if (rc)
+		return rc;
+	ev_ctxs[i].n = n;
+	ev_ctxs[i].i = i;
+	pn_client_set_event_cb(n->clients[i], on_event, &ev_ctxs[i]);
+	pn_sim_host_set_node(n->client_hosts[i], n->clients[i], &pn_client_ops);
+	n->n_clients++;
+	return i;
+}
+
+void sc_net_free(struct sc_net *n)
+{
+	for (unsigned i = 0; i < n->n_clients; i++)
+		pn_client_free(n->clients[i]);
+	pn_supernode_free(n->sn);
+	pn_login_server_free(n->login);
+	pn_sim_free(n->sim);
+	for (unsigned i = 0; i < n->n_events; i++)
+		json_decref(n->events[i].data);
+	memset(n, 0, sizeof(*n));
+}
+
+static void on_reply(void *arg, int err, const char *code, const char *message, json_t *result)
+{
+	struct sc_reply *r = arg;
+
+	r->done = true;
+	r->err = err;
+	snprintf(r->code, sizeof(r->code), "%s", code ? code : "");
+	r->result = result ? json_incref(result) : NULL;
+	r->at = pn_sim_now(r->n->sim);
+}
+
+static bool reply_done(void *arg)
+{
+	return ((struct sc_reply *)arg)->done;
+}
+
+bool sc_call(struct sc_net *n, int i, const char *cmd, json_t *args, struct sc_reply *r,
+	     uint64_t limit_ms)
+{
+	memset(r, 0, sizeof(*r));
+	r->n = n;
+	pn_client_request(n->clients[i], cmd, args, on_reply, r);
+	json_decref(args);
+	if (!r->done)
+		pn_sim_run_while_not(n->sim, reply_done, r, pn_sim_now(n->sim) + limit_ms);
+	if (!r->done)
+		pn_client_cancel(n->clients[i], r);
+	return r->done;
+}
+
+void sc_reply_clear(struct sc_reply *r)
+{
+	json_decref(r->result);
+	r->result = NULL;
+}
+
+struct wait_ctx {
+	struct sc_net *n;
+	int i;
+	const char *name;
+	unsigned from;
+	int found;
+};
+
+static bool ev_seen(void *arg)
+{
+	struct wait_ctx *w = arg;
+	for (unsigned k = w->from; k < w->n->n_events; k++) {
+		if (w->n->events[k].client == w->i && strcmp(w->n->events[k].name, w->name) == 0) {
+			w->found = (int)k;
+			return true;
+		}
+	}
+	return false;
+}
+
+int sc_wait_event(struct sc_net *n, int i, const char *name, unsigned from, uint64_t limit_ms)
+{
+	struct wait_ctx w = {n, i, name, from, -1};
+
+	if (!ev_seen(&w))
+		pn_sim_run_while_not(n->sim, ev_seen, &w, pn_sim_now(n->sim) + limit_ms);
+	return w.found;
+}

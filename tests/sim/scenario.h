@@ -1,0 +1,60 @@
+/* Helpers for simulator scenarios: a whole parley network (login server, supernodes,
+ * clients) inside one pn_sim, commanded through the same JSON requests as the API. */
+#ifndef PARLEY_TESTS_SCENARIO_H
+#define PARLEY_TESTS_SCENARIO_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "parley/client.h"
+#include "parley/login.h"
+#include "parley/network.h"
+#include "parley/supernode.h"
+#include "sim/sim.h"
+
+enum { SC_MAX_CLIENTS = 16, SC_MAX_EVENTS = 4096 };
+
+struct sc_event {
+	int client;
+	char name[32];
+	json_t *data;
+	uint64_t at;
+};
+
+struct sc_net {
+	struct pn_sim *sim;
+	struct pn_network net;
+	struct pn_login_server *login;
+	struct pn_supernode *sn;
+	struct pn_sim_host *sn_host;
+	struct pn_client *clients[SC_MAX_CLIENTS];
+	struct pn_sim_host *client_hosts[SC_MAX_CLIENTS];
+	unsigned n_clients;
+	struct sc_event events[SC_MAX_EVENTS];
+	unsigned n_events;
+	uint8_t root_seed[32];
+};
+
+struct sc_reply {
+	bool done;
+	int err;
+	char code[64];
+	json_t *result;
+	uint64_t at;
+	struct sc_net *n;
+};
+
+/* Builds login server + one supernode; link as given. 0 or -errno. */
+int sc_net_init(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link);
+int sc_net_add_client(struct sc_net *n, const char *addr);
+void sc_net_free(struct sc_net *n);
+/* Runs cmd on client i until it replies or limit_ms of virtual time passes. The reply's
+ * result is owned by r (json_decref it, or sc_reply_clear). */
+bool sc_call(struct sc_net *n, int i, const char *cmd, json_t *args, struct sc_reply *r,
+	     uint64_t limit_ms);
+void sc_reply_clear(struct sc_reply *r);
+/* Runs until client i has seen an event named name (from event index *from on), returns its
+ * index or -1. */
+int sc_wait_event(struct sc_net *n, int i, const char *name, unsigned from, uint64_t limit_ms);
+
+#endif

@@ -1,0 +1,382 @@
+/* Simulator scenarios: a whole network in virtual time, read as protocol stories. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "base/addr.h"
+#include "crypto/cert.h"
+#include "crypto/keys.h"
+#include "scenario.h"
+#include "session/link.h"
+#include "wire/wire.h"
+
+enum { ALICE = 0, BOB = 1 };
+
+static json_t *args2(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	return k2 ? json_pack("{s:s,s:s}", k1, v1, k2, v2) : json_pack("{s:s}", k1, v1);
+}
+
+/* Registers and logs in alice and bob; asserts every step. */
+static void bring_up(struct sc_net *n)
+{
+	struct sc_reply r;
+	const char *names[2] = {"alice", "bob"};
+
+	assert_int_equal(sc_net_add_client(n, "198.18.1.1:5000"), ALICE);
+	assert_int_equal(sc_net_add_client(n, "198.18.1.2:5000"), BOB);
+	for (int i = 0; i < 2; i++) {
+		assert_true(sc_call(n, i, "register",
+				    args2("username", names[i], "password", "correct horse"), &r, 10000));
+		assert_int_equal(r.err, 0);
+		sc_reply_clear(&r);
+		assert_true(sc_call(n, i, "login", args2("username", names[i], "password", "correct horse"),
+				    &r, 10000));
+		assert_int_equal(r.err, 0);
+		assert_string_equal(json_string_value(json_object_get(r.result, "username")), names[i]);
+		sc_reply_clear(&r);
+		assert_true(sc_call(n, i, "status", NULL, &r, 1000));
+		assert_string_equal(json_string_value(json_object_get(r.result, "state")), "online");
+		sc_reply_clear(&r);
+	}
+}
+
+static uint64_t exchange(struct sc_net *n, int from, int to, const char *to_name, const char *text)
+{
+	struct sc_reply r;
+	unsigned ev0 = n->n_events;
+	int k;
+	char id[64];
+
+	assert_true(sc_call(n, from, "send", args2("to", to_name, "text", text), &r, 1000));
+	assert_int_equal(r.err, 0);
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.result, "id")));
+	sc_reply_clear(&r);
+	k = sc_wait_event(n, to, "message.received", ev0, 20000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "text")), text);
+	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "id")), id);
+	k = sc_wait_event(n, from, "message.state", ev0, 20000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "state")), "delivered");
+	return n->events[k].at;
+}
+
+static void register_login_message_both_ways(void **state)
+{
+	struct sc_net n;
+	struct sc_reply r;
+	json_t *msgs;
+
+	assert_int_equal(sc_net_init(&n, 42, NULL), 0);
+	bring_up(&n);
+	assert_true(sc_call(&n, ALICE, "contacts.add", args2("username", "bob", NULL, NULL), &r, 100));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, ALICE, "whois", args2("username", "bob", NULL, NULL), &r, 10000));
+	assert_int_equal(r.err, 0);
+	assert_true(json_is_true(json_object_get(r.result, "online")));
+	assert_int_equal(json_array_size(json_object_get(r.result, "devices")), 1);
+	sc_reply_clear(&r);
+	exchange(&n, ALICE, BOB, "bob", "hello bob");
+	exchange(&n, BOB, ALICE, "alice", "hello alice");
+	/* Both histories hold both messages, in order, with final states. */
+	assert_true(sc_call(&n, ALICE, "history", args2("with", "bob", NULL, NULL), &r, 100));
+	msgs = json_object_get(r.result, "messages");
+	assert_int_equal(json_array_size(msgs), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "text")),
+			    "hello bob");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "state")),
+			    "delivered");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 1), "direction")),
+			    "in");
+	sc_reply_clear(&r);
+	sc_net_free(&n);
+}
+
+static void wrong_password_and_bad_username(void **state)
+{
+	struct sc_net n;
+	struct sc_reply r;
+
+	assert_int_equal(sc_net_init(&n, 7, NULL), 0);
+	bring_up(&n);
+	assert_true(sc_call(&n, ALICE, "register", args2("username", "bob", "password", "whatever12"),
+			    &r, 10000));
+	assert_string_equal(r.code, "username_taken");
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, BOB, "login", args2("username", "alice", "password", "not her pass"),
+			    &r, 10000));
+	assert_string_equal(r.code, "wrong_password");
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, BOB, "login", args2("username", "nobody", "password", "whatever12"),
+			    &r, 10000));
+	assert_string_equal(r.code, "wrong_password"); /* no username oracle */
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, BOB, "register", args2("username", "Bad Name", "password", "whatever12"),
+			    &r, 100));
+	assert_string_equal(r.code, "bad_username");
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, ALICE, "whois", args2("username", "nobody", NULL, NULL), &r, 10000));
+	assert_string_equal(r.code, "no_such_user");
+	sc_reply_clear(&r);
+	sc_net_free(&n);
+}
+
+/* The same seed gives the same story, to the millisecond. */
+static void deterministic_with_seed(void **state)
+{
+	uint64_t t[2];
+
+	for (int run = 0; run < 2; run++) {
+		struct sc_net n;
+		struct pn_sim_link l = {.delay_ms = 15, .jitter_ms = 10, .loss = 0.05};
+		assert_int_equal(sc_net_init(&n, 99, &l), 0);
+		bring_up(&n);
+		t[run] = exchange(&n, ALICE, BOB, "bob", "same every time");
+		sc_net_free(&n);
+	}
+	assert_true(t[0] == t[1]);
+}
+
+/* 20% loss both ways and 40 ms delay: every message still arrives exactly once. */
+static void lossy_links_deliver_everything_once(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link l = {.delay_ms = 40, .jitter_ms = 20, .loss = 0.2};
+	struct sc_reply r;
+	char text[32];
+	int received = 0;
+
+	assert_int_equal(sc_net_init(&n, 1234, &l), 0);
+	bring_up(&n);
+	for (int i = 0; i < 20; i++) {
+		snprintf(text, sizeof(text), "msg %d", i);
+		assert_true(sc_call(&n, ALICE, "send", args2("to", "bob", "text", text), &r, 1000));
+		assert_int_equal(r.err, 0);
+		sc_reply_clear(&r);
+	}
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 60000);
+	for (unsigned k = 0; k < n.n_events; k++)
+		if (n.events[k].client == BOB && strcmp(n.events[k].name, "message.received") == 0)
+			received++;
+	if (getenv("SC_DEBUG"))
+		for (unsigned k = 0; k < n.n_events; k++) {
+			char *d = json_dumps(n.events[k].data, JSON_COMPACT);
+			fprintf(stderr, "%llu c%d %s %s\n", (unsigned long long)n.events[k].at,
+				n.events[k].client, n.events[k].name, d);
+			free(d);
+		}
+	assert_int_equal(received, 20);
+	assert_true(sc_call(&n, BOB, "history", json_pack("{s:s,s:i}", "with", "alice", "limit", 100),
+			    &r, 100));
+	assert_int_equal(json_array_size(json_object_get(r.result, "messages")), 20);
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, ALICE, "history", json_pack("{s:s,s:i}", "with", "bob", "limit", 100),
+			    &r, 100));
+	for (size_t i = 0; i < 20; i++)
+		assert_string_equal(json_string_value(json_object_get(
+					    json_array_get(json_object_get(r.result, "messages"), i), "state")),
+				    "delivered");
+	sc_reply_clear(&r);
+	sc_net_free(&n);
+}
+
+/* What the supernode forwards is ciphertext: a canary never appears in it. */
+static const char canary[] = "CANARY-7f3a-plaintext";
+static int canary_hits, forwarded;
+
+static void fwd_hook(void *arg, const uint8_t *buf, size_t len)
+{
+	forwarded++;
+	if (len >= sizeof(canary) - 1 && memmem(buf, len, canary, sizeof(canary) - 1))
+		canary_hits++;
+}
+
+struct tap_ctx {
+	int packets_with_canary;
+	int total;
+};
+
+static void tap(void *arg, const struct pn_addr *from, const struct pn_addr *to, const uint8_t *buf,
+		size_t len)
+{
+	struct tap_ctx *t = arg;
+	t->total++;
+	if (memmem(buf, len, canary, sizeof(canary) - 1))
+		t->packets_with_canary++;
+}
+
+static void supernode_sees_only_ciphertext(void **state)
+{
+	struct sc_net n;
+	struct tap_ctx t = {0, 0};
+
+	assert_int_equal(sc_net_init(&n, 5, NULL), 0);
+	bring_up(&n);
+	pn_supernode_set_forward_hook(n.sn, fwd_hook, NULL);
+	pn_sim_set_tap(n.sim, tap, &t);
+	exchange(&n, ALICE, BOB, "bob", canary);
+	assert_true(forwarded > 0);
+	assert_int_equal(canary_hits, 0);
+	assert_true(t.total > 0);
+	assert_int_equal(t.packets_with_canary, 0);
+	sc_net_free(&n);
+}
+
+/* A raw device that speaks the attach handshake with a certificate of our choosing. */
+static int try_attach(struct sc_net *n, const uint8_t root_seed[32], const char *name,
+		      int64_t not_after_delta, struct pn_sim_host **hp, const char *addr)
+{
+	struct pn_keys root, dev;
+	uint8_t dseed[32], cb[PN_CERT_MAX], e_sk[32];
+	struct pn_cert c;
+	struct pn_link l;
+	struct pn_link_params p;
+	struct pn_addr a;
+	struct pn_supernode_stats before, after;
+	int cl;
+	uint64_t t0 = pn_sim_host_env(n->sn_host)->wall_s(pn_sim_host_env(n->sn_host)->ctx);
+
+	memset(dseed, 0x5a, sizeof(dseed));
+	memset(e_sk, 0x33, sizeof(e_sk));
+	pn_keys_from_seed(&root, root_seed);
+	pn_keys_from_seed(&dev, dseed);
+	memset(&c, 0, sizeof(c));
+	c.version = 1;
+	c.flags = PN_CERT_DEVICE;
+	strcpy(c.name, name);
+	memcpy(c.sign_pk, dev.sign_pk, 32);
+	memcpy(c.dh_pk, dev.dh_pk, 32);
+	c.not_before = t0 - 100;
+	c.not_after = (uint64_t)((int64_t)t0 + not_after_delta);
+	assert_int_equal(pn_cert_sign(&c, root.sign_sk), 0);
+	cl = pn_cert_encode(&c, cb, sizeof(cb));
+	memset(&p, 0, sizeof(p));
+	p.pattern = PN_PATTERN_IK;
+	p.purpose = PN_PURPOSE_ATTACH;
+	p.s_sk = dev.dh_sk;
+	p.rs = n->net.supernodes[0].key;
+	p.e_sk = e_sk;
+	p.local_idx = 77;
+	p.timestamp_ms = 1;
+	p.cert = cb;
+	p.cert_len = (size_t)cl;
+	assert_int_equal(pn_link_connect(&l, &p), 0);
+	pn_addr_parse(&a, addr);
+	if (!*hp)
+		assert_int_equal(pn_sim_host_add(n->sim, &a, hp), 0);
+	pn_supernode_stats(n->sn, &before);
+	pn_sim_host_env(*hp)->send(pn_sim_host_env(*hp)->ctx, &n->net.supernodes[0].addr, l.hs_pkt,
+				   l.hs_pkt_len);
+	pn_sim_run_until(n->sim, pn_sim_now(n->sim) + 1000);
+	pn_supernode_stats(n->sn, &after);
+	return (int)(after.clients - before.clients);
+}
+
+static void forged_certificates_cannot_attach(void **state)
+{
+	struct sc_net n;
+	uint8_t other_root[32];
+	struct pn_sim_host *h = NULL;
+	struct pn_supernode_stats st;
+
+	assert_int_equal(sc_net_init(&n, 11, NULL), 0);
+	memset(other_root, 0xee, sizeof(other_root));
+	/* signed by another root */
+	assert_int_equal(try_attach(&n, other_root, "alice", 3600, &h, "198.18.9.1:1"), 0);
+	/* expired */
+	h = NULL;
+	assert_int_equal(try_attach(&n, n.root_seed, "alice", -1, &h, "198.18.9.2:1"), 0);
+	pn_supernode_stats(n.sn, &st);
+	assert_int_equal(st.rejected_certs, 2);
+	/* the control: the same device with a good certificate attaches */
+	h = NULL;
+	assert_int_equal(try_attach(&n, n.root_seed, "alice", 3600, &h, "198.18.9.3:1"), 1);
+	sc_net_free(&n);
+}
+
+/* Replays: a captured DATA packet and a captured handshake message 1 are both refused. */
+struct capture {
+	struct pn_addr to;
+	uint8_t data[PN_PKT_RX_MAX];
+	size_t data_len;
+	uint8_t hs1[PN_PKT_RX_MAX];
+	size_t hs1_len;
+	struct pn_addr from;
+};
+
+static void cap_tap(void *arg, const struct pn_addr *from, const struct pn_addr *to,
+		    const uint8_t *buf, size_t len)
+{
+	struct capture *c = arg;
+	if (!pn_addr_eq(to, &c->to) || len > sizeof(c->data))
+		return;
+	c->from = *from;
+	if (buf[0] == PN_PKT_DATA) {
+		memcpy(c->data, buf, len);
+		c->data_len = len;
+	} else if (buf[0] == PN_PKT_HS1) {
+		memcpy(c->hs1, buf, len);
+		c->hs1_len = len;
+	}
+}
+
+static void replayed_packets_rejected(void **state)
+{
+	struct sc_net n;
+	struct capture cap;
+	struct pn_supernode_stats before, after;
+	struct pn_sim_host *mallory;
+	struct pn_addr ma;
+
+	memset(&cap, 0, sizeof(cap));
+	assert_int_equal(sc_net_init(&n, 3, NULL), 0);
+	cap.to = n.net.supernodes[0].addr;
+	pn_sim_set_tap(n.sim, cap_tap, &cap);
+	bring_up(&n);
+	exchange(&n, ALICE, BOB, "bob", "to be replayed");
+	pn_sim_set_tap(n.sim, NULL, NULL);
+	assert_true(cap.data_len > 0 && cap.hs1_len > 0);
+	pn_addr_parse(&ma, "198.18.6.6:666");
+	assert_int_equal(pn_sim_host_add(n.sim, &ma, &mallory), 0);
+	pn_supernode_stats(n.sn, &before);
+	/* the same DATA packet again, from the original address and from another one */
+	pn_sim_host_env(n.client_hosts[BOB])->send(pn_sim_host_env(n.client_hosts[BOB])->ctx,
+						   &cap.to, cap.data, cap.data_len);
+	pn_sim_host_env(mallory)->send(pn_sim_host_env(mallory)->ctx, &cap.to, cap.data, cap.data_len);
+	/* the handshake message 1 from mallory's address */
+	pn_sim_host_env(mallory)->send(pn_sim_host_env(mallory)->ctx, &cap.to, cap.hs1, cap.hs1_len);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 1000);
+	pn_supernode_stats(n.sn, &after);
+	assert_true(after.replays >= before.replays + 3);
+	assert_int_equal(after.clients, before.clients);
+	assert_int_equal(after.forwarded, before.forwarded);
+	/* and the network still works */
+	exchange(&n, BOB, ALICE, "alice", "still fine");
+	sc_net_free(&n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(register_login_message_both_ways),
+		cmocka_unit_test(wrong_password_and_bad_username),
+		cmocka_unit_test(deterministic_with_seed),
+		cmocka_unit_test(lossy_links_deliver_everything_once),
+		cmocka_unit_test(supernode_sees_only_ciphertext),
+		cmocka_unit_test(forged_certificates_cannot_attach),
+		cmocka_unit_test(replayed_packets_rejected),
+	};
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
