@@ -79,6 +79,7 @@ struct peer {
 	char username[PN_USERNAME_MAX + 1];
 	struct pn_link link;
 	uint64_t last_peer_ts; /* replay guard for their handshake message 1 */
+	uint64_t reset_sent_at; /* RESET replies are rate limited per device */
 };
 
 /* An outgoing message not yet acknowledged. */
@@ -734,6 +735,26 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		c->rx_e2e_bad++;
 }
 
+/* Tells a device that we hold no session for the index it used, at most once a second
+ * per device (devices we never met get a shared budget through a zero-id entry). */
+static void send_reset(struct pn_client *c, const uint8_t src[16], struct peer *p, uint32_t idx)
+{
+	static const uint8_t anon[16];
+	uint8_t pkt[PN_RESET_LEN];
+	struct pn_wr w;
+	uint64_t now = now_ms(c);
+
+	if (!p)
+		p = peer_get(c, anon, true);
+	if (!p || (p->reset_sent_at && now - p->reset_sent_at < 1000))
+		return;
+	p->reset_sent_at = now;
+	pn_wr_init(&w, pkt, sizeof(pkt));
+	pn_wr_u8(&w, PN_PKT_RESET);
+	pn_wr_u32(&w, idx);
+	forward(c, src, pkt, w.len);
+}
+
 /* Checks a peer device's certificate from its handshake payload. */
 static int check_peer_cert(struct pn_client *c, const struct pn_link *l, const uint8_t src[16],
 			   struct pn_cert *out)
@@ -823,6 +844,22 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r)
 		return;
 	}
 	p = peer_get(c, src, false);
+	if (h.type == PN_PKT_RESET) {
+		/* The peer lost our session (it restarted): handshake again right away. */
+		if (p && p->link.state == PN_LINK_UP && h.receiver_idx == p->link.remote_idx) {
+			struct ruser *u = ruser_get(c, p->username, false);
+			pn_link_wipe(&p->link);
+			if (u)
+				flush_user(c, u);
+		}
+		return;
+	}
+	if (h.type == PN_PKT_DATA && (!p || p->link.state != PN_LINK_UP ||
+				      h.receiver_idx != p->link.local_idx)) {
+		send_reset(c, src, p, h.receiver_idx);
+		c->rx_e2e_bad++;
+		return;
+	}
 	if (!p) {
 		c->rx_e2e_bad++;
 		return;
@@ -1335,10 +1372,17 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 		}
 		m->next_try = now + min64((uint64_t)CL_MSG_RETRY_MS << (m->tries - 1),
 					  CL_MSG_RETRY_CAP_MS);
-		{
+		if (m->tries > 4) {
+			/* Two retransmissions went unanswered: the records may be stale and the
+			 * peer may have restarted and lost our session (its new process drops
+			 * our DATA). Look up again and re-handshake sessions that went quiet. */
 			struct ruser *u = ruser_get(c, m->to, false);
 			if (u)
-				u->fetched_at = m->tries > 2 ? 0 : u->fetched_at;
+				u->fetched_at = 0;
+			for (struct peer *p = c->peers; p; p = p->next)
+				if (p->link.state == PN_LINK_UP && strcmp(p->username, m->to) == 0 &&
+				    p->link.last_rx + 10000 < now)
+					pn_link_wipe(&p->link);
 		}
 		kick_user(c, m->to);
 	}

@@ -63,6 +63,12 @@ int pn_pkt_parse(struct pn_pkt_hdr *h, const uint8_t *buf, size_t len)
 		pn_rd_u64(&r, &h->counter);
 		min = PN_TAG;
 		break;
+	case PN_PKT_RESET:
+		pn_rd_u32(&r, &h->receiver_idx);
+		if (len != PN_RESET_LEN)
+			return -EBADMSG;
+		min = 0;
+		break;
 	default:
 		return -EBADMSG;
 	}

@@ -7,6 +7,7 @@
  *   HS2   u8 type=2 | u32 sender_idx | u32 receiver_idx | noise msg 2
  *   HS3   u8 type=3 | u32 receiver_idx | noise msg 3                       (XX only)
  *   DATA  u8 type=4 | u32 receiver_idx | u64 counter | AEAD(frame) (+16 tag)
+ *   RESET u8 type=5 | u32 receiver_idx                                 (end-to-end only)
  *
  * The DATA header (13 bytes) is the AEAD's associated data. Sizes are checked per type
  * before any cryptography runs.
@@ -23,7 +24,15 @@
 #include "crypto/cert.h"
 #include "parley/env.h"
 
-enum pn_pkt_type { PN_PKT_HS1 = 1, PN_PKT_HS2 = 2, PN_PKT_HS3 = 3, PN_PKT_DATA = 4 };
+enum pn_pkt_type {
+	PN_PKT_HS1 = 1,
+	PN_PKT_HS2 = 2,
+	PN_PKT_HS3 = 3,
+	PN_PKT_DATA = 4,
+	/* End-to-end only: "I have no session with receiver index X" (the peer restarted).
+	 * Unauthenticated, so it only ever triggers a new handshake, never drops data. */
+	PN_PKT_RESET = 5,
+};
 enum pn_pattern { PN_PATTERN_IK = 1, PN_PATTERN_XX = 2 };
 /* Bound into the Noise prologue, so a handshake for one purpose is useless for another. */
 enum pn_purpose { PN_PURPOSE_LOGIN = 1, PN_PURPOSE_ATTACH = 2, PN_PURPOSE_E2E = 3 };
@@ -33,6 +42,7 @@ enum pn_wire_sizes {
 	PN_HS2_HDR = 1 + 4 + 4,
 	PN_HS3_HDR = 1 + 4,
 	PN_DATA_HDR = 1 + 4 + 8,
+	PN_RESET_LEN = 1 + 4,
 	PN_TAG = 16,
 	/* Noise message sizes without payload (payload adds its length + 16). */
 	PN_IK1_MIN = 32 + 32 + 16 + 16, /* e, s (encrypted), payload tag */

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# End-to-end test with the real programs on loopback: login server, supernode, two client
+# daemons, driven only through the `parley' CLI (and one raw API connection), asserting
+# every step on --json output. Usage: tests/e2e/e2e.sh BINDIR
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+LN_BIN=${1:?usage: e2e.sh BINDIR}
+LN_BIN=$(cd "$LN_BIN" && pwd)
+# shellcheck source=../../scripts/localnet.sh
+. "$here/../../scripts/localnet.sh"
+
+fails=0 steps=0
+ok() { steps=$((steps + 1)); printf '  ok   %s\n' "$1"; }
+fail() { steps=$((steps + 1)); fails=$((fails + 1)); printf '  FAIL %s\n' "$1"; [ -n "${2:-}" ] && printf '       %s\n' "$2"; }
+# check DESC JQ-EXPR JSON: passes when jq -e EXPR holds on JSON
+check() {
+	if printf '%s' "$3" | jq -e "$2" >/dev/null 2>&1; then ok "$1"; else fail "$1" "got: $3"; fi
+}
+# expect_rc DESC WANT CMD...: runs CMD, checks its exit status, keeps its output in $out
+expect_rc() {
+	local desc=$1 want=$2; shift 2
+	out=$("$@" 2>&1); local rc=$?
+	if [ "$rc" = "$want" ]; then ok "$desc"; else fail "$desc" "exit $rc (want $want): $out"; fi
+}
+
+trap 'ln_cleanup' EXIT
+trap 'exit 130' INT TERM
+LN_LOGIN_ARGS=(--argon2-ops 1 --argon2-mem-kib 8192)
+ln_setup || { echo "e2e: setup failed"; exit 1; }
+ln_start_login && ln_start_supernode && ln_start_client alice && ln_start_client bob ||
+	{ echo "e2e: could not start the network"; exit 1; }
+echo "e2e: network up in $LN_DIR (login :$LN_LOGIN_PORT, supernode :$LN_SN_PORT)"
+
+# -- the API socket is private
+mode=$(stat -c %a "$LN_DIR/alice/parleyd.sock")
+[ "$mode" = 600 ] && ok "API socket mode is 0600" || fail "API socket mode is 0600" "mode $mode"
+
+check "a new device is logged out" '.state == "logged_out"' "$(ln_cli alice --json status)"
+
+# -- registration
+expect_rc "bad username is refused (exit 1)" 1 sh -c "echo 'password-1' | '$LN_BIN/parley' --data-dir '$LN_DIR/alice' register 'Not OK' --password-stdin"
+case "$out" in *bad_username*) ok "bad username error names its code";; *) fail "bad username error names its code" "$out";; esac
+expect_rc "short password is refused" 1 sh -c "echo 'short' | '$LN_BIN/parley' --data-dir '$LN_DIR/alice' register alice --password-stdin"
+for u in alice bob; do
+	r=$(echo "correct horse $u" | ln_cli "$u" --json register "$u" --password-stdin)
+	check "register $u" ".username == \"$u\"" "$r"
+done
+expect_rc "a taken username is refused" 1 sh -c "echo 'another-pass' | '$LN_BIN/parley' --data-dir '$LN_DIR/bob' register alice --password-stdin"
+case "$out" in *username_taken*) ok "taken username error names its code";; *) fail "taken username error names its code" "$out";; esac
+
+# -- login
+expect_rc "wrong password is refused" 1 sh -c "echo 'wrong wrong' | '$LN_BIN/parley' --data-dir '$LN_DIR/bob' login bob --password-stdin"
+case "$out" in *wrong_password*) ok "wrong password error names its code";; *) fail "wrong password error names its code" "$out";; esac
+for u in alice bob; do
+	r=$(echo "correct horse $u" | ln_cli "$u" --json login "$u" --password-stdin)
+	check "login $u returns a certificate expiry and a supernode" \
+		".username == \"$u\" and (.device_id | length) == 32 and .cert_expires > now and (.supernode | length) > 0" "$r"
+	check "$u is online" '.state == "online"' "$(ln_cli "$u" --json status)"
+done
+if grep -q "correct horse" "$LN_DIR"/*.log; then fail "no password appears in any log"; else ok "no password appears in any log"; fi
+
+# -- contacts and lookup
+check "alice adds bob as a contact" '.username == "bob"' "$(ln_cli alice --json contacts add bob)"
+check "contacts list holds bob" '[.contacts[].username] == ["bob"]' "$(ln_cli alice --json contacts list)"
+check "whois bob: online with one device" '.online == true and (.devices | length) == 1' "$(ln_cli alice --json whois bob)"
+expect_rc "whois of an unknown user fails" 1 ln_cli alice --json whois nosuchuser
+
+# -- messages both ways, with the event stream
+ln_cli bob --json events --count 1 >"$LN_DIR/bob-events.json" 2>&1 &
+evpid=$!
+sleep 0.3
+r=$(ln_cli alice --json send bob "hello bob, from alice")
+check "alice sends to bob" '(.id | length) == 32' "$r"
+id=$(printf '%s' "$r" | jq -r .id)
+wait_for() { # DESC JQ CMD...: polls CMD's JSON until JQ holds (5 s)
+	local desc=$1 expr=$2 i last; shift 2
+	for i in $(seq 1 50); do
+		last=$("$@" 2>&1)
+		if printf '%s' "$last" | jq -e "$expr" >/dev/null 2>&1; then ok "$desc"; return 0; fi
+		sleep 0.1
+	done
+	fail "$desc" "last: $last"
+}
+wait_for "bob's history holds the message once" \
+	"[.messages[] | select(.id == \"$id\")] | length == 1 and .[0].text == \"hello bob, from alice\"" \
+	ln_cli bob --json history alice
+wait_for "alice sees it delivered" "[.messages[] | select(.id == \"$id\")][0].state == \"delivered\"" \
+	ln_cli alice --json history bob
+for i in $(seq 1 50); do kill -0 $evpid 2>/dev/null || break; sleep 0.1; done
+check "bob's event stream shows message.received" \
+	"select(.event == \"message.received\") | .data.from == \"alice\" and .data.id == \"$id\"" \
+	"$(cat "$LN_DIR/bob-events.json")"
+r=$(ln_cli bob --json send alice "hi alice")
+id2=$(printf '%s' "$r" | jq -r .id)
+wait_for "bob → alice delivered" "[.messages[] | select(.id == \"$id2\")][0].state == \"delivered\"" \
+	ln_cli bob --json history alice
+
+# -- the control API survives malformed input
+r=$(python3 - "$LN_DIR/alice/parleyd.sock" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.settimeout(5)
+s.sendall(b'{this is not json\n{"id": 7}\n' + b'x' * 70000 + b'\n{"id": 8, "cmd": "ping"}\n')
+buf = b''
+while buf.count(b'\n') < 4:
+    chunk = s.recv(65536)
+    if not chunk: break
+    buf += chunk
+print(json.dumps([json.loads(l) for l in buf.splitlines()]))
+PY
+)
+check "malformed API lines get errors and the connection stays usable" \
+	'.[0].ok == false and .[0].error.code == "bad_json" and .[1].error.code == "bad_request" and .[2].error.code == "line_too_long" and .[3].id == 8 and .[3].ok == true' "$r"
+
+# -- no lost data: a message to an offline user is queued, then delivered when it returns
+ln_stop bob && ok "bob's daemon stops cleanly on SIGTERM" || fail "bob's daemon stops cleanly on SIGTERM"
+r=$(ln_cli alice --json send bob "sent while you were away")
+id3=$(printf '%s' "$r" | jq -r .id)
+ln_start_client bob
+wait_for "bob comes back online by himself (stored certificate)" '.state == "online"' ln_cli bob --json status
+for i in $(seq 1 250); do
+	ln_cli bob --json history alice 2>/dev/null | jq -e "[.messages[] | select(.id == \"$id3\")] | length == 1" >/dev/null 2>&1 && break
+	sleep 0.2
+done
+check "the queued message reached bob after his restart" \
+	"[.messages[] | select(.id == \"$id3\")] | length == 1" "$(ln_cli bob --json history alice)"
+wait_for "and alice sees it delivered" "[.messages[] | select(.id == \"$id3\")][0].state == \"delivered\"" \
+	ln_cli alice --json history bob
+
+# -- CLI errors
+expect_rc "no daemon: exit 3" 3 "$LN_BIN/parley" --socket "$LN_DIR/nothing-here.sock" status
+case "$out" in *"no daemon"*) ok "no daemon: the message says so";; *) fail "no daemon: the message says so" "$out";; esac
+expect_rc "unknown command: exit 2" 2 ln_cli alice frobnicate
+
+# -- clean shutdown through the API
+ln_cli alice shutdown >/dev/null
+for i in $(seq 1 50); do kill -0 "$LN_PID_alice" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$LN_PID_alice" 2>/dev/null; then fail "alice's daemon exits after the shutdown command"; else
+	wait "$LN_PID_alice"; rc=$?
+	[ $rc = 0 ] && ok "alice's daemon exits 0 after the shutdown command" || fail "alice's daemon exits 0 after the shutdown command" "exit $rc"
+fi
+ln_stop sn && ok "supernode stops cleanly" || fail "supernode stops cleanly"
+ln_stop login && ok "login server stops cleanly" || fail "login server stops cleanly"
+if grep -E "ERROR: AddressSanitizer|runtime error:" "$LN_DIR"/*.log >/dev/null 2>&1; then
+	fail "no sanitizer reports in any log" "$(grep -h -A5 -E 'AddressSanitizer|runtime error:' "$LN_DIR"/*.log | head -20)"
+else ok "no sanitizer reports in any log"; fi
+
+echo "e2e: $steps checks, $fails failed"
+[ $fails = 0 ]

@@ -1,0 +1,6 @@
+/* being written */
+int main(void);
+int main(void)
+{
+	return 1;
+}
