@@ -95,7 +95,8 @@ def percentile(xs, p):
 
 def emit(bench, figure, value, unit, sink=None):
     """One result line in the common format, on stdout (and appended to sink, a list)."""
-    line = json.dumps({"bench": bench, "figure": figure, "value": round(value, 3), "unit": unit})
+    line = json.dumps({"bench": bench, "figure": figure, "value": round(value, 3), "unit": unit},
+                      separators=(",", ":"))
     print(line, flush=True)
     if sink is not None:
         sink.append(line)
@@ -193,14 +194,20 @@ class Api:
     def fileno(self):
         return self.sock.fileno()
 
-    def send(self, cmd, args=None):
-        """Writes one request without waiting; returns its id."""
+    def encode(self, cmd, args=None):
+        """A request line with a fresh id: (id, bytes), for callers that write themselves."""
         rid = self.next_id
         self.next_id += 1
         req = {"id": rid, "cmd": cmd}
         if args is not None:
             req["args"] = args
-        self.sock.sendall(json.dumps(req, separators=(",", ":")).encode() + b"\n")
+        return rid, json.dumps(req, separators=(",", ":")).encode() + b"\n"
+
+    def send(self, cmd, args=None, timeout=30.0):
+        """Writes one request without waiting for the reply; returns its id."""
+        rid, line = self.encode(cmd, args)
+        self.sock.settimeout(timeout)
+        self.sock.sendall(line)
         return rid
 
     def pump(self, timeout):

@@ -40,6 +40,7 @@ struct cli {
 	char *data_dir;
 	char *sock_path;
 	bool json;
+	bool explicit_socket; /* from --socket or $PARLEY_SOCKET */
 	double timeout_s; /* 0: wait forever */
 	int fd;
 	char *rbuf;
@@ -214,7 +215,12 @@ static int cli_connect(struct cli *c)
 		return EXIT_NO_DAEMON;
 	}
 	if (connect(c->fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		if (errno == ENOENT || errno == ECONNREFUSED)
+		if ((errno == ENOENT || errno == ECONNREFUSED) && c->explicit_socket)
+			fprintf(stderr,
+				"parley: no daemon at `%s' (is parleyd running? start it with "
+				"`parleyd --socket %s')\n",
+				c->sock_path, c->sock_path);
+		else if (errno == ENOENT || errno == ECONNREFUSED)
 			fprintf(stderr,
 				"parley: no daemon at `%s' (is parleyd running? start it with "
 				"`parleyd --data-dir %s')\n",
@@ -399,7 +405,7 @@ static int cli_request(struct cli *c, const char *cmd, json_t *args, const char 
 	json_t *cmdj;
 
 	*result = NULL;
-	args_s = json_dumps(args ? args : json_object(), JSON_COMPACT);
+	args_s = args ? json_dumps(args, JSON_COMPACT) : strdup("{}");
 	cmdj = json_string(cmd);
 	cmd_s = cmdj ? json_dumps(cmdj, JSON_ENCODE_ANY) : NULL;
 	json_decref(cmdj);
@@ -987,6 +993,7 @@ int main(int argc, char **argv)
 	env = getenv("PARLEY_SOCKET");
 	if (!c.sock_path && env && *env)
 		c.sock_path = strdup(env);
+	c.explicit_socket = c.sock_path != NULL;
 	if (!c.sock_path)
 		c.sock_path = path_join(c.data_dir, "parleyd.sock");
 	if (!c.sock_path || !c.data_dir) {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -198,6 +199,23 @@ static char *default_data_dir(void)
 	return NULL;
 }
 
+/* True if a process accepts connections on the socket path: checked before the client
+ * opens the database, so that a second daemon does not touch the first one's state. */
+static bool socket_is_live(const char *path)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	bool live;
+	int fd;
+
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return false;
+	live = connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+	close(fd);
+	return live;
+}
+
 static bool want_exit(void *arg)
 {
 	return pn_client_wants_exit(arg);
@@ -334,13 +352,18 @@ int main(int argc, char **argv)
 	if (access(o.network, R_OK) < 0) {
 		fprintf(stderr,
 			"parleyd: cannot read network file `%s': %s (create one with "
-			"`parley-login init')\n",
+			"`parley-login init`)\n",
 			o.network, strerror(errno));
 		goto out;
 	}
 	r = pn_network_load(&net, o.network, err, sizeof(err));
 	if (r < 0) {
 		fprintf(stderr, "parleyd: %s\n", err);
+		goto out;
+	}
+	if (socket_is_live(o.socket)) {
+		fprintf(stderr, "parleyd: socket `%s' is in use (is another parleyd running?)\n",
+			o.socket);
 		goto out;
 	}
 	db_path = path_join(o.data_dir, "parley.db");

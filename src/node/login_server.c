@@ -455,6 +455,8 @@ static void ls_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 			return;
 		}
 		e = pn_ltab_alloc(&ls->links, &ls->env, &idx);
+		if (!e)
+			return;
 		ls->env.random(ls->env.ctx, e_sk, sizeof(e_sk));
 		memset(&p, 0, sizeof(p));
 		p.s_sk = ls->me.dh_sk;

@@ -444,6 +444,8 @@ static void handle_hs1(struct pn_supernode *sn, const struct pn_addr *from, cons
 		return;
 	}
 	e = pn_ltab_alloc(&sn->links, &sn->env, &idx);
+	if (!e)
+		return;
 	sn->env.random(sn->env.ctx, e_sk, sizeof(e_sk));
 	memset(&p, 0, sizeof(p));
 	p.s_sk = sn->me.dh_sk;

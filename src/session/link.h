@@ -43,7 +43,7 @@ struct pn_link {
 	uint8_t peer_cert[PN_CERT_MAX];
 	size_t peer_cert_len;
 	/* Our last handshake packet, resent until the peer confirms. */
-	uint8_t hs_pkt[PN_PKT_MAX];
+	uint8_t hs_pkt[PN_HS_PKT_MAX];
 	size_t hs_pkt_len;
 	uint64_t hs_sent_at;
 	/* XX initiator: the payload for message 3, prepared at connect time. */

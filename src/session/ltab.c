@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "base/addr.h"
 
 int pn_ltab_init(struct pn_ltab *t, uint32_t cap)
@@ -25,8 +27,8 @@ void pn_ltab_fini(struct pn_ltab *t)
 	if (!t->ents)
 		return;
 	for (uint32_t i = 0; i < t->cap; i++)
-		if (t->ents[i].used)
-			pn_ltab_remove(t, &t->ents[i]);
+		while (t->ents[i])
+			pn_ltab_remove(t, t->ents[i]);
 	free(t->ents);
 	t->ents = NULL;
 }
@@ -42,8 +44,8 @@ struct pn_lent *pn_ltab_find(struct pn_ltab *t, uint32_t idx)
 	uint32_t s = slot_of(t, idx);
 
 	for (uint32_t n = 0; n < t->cap; n++, s = (s + 1) & (t->cap - 1)) {
-		struct pn_lent *e = &t->ents[s];
-		if (!e->used)
+		struct pn_lent *e = t->ents[s];
+		if (!e)
 			return NULL;
 		if (e->link.local_idx == idx && idx != 0)
 			return e;
@@ -55,35 +57,46 @@ struct pn_lent *pn_ltab_find_pending(struct pn_ltab *t, const struct pn_addr *fr
 				     uint32_t sender_idx)
 {
 	for (uint32_t i = 0; i < t->cap; i++) {
-		struct pn_lent *e = &t->ents[i];
-		if (e->used && !e->link.confirmed && e->link.remote_idx == sender_idx &&
+		struct pn_lent *e = t->ents[i];
+		if (e && !e->link.confirmed && e->link.remote_idx == sender_idx &&
 		    pn_addr_eq(&e->addr, from))
 			return e;
 	}
 	return NULL;
 }
 
+static uint32_t slot_index(const struct pn_ltab *t, const struct pn_lent *e)
+{
+	uint32_t s = slot_of(t, e->link.local_idx);
+
+	while (t->ents[s] != e)
+		s = (s + 1) & (t->cap - 1);
+	return s;
+}
+
 /* Backward-shift deletion keeps probe chains intact without tombstones. */
 void pn_ltab_remove(struct pn_ltab *t, struct pn_lent *e)
 {
-	uint32_t i = (uint32_t)(e - t->ents), j = i;
+	uint32_t i = slot_index(t, e), j = i;
 
 	if (t->evict_cb)
 		t->evict_cb(t->evict_arg, e);
 	pn_link_wipe(&e->link);
-	memset(e, 0, sizeof(*e));
+	sodium_memzero(e, sizeof(*e));
+	free(e);
+	t->ents[i] = NULL;
 	t->count--;
 	for (;;) {
 		j = (j + 1) & (t->cap - 1);
-		struct pn_lent *n = &t->ents[j];
-		if (!n->used)
+		struct pn_lent *n = t->ents[j];
+		if (!n)
 			break;
 		uint32_t home = slot_of(t, n->link.local_idx);
 		/* Move n into the hole at i when its home is not in (i, j]. */
 		bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
 		if (!in_range) {
-			t->ents[i] = *n;
-			memset(n, 0, sizeof(*n));
+			t->ents[i] = n;
+			t->ents[j] = NULL;
 			i = j;
 		}
 	}
@@ -94,8 +107,8 @@ static struct pn_lent *victim(struct pn_ltab *t)
 	struct pn_lent *best = NULL;
 
 	for (uint32_t i = 0; i < t->cap; i++) {
-		struct pn_lent *e = &t->ents[i];
-		if (!e->used)
+		struct pn_lent *e = t->ents[i];
+		if (!e)
 			continue;
 		if (!best || (!e->link.confirmed && best->link.confirmed) ||
 		    (e->link.confirmed == best->link.confirmed && e->last_active < best->last_active))
@@ -117,9 +130,11 @@ struct pn_lent *pn_ltab_alloc(struct pn_ltab *t, const struct pn_env *env, uint3
 		env->random(env->ctx, &v, sizeof(v));
 	while (v == 0 || pn_ltab_find(t, v));
 	for (uint32_t s = slot_of(t, v);; s = (s + 1) & (t->cap - 1)) {
-		struct pn_lent *e = &t->ents[s];
-		if (!e->used) {
-			memset(e, 0, sizeof(*e));
+		if (!t->ents[s]) {
+			struct pn_lent *e = calloc(1, sizeof(*e));
+			if (!e)
+				return NULL;
+			t->ents[s] = e;
 			e->used = true;
 			e->link.local_idx = v;
 			t->count++;
@@ -142,8 +157,8 @@ void pn_ltab_expire(struct pn_ltab *t, uint64_t now, uint64_t idle_ms, uint64_t 
 	while (again) {
 		again = false;
 		for (uint32_t i = 0; i < t->cap; i++) {
-			struct pn_lent *e = &t->ents[i];
-			if (e->used && expiry_of(e, idle_ms, pending_ms) <= now) {
+			struct pn_lent *e = t->ents[i];
+			if (e && expiry_of(e, idle_ms, pending_ms) <= now) {
 				pn_ltab_remove(t, e);
 				again = true;
 			}
@@ -156,8 +171,8 @@ uint64_t pn_ltab_next_expiry(const struct pn_ltab *t, uint64_t idle_ms, uint64_t
 	uint64_t best = UINT64_MAX;
 
 	for (uint32_t i = 0; i < t->cap; i++) {
-		const struct pn_lent *e = &t->ents[i];
-		if (e->used && expiry_of(e, idle_ms, pending_ms) < best)
+		const struct pn_lent *e = t->ents[i];
+		if (e && expiry_of(e, idle_ms, pending_ms) < best)
 			best = expiry_of(e, idle_ms, pending_ms);
 	}
 	return best;

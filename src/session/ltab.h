@@ -12,7 +12,7 @@
 #include "session/link.h"
 
 struct pn_lent {
-	bool used;
+	bool used;      /* always true for a live entry (kept for readability of callers) */
 	struct pn_link link;
 	struct pn_addr addr;  /* where the peer is (updated on authenticated DATA only) */
 	uint64_t last_active;
@@ -20,7 +20,9 @@ struct pn_lent {
 };
 
 struct pn_ltab {
-	struct pn_lent *ents;
+	/* Slots point at entries allocated on demand: an idle table of 10,000 sessions
+	 * costs 256 KiB of slots, not 10,000 links. */
+	struct pn_lent **ents;
 	uint32_t cap;   /* power of two */
 	uint32_t count;
 	void (*evict_cb)(void *arg, struct pn_lent *e); /* called before an entry is dropped */

@@ -55,6 +55,8 @@ enum pn_wire_sizes {
 	PN_FRAME_MAX = PN_PKT_MAX - PN_DATA_HDR - PN_TAG,
 	/* handshake payload: u64 timestamp_ms | u16 len | cert */
 	PN_HS_PAYLOAD_MAX = 8 + 2 + PN_CERT_MAX,
+	/* largest handshake packet we build: HS2 of XX (e, s, payload) */
+	PN_HS_PKT_MAX = PN_HS2_HDR + 32 + 32 + 16 + PN_HS_PAYLOAD_MAX + 16,
 };
 
 /* ---- frames ---------------------------------------------------------------------- */

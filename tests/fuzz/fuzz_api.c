@@ -75,6 +75,9 @@ static void init_once(void)
 	pn_log_set_level(PN_LOG_ERROR);
 	strcpy(net.name, "fuzz");
 	pn_addr_parse(&net.login.addr, "127.0.0.1:9");
+	memset(net.login.key, 0x42, 32);
+	net.login.has_key = true;
+	memset(net.root_pk, 0x43, 32);
 	pn_addr_parse(&net.supernodes[0].addr, "127.0.0.1:10");
 	net.n_supernodes = 1;
 	cfg.env = &env;

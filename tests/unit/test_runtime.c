@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "base/addr.h"
@@ -298,6 +299,103 @@ static void api_round_trip(void **state)
 	close(r.fd);
 }
 
+void pn__api_emit(struct pn_api *api, const char *event, json_t *data);
+
+struct slow_client {
+	int fd;
+	size_t total;
+	bool eof;
+	bool subscribed;
+	char head[256];
+};
+
+/* Reads whatever is there; true once the daemon side closed the connection. */
+static bool slow_drained(void *arg)
+{
+	struct slow_client *sc = arg;
+	char buf[65536];
+	ssize_t n;
+
+	while ((n = read(sc->fd, buf, sizeof(buf))) > 0) {
+		if (sc->total < sizeof(sc->head) - 1) {
+			size_t k = sizeof(sc->head) - 1 - sc->total;
+
+			memcpy(sc->head + sc->total, buf, (size_t)n < k ? (size_t)n : k);
+		}
+		sc->total += (size_t)n;
+	}
+	if (n == 0)
+		sc->eof = true;
+	if (!sc->subscribed)
+		return strchr(sc->head, '\n') != NULL;
+	return sc->eof;
+}
+
+static uint64_t periodic_deadline(void *n)
+{
+	struct test_node *t = n;
+
+	return t->deadline;
+}
+
+static void periodic_tick(void *n)
+{
+	struct test_node *t = n;
+
+	t->n_tick++;
+	t->deadline = t->env->now_ms(t->env->ctx) + 5;
+	if (t->n_tick > 2000) /* 10 s: give up */
+		pn_rt_stop(t->rt);
+}
+
+static const struct pn_node_ops periodic_ops = {NULL, periodic_deadline, periodic_tick};
+
+/* A subscriber that never reads its events is disconnected once about 4 MiB wait for it,
+ * instead of growing the daemon's memory without bound. */
+static void api_slow_client_dropped(void **state)
+{
+	struct api_fixture *f = *state;
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct slow_client sc = {0};
+	struct test_node t = {0};
+	const char req[] = "{\"id\":1,\"cmd\":\"events.subscribe\"}\n";
+	char *big;
+	json_t *data;
+
+	assert_int_equal(pn_rt_api_listen(f->rt, f->path, f->api), 0);
+	t.rt = f->rt;
+	t.env = pn_rt_env(f->rt);
+	t.deadline = t.env->now_ms(t.env->ctx) + 5;
+	pn_rt_set_node(f->rt, &t, &periodic_ops);
+	sc.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	assert_true(sc.fd >= 0);
+	strcpy(sun.sun_path, f->path);
+	assert_int_equal(connect(sc.fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	assert_int_equal(write(sc.fd, req, strlen(req)), (ssize_t)strlen(req));
+	pn_rt_set_exit_check(f->rt, slow_drained, &sc);
+	assert_int_equal(pn_rt_run(f->rt), 0);
+	assert_non_null(strstr(sc.head, "\"subscribed\":true"));
+	sc.subscribed = true;
+
+	/* 16 MiB of events while the client reads nothing. */
+	big = malloc(65536);
+	assert_non_null(big);
+	memset(big, 'z', 65535);
+	big[65535] = 0;
+	data = json_pack("{s:s}", "text", big);
+	for (int i = 0; i < 256; i++)
+		pn__api_emit(f->api, "message.received", data);
+	json_decref(data);
+	free(big);
+
+	assert_int_equal(pn_rt_run(f->rt), 0);
+	assert_true(sc.eof);
+	assert_true(sc.total < 12u << 20);
+	/* Queued writes are cancelled at the drop: only what the kernel already held arrives. */
+	assert_true(sc.total > 0);
+	close(sc.fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -311,6 +409,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(api_regular_file_not_replaced, api_setup,
 						api_teardown),
 		cmocka_unit_test_setup_teardown(api_round_trip, api_setup, api_teardown),
+		cmocka_unit_test_setup_teardown(api_slow_client_dropped, api_setup, api_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

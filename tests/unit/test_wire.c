@@ -81,6 +81,20 @@ static void pkt_data_min_size(void **state)
 	check_min_size(PN_PKT_DATA, 0, MIN_DATA, PN_DATA_HDR);
 }
 
+/* RESET has one exact size: neither shorter nor longer. */
+static void pkt_reset_exact_size(void **state)
+{
+	uint8_t buf[PN_RESET_LEN + 1] = {PN_PKT_RESET, 0x0a, 0x0b, 0x0c, 0x0d, 0xee};
+	struct pn_pkt_hdr h;
+
+	assert_int_equal(pn_pkt_parse(&h, buf, PN_RESET_LEN), 0);
+	assert_int_equal(h.type, PN_PKT_RESET);
+	assert_int_equal(h.receiver_idx, 0x0a0b0c0d);
+	assert_int_equal(h.body_len, 0);
+	assert_int_equal(pn_pkt_parse(&h, buf, PN_RESET_LEN - 1), -EBADMSG);
+	assert_int_equal(pn_pkt_parse(&h, buf, PN_RESET_LEN + 1), -EBADMSG);
+}
+
 /* The header fields come out in network byte order. */
 static void pkt_header_fields(void **state)
 {
@@ -114,7 +128,7 @@ static void pkt_header_fields(void **state)
 
 static void pkt_unknown_type(void **state)
 {
-	static const uint8_t types[] = {0, 5, 0x10, 0x7f, 0xff};
+	static const uint8_t types[] = {0, PN_PKT_RESET + 1, 0x10, 0x7f, 0xff};
 	uint8_t buf[256];
 	struct pn_pkt_hdr h;
 
@@ -541,6 +555,7 @@ int main(void)
 		cmocka_unit_test(pkt_hs2_min_size),
 		cmocka_unit_test(pkt_hs3_min_size),
 		cmocka_unit_test(pkt_data_min_size),
+		cmocka_unit_test(pkt_reset_exact_size),
 		cmocka_unit_test(pkt_header_fields),
 		cmocka_unit_test(pkt_unknown_type),
 		cmocka_unit_test(pkt_hs1_bad_pattern),

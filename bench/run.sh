@@ -1,0 +1,165 @@
+#!/usr/bin/env bash
+# bench/run.sh: builds a release build and runs every benchmark; every JSON result line
+# goes to bench/results/latest.jsonl, then a summary is printed. docs/BENCHMARKS.md
+# explains the figures.
+#
+# usage: bench/run.sh [--quick] [--no-build] [BENCH...]
+#   BENCH        any of: noise login startup latency rss (default: all, in that order)
+#   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
+#                20 RSS clients); the figures are then not the documented ones
+#   --no-build   use BUILD as it is
+# env: BUILD=DIR  build directory (default build-bench/ in the repository)
+#      RESULTS=FILE  where the JSON lines go (default bench/results/latest.jsonl)
+# Exit status: 0 when every benchmark ran, 1 when one failed (the others still run).
+set -uo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(dirname "$HERE")
+BUILD=${BUILD:-$REPO/build-bench}
+RESULTS=${RESULTS:-$HERE/results/latest.jsonl}
+QUICK=0
+BUILD_IT=1
+BENCHES=()
+
+for a in "$@"; do
+	case $a in
+	--quick) QUICK=1 ;;
+	--no-build) BUILD_IT=0 ;;
+	noise | login | startup | latency | rss) BENCHES+=("$a") ;;
+	-h | --help)
+		sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	*)
+		echo "run.sh: unknown argument \`$a' (try --help)" >&2
+		exit 2
+		;;
+	esac
+done
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss)
+
+for tool in python3 awk; do
+	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
+done
+
+# ---- build ------------------------------------------------------------------------------
+if [ $BUILD_IT = 1 ]; then
+	command -v meson >/dev/null && command -v ninja >/dev/null ||
+		{ echo "run.sh: meson and ninja are required to build (or pass --no-build)" >&2; exit 1; }
+	if [ ! -f "$BUILD/build.ninja" ]; then
+		echo "== configuring a release build in $BUILD"
+		meson setup "$BUILD" "$REPO" --buildtype=release -Dtests=false >"$BUILD.setup.log" 2>&1 ||
+			{ cat "$BUILD.setup.log" >&2; echo "run.sh: meson setup failed" >&2; exit 1; }
+		rm -f "$BUILD.setup.log"
+	fi
+	echo "== building $BUILD"
+	ninja -C "$BUILD" >/dev/null || { echo "run.sh: the build failed (ninja -C $BUILD)" >&2; exit 1; }
+fi
+for p in cmd/parley-login cmd/parley-supernode cmd/parleyd cmd/parley bench/bench-noise; do
+	[ -x "$BUILD/$p" ] || {
+		echo "run.sh: build missing: $BUILD/$p (run without --no-build, or set BUILD=DIR)" >&2
+		exit 1
+	}
+done
+btype=$(meson introspect "$BUILD" --buildoptions 2>/dev/null |
+	python3 -c 'import json,sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"]=="buildtype"))' 2>/dev/null || echo unknown)
+[ "$btype" = release ] || echo "run.sh: warning: $BUILD is a \`$btype' build, not release; figures are not comparable" >&2
+
+# ---- run ----------------------------------------------------------------------------------
+export BUILD
+mkdir -p "$(dirname "$RESULTS")"
+TMP=$(mktemp /tmp/pbrun.XXXXXX)
+LOGS=$(mktemp -d /tmp/pblogs.XXXXXX)
+CHILD=
+cleanup() {
+	[ -n "$CHILD" ] && kill -TERM "$CHILD" 2>/dev/null && wait "$CHILD" 2>/dev/null
+	rm -f "$TMP"
+	rm -rf "$LOGS"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+loadavg() { cut -d' ' -f1 /proc/loadavg; }
+env_line() { printf '{"bench":"env","figure":"%s","value":%s,"unit":"%s"}\n' "$1" "$2" "$3" >>"$TMP"; }
+
+env_line nproc "$(nproc)" cpus
+env_line loadavg_1min_before "$(loadavg)" load
+env_line buildtype_release "$([ "$btype" = release ] && echo 1 || echo 0)" bool
+
+if [ $QUICK = 1 ]; then
+	LOGIN_ARGS=(--accounts 40)
+	STARTUP_ARGS=(--runs 5 --cold-runs 5)
+	LATENCY_ARGS=(--messages 200)
+	RSS_ENV=(RSS_CLIENTS=20)
+else
+	LOGIN_ARGS=()
+	STARTUP_ARGS=()
+	LATENCY_ARGS=()
+	RSS_ENV=()
+fi
+
+FAILED=()
+run_bench() { # NAME CMD...: runs it with output on the terminal and in a log; keeps its JSON lines
+	local name=$1 rc
+	shift
+	echo
+	echo "################ $name: $*"
+	local t0=$SECONDS
+	"$@" > >(tee "$LOGS/$name.log") 2>&1 &
+	CHILD=$!
+	wait "$CHILD"
+	rc=$?
+	CHILD=
+	# tee may still be flushing: give the process substitution a moment
+	sleep 0.2
+	grep -E '^\{"bench":' "$LOGS/$name.log" >>"$TMP"
+	if [ $rc != 0 ]; then
+		echo "run.sh: $name FAILED (exit status $rc)" >&2
+		FAILED+=("$name")
+	fi
+	echo "($name took $((SECONDS - t0)) s)"
+}
+
+for b in "${BENCHES[@]}"; do
+	case $b in
+	noise) run_bench noise "$BUILD/bench/bench-noise" ;;
+	login) run_bench login python3 "$HERE/bench_login.py" "${LOGIN_ARGS[@]}" ;;
+	startup) run_bench startup python3 "$HERE/bench_startup.py" "${STARTUP_ARGS[@]}" ;;
+	latency) run_bench latency python3 "$HERE/bench_latency.py" "${LATENCY_ARGS[@]}" ;;
+	rss) run_bench rss env "${RSS_ENV[@]}" bash "$HERE/bench_rss.sh" ;;
+	esac
+done
+env_line loadavg_1min_after "$(loadavg)" load
+mv "$TMP" "$RESULTS"
+
+# ---- summary ------------------------------------------------------------------------------
+echo
+echo "================ summary ($(grep -c '"bench"' "$RESULTS") lines in ${RESULTS#"$REPO"/})"
+python3 - "$RESULTS" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+val = {(r["bench"], r["figure"]): r["value"] for r in rows}
+w = max(len(r["bench"]) + len(r["figure"]) + 1 for r in rows)
+for r in rows:
+    name = r["bench"] + "." + r["figure"]
+    print("  %-*s %12s %s" % (w, name, ("%.3f" % r["value"]).rstrip("0").rstrip("."), r["unit"]))
+# Goals from the issue; a missing figure is "not measured".
+goals = [
+    ("parleyd start (stored cert) -> reachable, median", ("startup", "warm_reachable_ms_median"), 300, "ms"),
+    ("message latency p50", ("latency", "message_latency_ms_p50"), 2, "ms"),
+    ("parleyd idle RSS", ("rss", "parleyd_idle_kib"), 8192, "KiB"),
+]
+print()
+print("  goals:")
+for label, key, limit, unit in goals:
+    if key in val:
+        ok = "met" if val[key] <= limit else "MISSED"
+        print("    %-50s %10.3f %s (goal <= %g %s): %s" % (label, val[key], unit, limit, unit, ok))
+    else:
+        print("    %-50s not measured" % label)
+EOF
+if [ ${#FAILED[@]} -gt 0 ]; then
+	echo "run.sh: failed: ${FAILED[*]}" >&2
+	exit 1
+fi
