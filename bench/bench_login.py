@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """bench_login: registrations/s and logins/s on the parley login server.
 
-Starts a private network on loopback (login server, one supernode, W parleyd clients),
-then drives N accounts through the clients' control API sockets: every client sends its
-share of requests back to back (a parleyd runs one login/registration at a time and says
-"busy" otherwise), all clients at once. The login server hashes passwords (Argon2id)
-synchronously on one core, so its rate is about 1 / hash time. The rate limiter is set
+Starts a private network on loopback (login server, one supernode, parleyd clients),
+then drives N accounts through the clients' control API sockets, W requests in flight at
+once (a parleyd runs one login/registration at a time and says "busy" otherwise). The
+login server hashes passwords (Argon2id) synchronously on one core, so its rate is about
+1 / hash time. The rate limiter is set
 far out of the way (--register-per-min/--login-per-min 1000000).
 
 A "login" reply from parleyd comes once the device is logged in AND attached to its
@@ -17,6 +17,12 @@ libsodium's "interactive" parameters (ops 2, 65536 KiB).
 
 This file also holds the small harness (LocalNet, Api, ...) that bench_startup.py and
 bench_latency.py import.
+
+A device belongs to one account for good (the login server answers another account's
+login from it with "device_revoked"), so every account gets its own parleyd: W lanes
+(default 4) run at once, each sending its share of requests back to back, each request
+on the daemon of that account. Registrations could share daemons; they use the same
+lanes so that both figures are measured the same way.
 
 usage: bench_login.py [--build DIR] [--accounts N] [--clients W] [--params OPS:KIB ...]
 Prints a human-readable table and JSON lines
@@ -535,7 +541,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", help="build directory (default $BUILD or build-bench/)")
     ap.add_argument("--accounts", type=int, default=200, help="accounts (default 200)")
-    ap.add_argument("--clients", type=int, default=4, help="parleyd clients (default 4)")
+    ap.add_argument("--clients", type=int, default=4,
+                    help="lanes: requests in flight at once, each lane back to back (default 4)")
     ap.add_argument("--params", nargs="*", default=["2:19456", "2:65536"],
                     help="Argon2id OPS:KIB pairs (default 2:19456 2:65536)")
     a = ap.parse_args()
@@ -543,7 +550,8 @@ def main():
     if a.accounts < 1 or a.clients < 1:
         raise BenchError("--accounts and --clients must be >= 1")
     results = []
-    print("== bench_login: %d accounts, %d parleyd clients, login server on one core" % (a.accounts, a.clients))
+    print("== bench_login: %d accounts (one parleyd each), %d requests in flight, login server "
+          "on one core" % (a.accounts, a.clients))
     for pk in a.params:
         try:
             ops, kib = (int(x) for x in pk.split(":"))

@@ -129,6 +129,7 @@ start_daemons() { # FIRST LAST: starts c<FIRST>..c<LAST>, waits, records each st
 login_daemons() { # FIRST LAST: register + log in c<FIRST>..c<LAST>, 8 at a time
 	export -f client_login
 	export BIN DIR PW
+	# shellcheck disable=SC2016 # $1 is for the inner bash
 	seq "$1" "$2" | awk '{printf "c%04d\n", $1}' |
 		xargs -P 8 -I{} bash -c 'client_login "$1"' _ {} ||
 		die "registering/logging in the clients failed"

@@ -44,8 +44,10 @@ done
 
 # ---- build ------------------------------------------------------------------------------
 if [ $BUILD_IT = 1 ]; then
-	command -v meson >/dev/null && command -v ninja >/dev/null ||
-		{ echo "run.sh: meson and ninja are required to build (or pass --no-build)" >&2; exit 1; }
+	if ! command -v meson >/dev/null || ! command -v ninja >/dev/null; then
+		echo "run.sh: meson and ninja are required to build (or pass --no-build)" >&2
+		exit 1
+	fi
 	if [ ! -f "$BUILD/build.ninja" ]; then
 		echo "== configuring a release build in $BUILD"
 		meson setup "$BUILD" "$REPO" --buildtype=release -Dtests=false >"$BUILD.setup.log" 2>&1 ||

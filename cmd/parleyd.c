@@ -18,8 +18,8 @@
 #include "parley/client.h"
 #include "parley/network.h"
 #include "parley/runtime.h"
+#include "cmdutil.h"
 
-#define PARLEY_VERSION "0.1.0"
 
 enum { EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
 
@@ -80,123 +80,15 @@ static int set_once(char **slot, const char *v)
 	return *slot ? 0 : -ENOMEM;
 }
 
-static char *trim(char *s)
-{
-	char *e;
-
-	while (*s == ' ' || *s == '\t')
-		s++;
-	e = s + strlen(s);
-	while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r'))
-		*--e = 0;
-	return s;
-}
-
-/* Fills the settings the flags left unset from "key = value" lines. */
-static int read_config(struct opts *o, const char *path)
+/* Fills the settings the flags left unset from the config file's "key = value" lines. */
+static int read_config(struct opts *o)
 {
 	static const char *const keys[] = {"data-dir", "network",   "listen",
 					   "socket",   "log-level", "device-name"};
 	char **slots[] = {&o->data_dir, &o->network,   &o->listen,
 			  &o->socket,   &o->log_level, &o->device_name};
-	char line[1024];
-	unsigned lineno = 0;
-	FILE *f;
-	int rc = 0;
 
-	f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "parleyd: cannot read config file `%s': %s\n", path,
-			strerror(errno));
-		return -errno;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *s, *eq, *k, *v;
-		size_t i;
-
-		lineno++;
-		if (!strchr(line, '\n') && !feof(f)) {
-			fprintf(stderr, "parleyd: %s:%u: line too long\n", path, lineno);
-			rc = -EINVAL;
-			goto out;
-		}
-		s = trim(line);
-		if (!*s || *s == '#')
-			continue;
-		eq = strchr(s, '=');
-		if (!eq) {
-			fprintf(stderr, "parleyd: %s:%u: expected \"key = value\", got `%s'\n", path,
-				lineno, s);
-			rc = -EINVAL;
-			goto out;
-		}
-		*eq = 0;
-		k = trim(s);
-		v = trim(eq + 1);
-		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-			if (strcmp(k, keys[i]) == 0)
-				break;
-		}
-		if (i == sizeof(keys) / sizeof(keys[0])) {
-			fprintf(stderr, "parleyd: %s:%u: unknown key `%s'\n", path, lineno, k);
-			rc = -EINVAL;
-			goto out;
-		}
-		rc = set_once(slots[i], v);
-		if (rc < 0)
-			goto out;
-	}
-	if (ferror(f)) {
-		fprintf(stderr, "parleyd: error reading `%s'\n", path);
-		rc = -EIO;
-	}
-out:
-	fclose(f);
-	return rc;
-}
-
-/* mkdir -p with mode 0700 for every directory it creates. */
-static int make_dirs(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t len = strlen(path);
-
-	if (len == 0 || len >= sizeof(buf))
-		return -ENAMETOOLONG;
-	memcpy(buf, path, len + 1);
-	for (char *p = buf + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = 0;
-		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-			return -errno;
-		*p = '/';
-	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	return 0;
-}
-
-static char *path_join(const char *dir, const char *name)
-{
-	size_t n = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(n);
-
-	if (p)
-		snprintf(p, n, "%s/%s", dir, name);
-	return p;
-}
-
-static char *default_data_dir(void)
-{
-	const char *x = getenv("XDG_DATA_HOME");
-	const char *home = getenv("HOME");
-
-	if (x && x[0] == '/')
-		return path_join(x, "parley");
-	if (home && *home)
-		return path_join(home, ".local/share/parley");
-	return NULL;
+	return cu_read_config("parleyd", o->config, keys, slots, 6);
 }
 
 /* True if a process accepts connections on the socket path: checked before the client
@@ -289,7 +181,7 @@ int main(int argc, char **argv)
 	if (getenv("PARLEY_SOCKET") && *getenv("PARLEY_SOCKET") &&
 	    set_once(&o.socket, getenv("PARLEY_SOCKET")) < 0)
 		goto out;
-	if (o.config && read_config(&o, o.config) < 0) {
+	if (o.config && read_config(&o) < 0) {
 		rc = EXIT_USAGE;
 		goto out;
 	}
@@ -301,7 +193,7 @@ int main(int argc, char **argv)
 	}
 	pn_log_set_level(level);
 	if (!o.data_dir) {
-		o.data_dir = default_data_dir();
+		o.data_dir = cu_default_data_dir("parley");
 		if (!o.data_dir) {
 			fprintf(stderr, "parleyd: neither HOME nor XDG_DATA_HOME is set; "
 					"use --data-dir DIR\n");
@@ -309,9 +201,9 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!o.network && !(o.network = path_join(o.data_dir, "network.conf")))
+	if (!o.network && !(o.network = cu_path_join(o.data_dir, "network.conf")))
 		goto out;
-	if (!o.socket && !(o.socket = path_join(o.data_dir, "parleyd.sock")))
+	if (!o.socket && !(o.socket = cu_path_join(o.data_dir, "parleyd.sock")))
 		goto out;
 	if (set_once(&o.listen, "0.0.0.0:0") < 0)
 		goto out;
@@ -338,7 +230,7 @@ int main(int argc, char **argv)
 	if (!o.device_name && gethostname(hostname, sizeof(hostname) - 1) == 0 && *hostname)
 		o.device_name = strdup(hostname);
 
-	r = make_dirs(o.data_dir);
+	r = cu_make_dirs(o.data_dir);
 	if (r < 0) {
 		fprintf(stderr, "parleyd: cannot create data directory `%s': %s\n", o.data_dir,
 			strerror(-r));
@@ -366,7 +258,7 @@ int main(int argc, char **argv)
 			o.socket);
 		goto out;
 	}
-	db_path = path_join(o.data_dir, "parley.db");
+	db_path = cu_path_join(o.data_dir, "parley.db");
 	if (!db_path)
 		goto out;
 

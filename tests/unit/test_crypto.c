@@ -794,7 +794,7 @@ static void keys_ct_eq(void **state)
 
 enum { T_NB = 1700000000, T_NA = 1700086400, T_NOW = 1700040000 };
 
-/* The documented vector (docs/protocol-crypto.md): root seed 32 x 0x01, device seed
+/* The documented vector (docs/PROTOCOL.md): root seed 32 x 0x01, device seed
  * 32 x 0x02, "alice", DEVICE, valid 1700000000..1700086400. */
 static const char cert_vector_hex[] =
 	"010105616c696365" /* version, flags, name */

@@ -1,6 +1,6 @@
 /* Unit tests for src/wire: packet header parsing and its per-type size rules, username
  * rules, and the signed reachability record (round trip, every forgery we can think of,
- * and a fixed test vector mirrored in docs/protocol-vectors.md). */
+ * and a fixed test vector mirrored in docs/PROTOCOL.md). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -238,12 +238,12 @@ enum {
 	T_NOW = 1700001000,
 };
 
-/* The record test vector (docs/protocol-vectors.md, "Record test vector"). The signature is
+/* The record test vector (docs/PROTOCOL.md, "Record test vector"). The signature is
  * Ed25519ph (RFC 8032, libsodium's multi-part crypto_sign_init/update/final), not pure
  * Ed25519: it was cross-checked with an independent Python Ed25519ph implementation. */
 static const char record_vector_hex[] =
 	"01" /* version */
-	"00a8" /* cert length 168, then the certificate vector of docs/protocol-crypto.md */
+	"00a8" /* cert length 168, then the certificate vector of docs/PROTOCOL.md */
 	"010105616c696365c11ae4092c56101421f745612bdc6b51"
 	"8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"
 	"9cdadc2a98a05e24edc2048752bdbc7ba3bfbba905d25b3b05f3e462d40abf28"
