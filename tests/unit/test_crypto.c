@@ -23,7 +23,7 @@
 #define PN_SOURCE_ROOT "."
 #endif
 
-#define VECTORS_REL "/../shared/vectors/noise-25519-chachapoly-blake2b.json"
+#define VECTORS_REL "/tests/vectors/noise-25519-chachapoly-blake2b.json"
 
 enum { BUF = 1024 };
 
