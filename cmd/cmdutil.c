@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,4 +240,93 @@ int cu_set_log_level(const char *prog, const char *level)
 	pn_log_set_level(l);
 	pn_log_set_sink(log_sink, (void *)prog);
 	return 0;
+}
+
+static int opt_index(const struct cu_prog *p, const char *name)
+{
+	for (size_t i = 0; i < p->n; i++)
+		if (strcmp(p->names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int cu_prelude(const struct cu_prog *p, int argc, char **argv, const char **sub, char **dir,
+	       char **netpath, bool *stop)
+{
+	struct option lopts[64];
+	int c, ic = opt_index(p, "config"), id = opt_index(p, "data-dir"),
+	       in = opt_index(p, "network");
+	size_t k;
+
+	*stop = true;
+	*dir = *netpath = NULL;
+	if (p->n + 3 > sizeof(lopts) / sizeof(lopts[0]) || ic < 0 || id < 0 || in < 0)
+		return 1;
+	for (size_t i = 0; i < p->n; i++)
+		lopts[i] = (struct option){p->names[i], required_argument, NULL, 1000 + (int)i};
+	lopts[p->n] = (struct option){"help", no_argument, NULL, 'h'};
+	lopts[p->n + 1] = (struct option){"version", no_argument, NULL, 'V'};
+	lopts[p->n + 2] = (struct option){NULL, 0, NULL, 0};
+	*sub = p->subs[0];
+	if (argc > 1 && argv[1][0] != '-') {
+		*sub = argv[1];
+		argv++;
+		argc--;
+	}
+	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
+		if (c == 'h') {
+			p->usage(stdout);
+			return 0;
+		}
+		if (c == 'V') {
+			printf("%s %s\n", p->prog, PARLEY_VERSION);
+			return 0;
+		}
+		if (c < 1000 || c >= 1000 + (int)p->n) {
+			p->usage(stderr);
+			return 2;
+		}
+		free(p->opt[c - 1000]);
+		p->opt[c - 1000] = strdup(optarg);
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument `%s' (see --help)\n", p->prog, argv[optind]);
+		return 2;
+	}
+	for (k = 0; p->subs[k] && strcmp(*sub, p->subs[k]) != 0; k++)
+		;
+	if (!p->subs[k]) {
+		fprintf(stderr, "%s: unknown command `%s' (see --help)\n", p->prog, *sub);
+		return 2;
+	}
+	if (p->opt[ic]) {
+		char **slots[64];
+		for (size_t i = 0; i < p->n; i++)
+			slots[i] = &p->opt[i];
+		if (cu_read_config(p->prog, p->opt[ic], p->names, slots, p->n))
+			return 2;
+	}
+	if (sodium_init() < 0)
+		return 1;
+	*dir = p->opt[id] ? strdup(p->opt[id]) : cu_default_data_dir(p->data_sub);
+	if (!*dir) {
+		fprintf(stderr, "%s: set --data-dir (neither XDG_DATA_HOME nor HOME is set)\n",
+			p->prog);
+		return 2;
+	}
+	if (cu_make_dirs(*dir)) {
+		fprintf(stderr, "%s: cannot create `%s': %s\n", p->prog, *dir, strerror(errno));
+		return 1;
+	}
+	*netpath = p->opt[in] ? strdup(p->opt[in]) : cu_path_join(*dir, "network.conf");
+	*stop = false;
+	return 0;
+}
+
+void cu_opts_free(const struct cu_prog *p)
+{
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->opt[i]);
+		p->opt[i] = NULL;
+	}
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define PARLEY_VERSION "0.1.0"
 
@@ -30,5 +31,25 @@ int cu_write_file(const char *path, const void *buf, size_t len, int mode);
 int cu_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 /* Installs a stderr log sink with UTC timestamps at the given level name (NULL = info). */
 int cu_set_log_level(const char *prog, const char *level);
+
+/* The common start of an operator program: `prog [SUBCOMMAND] --long-option VALUE ...`.
+ * opt[i] receives the value of --names[i] (malloc'd); names must include "config",
+ * "data-dir" and "network". subs lists the accepted subcommands (the first is the
+ * default). Then reads the config file, initialises libsodium, creates the data
+ * directory (default: cu_default_data_dir(data_sub)) and fills *dir and *netpath
+ * (DIR/network.conf unless --network).
+ * Returns 0 to go on, or an exit status (0 after --help/--version) with *stop set. */
+struct cu_prog {
+	const char *prog;
+	const char *data_sub;
+	const char *const *names;
+	char **opt;
+	size_t n;
+	const char *const *subs; /* NULL-terminated */
+	void (*usage)(FILE *f);
+};
+int cu_prelude(const struct cu_prog *p, int argc, char **argv, const char **sub, char **dir,
+	       char **netpath, bool *stop);
+void cu_opts_free(const struct cu_prog *p);
 
 #endif

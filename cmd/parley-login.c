@@ -1,7 +1,6 @@
 /* parley-login: creates a network (root key + network file), enrolls supernodes, and
  * serves registrations and logins. */
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
 #include <time.h>
 #include <stdio.h>
@@ -353,75 +352,24 @@ out:
 
 int main(int argc, char **argv)
 {
-	struct option lopts[O_COUNT + 3];
-	const char *sub = "serve";
-	char *dir = NULL, *netpath = NULL;
-	int c, rc;
+	static const char *const subs[] = {"serve", "init", "enroll", NULL};
+	const struct cu_prog p = {prog, "parley-login", opt_names, opt, O_COUNT, subs, usage};
+	const char *sub;
+	char *dir, *netpath;
+	bool stop;
+	int rc;
 
-	for (int i = 0; i < O_COUNT; i++)
-		lopts[i] = (struct option){opt_names[i], required_argument, NULL, 1000 + i};
-	lopts[O_COUNT] = (struct option){"help", no_argument, NULL, 'h'};
-	lopts[O_COUNT + 1] = (struct option){"version", no_argument, NULL, 'V'};
-	lopts[O_COUNT + 2] = (struct option){NULL, 0, NULL, 0};
-	if (argc > 1 && argv[1][0] != '-') {
-		sub = argv[1];
-		argv++;
-		argc--;
+	rc = cu_prelude(&p, argc, argv, &sub, &dir, &netpath, &stop);
+	if (!stop) {
+		if (strcmp(sub, "init") == 0)
+			rc = cmd_init(dir, netpath);
+		else if (strcmp(sub, "enroll") == 0)
+			rc = cmd_enroll(dir, netpath);
+		else
+			rc = cmd_serve(dir, netpath);
 	}
-	while ((c = getopt_long(argc, argv, "h", lopts, NULL)) != -1) {
-		if (c == 'h') {
-			usage(stdout);
-			return 0;
-		}
-		if (c == 'V') {
-			printf("%s %s\n", prog, PARLEY_VERSION);
-			return 0;
-		}
-		if (c < 1000 || c >= 1000 + O_COUNT) {
-			usage(stderr);
-			return 2;
-		}
-		free(opt[c - 1000]);
-		opt[c - 1000] = strdup(optarg);
-	}
-	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument `%s' (see --help)\n", prog, argv[optind]);
-		return 2;
-	}
-	if (strcmp(sub, "init") && strcmp(sub, "enroll") && strcmp(sub, "serve")) {
-		fprintf(stderr, "%s: unknown command `%s' (init, enroll or serve; see --help)\n", prog,
-			sub);
-		return 2;
-	}
-	if (opt[O_CONFIG]) {
-		char **slots[O_COUNT];
-		for (int i = 0; i < O_COUNT; i++)
-			slots[i] = &opt[i];
-		if (cu_read_config(prog, opt[O_CONFIG], opt_names, slots, O_COUNT))
-			return 2;
-	}
-	if (sodium_init() < 0)
-		return 1;
-	dir = opt[O_DATA_DIR] ? strdup(opt[O_DATA_DIR]) : cu_default_data_dir("parley-login");
-	if (!dir) {
-		fprintf(stderr, "%s: set --data-dir (neither XDG_DATA_HOME nor HOME is set)\n", prog);
-		return 2;
-	}
-	if (cu_make_dirs(dir)) {
-		fprintf(stderr, "%s: cannot create `%s': %s\n", prog, dir, strerror(errno));
-		free(dir);
-		return 1;
-	}
-	netpath = opt[O_NETWORK] ? strdup(opt[O_NETWORK]) : cu_path_join(dir, "network.conf");
-	if (strcmp(sub, "init") == 0)
-		rc = cmd_init(dir, netpath);
-	else if (strcmp(sub, "enroll") == 0)
-		rc = cmd_enroll(dir, netpath);
-	else
-		rc = cmd_serve(dir, netpath);
 	free(dir);
 	free(netpath);
-	for (int i = 0; i < O_COUNT; i++)
-		free(opt[i]);
+	cu_opts_free(&p);
 	return rc;
 }
