@@ -145,6 +145,7 @@ struct pn_client {
 	void *ev_arg;
 	bool want_exit;
 	uint64_t renew_check_at;
+	uint64_t wall_anchor, mono_anchor; /* see wall_ms() */
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
 };
@@ -161,10 +162,20 @@ static uint64_t wall_s(struct pn_client *c)
 	return c->env.wall_s(c->env.ctx);
 }
 
+/* Wall-clock milliseconds: the monotonic clock anchored to the wall clock, re-anchored
+ * when they drift apart by more than 2 s (the environment's wall clock has second
+ * resolution; this keeps ms resolution and never steps backwards by less than that). */
 static uint64_t wall_ms(struct pn_client *c)
 {
-	/* Wall-clock ms from the second-resolution wall clock plus the monotonic fraction. */
-	return c->env.wall_s(c->env.ctx) * 1000 + c->env.now_ms(c->env.ctx) % 1000;
+	uint64_t mono = c->env.now_ms(c->env.ctx), ws = c->env.wall_s(c->env.ctx) * 1000;
+	uint64_t est = c->wall_anchor + (mono - c->mono_anchor);
+
+	if (!c->wall_anchor || est + 2000 < ws || est > ws + 3000) {
+		c->wall_anchor = ws;
+		c->mono_anchor = mono;
+		est = ws;
+	}
+	return est;
 }
 
 static uint32_t new_req(struct pn_client *c)
@@ -564,13 +575,15 @@ static void send_chat(struct pn_client *c, struct peer *p, const struct outmsg *
 		peer_send_frame(c, p, f, w.len);
 }
 
-/* Pushes every unacknowledged message for user u towards each of its devices: over an
- * established session, or by starting one. */
-static void flush_user(struct pn_client *c, struct ruser *u)
+/* Pushes unacknowledged messages for user u towards each of its devices: over an
+ * established session, or by starting one (the session's arrival flushes them). With
+ * `only`, just that message goes (a retransmission); without, all of u's (a session or a
+ * lookup answer just arrived). */
+static void push_user(struct pn_client *c, struct ruser *u, const struct outmsg *only)
 {
-	bool any = false;
+	bool any = only != NULL;
 
-	for (struct outmsg *m = c->out; m; m = m->next)
+	for (struct outmsg *m = c->out; m && !any; m = m->next)
 		if (!m->queued && strcmp(m->to, u->name) == 0)
 			any = true;
 	if (!any)
@@ -581,6 +594,10 @@ static void flush_user(struct pn_client *c, struct ruser *u)
 			continue;
 		strcpy(p->username, u->name);
 		if (p->link.state == PN_LINK_UP) {
+			if (only) {
+				send_chat(c, p, only);
+				continue;
+			}
 			for (struct outmsg *m = c->out; m; m = m->next)
 				if (!m->queued && strcmp(m->to, u->name) == 0)
 					send_chat(c, p, m);
@@ -590,8 +607,14 @@ static void flush_user(struct pn_client *c, struct ruser *u)
 	}
 }
 
-/* Makes sure the records of user `name` are fresh, then flushes its messages. */
-static void kick_user(struct pn_client *c, const char *name)
+static void flush_user(struct pn_client *c, struct ruser *u)
+{
+	push_user(c, u, NULL);
+}
+
+/* Makes sure the records of user `name` are fresh (a lookup answer flushes everything
+ * for that user), else pushes `only` (or everything for the user when NULL). */
+static void kick_user(struct pn_client *c, const char *name, const struct outmsg *only)
 {
 	struct ruser *u = ruser_get(c, name, true);
 
@@ -600,14 +623,21 @@ static void kick_user(struct pn_client *c, const char *name)
 	if (!u->found || now_ms(c) - u->fetched_at > CL_LOOKUP_CACHE_MS)
 		lookup_start(c, u);
 	else
-		flush_user(c, u);
+		push_user(c, u, only);
 }
 
+/* After attaching: every user with pending messages, once. */
 static void flush_all(struct pn_client *c)
 {
-	for (struct outmsg *m = c->out; m; m = m->next)
-		if (!m->queued)
-			kick_user(c, m->to);
+	for (struct outmsg *m = c->out; m; m = m->next) {
+		bool seen = false;
+		if (m->queued)
+			continue;
+		for (struct outmsg *e = c->out; e != m && !seen; e = e->next)
+			seen = !e->queued && strcmp(e->to, m->to) == 0;
+		if (!seen)
+			kick_user(c, m->to, NULL);
+	}
 }
 
 static void outmsg_free(struct outmsg *m)
@@ -1384,7 +1414,7 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 				    p->link.last_rx + 10000 < now)
 					pn_link_wipe(&p->link);
 		}
-		kick_user(c, m->to);
+		kick_user(c, m->to, m);
 	}
 }
 
@@ -1668,8 +1698,12 @@ static int outmsg_add(struct pn_client *c, const struct pn_msg_row *row)
 	m->sent_at = row->sent_at;
 	m->next_try = now_ms(c) + CL_MSG_RETRY_MS;
 	m->tries = 1;
-	m->next = c->out;
-	c->out = m;
+	{
+		struct outmsg **pp = &c->out;
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = m;
+	}
 	return 0;
 }
 
@@ -1718,7 +1752,13 @@ static void cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, v
 	reply_ok(cb, arg, json_pack("{s:s,s:s}", "id", row->id, "state",
 				    pn_msg_state_name(row->state)));
 	free(row);
-	kick_user(c, to);
+	{
+		/* the new message is the last in the outbox */
+		struct outmsg *m = c->out;
+		while (m && m->next)
+			m = m->next;
+		kick_user(c, to, m);
+	}
 }
 
 struct hist_ctx {

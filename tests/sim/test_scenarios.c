@@ -233,8 +233,21 @@ static void supernode_sees_only_ciphertext(void **state)
 }
 
 /* A raw device that speaks the attach handshake with a certificate of our choosing. */
+static int try_attach_keys(struct sc_net *n, const uint8_t root_seed[32], const char *name,
+			   int64_t not_after_delta, struct pn_sim_host **hp, const char *addr,
+			   bool stolen_cert);
+
 static int try_attach(struct sc_net *n, const uint8_t root_seed[32], const char *name,
 		      int64_t not_after_delta, struct pn_sim_host **hp, const char *addr)
+{
+	return try_attach_keys(n, root_seed, name, not_after_delta, hp, addr, false);
+}
+
+/* stolen_cert: present a valid certificate for someone else's keys (copied off the
+ * wire) while holding only our own static key. */
+static int try_attach_keys(struct sc_net *n, const uint8_t root_seed[32], const char *name,
+			   int64_t not_after_delta, struct pn_sim_host **hp, const char *addr,
+			   bool stolen_cert)
 {
 	struct pn_keys root, dev;
 	uint8_t dseed[32], cb[PN_CERT_MAX], e_sk[32];
@@ -256,6 +269,14 @@ static int try_attach(struct sc_net *n, const uint8_t root_seed[32], const char 
 	strcpy(c.name, name);
 	memcpy(c.sign_pk, dev.sign_pk, 32);
 	memcpy(c.dh_pk, dev.dh_pk, 32);
+	if (stolen_cert) {
+		struct pn_keys victim;
+		uint8_t vseed[32];
+		memset(vseed, 0x77, sizeof(vseed));
+		pn_keys_from_seed(&victim, vseed);
+		memcpy(c.sign_pk, victim.sign_pk, 32);
+		memcpy(c.dh_pk, victim.dh_pk, 32);
+	}
 	c.not_before = t0 - 100;
 	c.not_after = (uint64_t)((int64_t)t0 + not_after_delta);
 	assert_int_equal(pn_cert_sign(&c, root.sign_sk), 0);
@@ -296,8 +317,11 @@ static void forged_certificates_cannot_attach(void **state)
 	/* expired */
 	h = NULL;
 	assert_int_equal(try_attach(&n, n.root_seed, "alice", -1, &h, "198.18.9.2:1"), 0);
+	/* a valid certificate, but for keys the sender does not hold */
+	h = NULL;
+	assert_int_equal(try_attach_keys(&n, n.root_seed, "alice", 3600, &h, "198.18.9.4:1", true), 0);
 	pn_supernode_stats(n.sn, &st);
-	assert_int_equal(st.rejected_certs, 2);
+	assert_int_equal(st.rejected_certs, 3);
 	/* the control: the same device with a good certificate attaches */
 	h = NULL;
 	assert_int_equal(try_attach(&n, n.root_seed, "alice", 3600, &h, "198.18.9.3:1"), 1);
