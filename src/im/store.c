@@ -8,20 +8,16 @@
 #include "im/store.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "base/db.h"
 #include "base/log.h"
 
 enum cstore_consts {
 	CSTORE_SCHEMA_VERSION = 1,
-	CSTORE_BUSY_TIMEOUT_MS = 5000,
 	CSTORE_HOST_KEY_LEN = 32,
 	CSTORE_STATE_TRIES = 3,
 };
@@ -137,10 +133,20 @@ static const char *const stmt_sql[ST_COUNT] = {
 			 " ORDER BY last_seen DESC, addr",
 };
 
+static const struct pn_db_spec cstore_db = {
+	.label = "client store",
+	.schema_version = CSTORE_SCHEMA_VERSION,
+	.schema_sql = schema_sql,
+	/* secure_delete: a deleted key-value secret or message is overwritten in the file
+	 * rather than left in a free page. */
+	.pragma_sql = "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON",
+	.pragma_what = "setting pragmas",
+	.stmt_sql = stmt_sql,
+	.stmt_count = ST_COUNT,
+};
+
 struct pn_cstore {
-	sqlite3 *db;
-	char *path; /* for log messages */
-	sqlite3_stmt *st[ST_COUNT];
+	struct pn_db db;
 };
 
 static const char *const state_names[] = {
@@ -175,37 +181,6 @@ static int state_rank(enum pn_msg_dir dir, enum pn_msg_state st)
 	return -1;
 }
 
-/* Logs what failed with SQLite's own explanation and maps the result to an errno. */
-static int db_fail(const struct pn_cstore *s, const char *what)
-{
-	int rc = sqlite3_extended_errcode(s->db) & 0xff;
-
-	pn_err("client store %s: %s failed: %s", s->path, what, sqlite3_errmsg(s->db));
-	return rc == SQLITE_NOMEM ? -ENOMEM : -EIO;
-}
-
-static void stmt_done(sqlite3_stmt *st)
-{
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-}
-
-/* Length of s if it is 1..max bytes long, else 0 (the caller turns that into -EINVAL). */
-static size_t str_len_ok(const char *s, size_t max)
-{
-	size_t n;
-
-	if (!s)
-		return 0;
-	n = strnlen(s, max + 1);
-	return n > max ? 0 : n;
-}
-
-static bool time_ok(uint64_t t)
-{
-	return t <= (uint64_t)INT64_MAX;
-}
-
 /* Copies a 32-hex-digit id into out in lower case (the form pn_hex_encode writes), so
  * that an upper-case id from an API caller still finds and deduplicates the same row. */
 static int norm_id(const char *id, char out[PN_MSG_ID_HEX + 1])
@@ -233,7 +208,7 @@ static int col_str(const struct pn_cstore *s, sqlite3_stmt *st, int col, char *o
 	size_t n = (size_t)sqlite3_column_bytes(st, col);
 
 	if (!p || n + 1 > cap) {
-		pn_err("client store %s: column %s is missing or longer than %zu bytes", s->path,
+		pn_err("client store %s: column %s is missing or longer than %zu bytes", s->db.path,
 		       sqlite3_column_name(st, col), cap - 1);
 		return -EIO;
 	}
@@ -276,11 +251,11 @@ static int each_msg(struct pn_cstore *s, sqlite3_stmt *st, const char *what, boo
 			if (query_syntax && (rc & 0xff) == SQLITE_ERROR) {
 				/* Quotes part of the query, so debug only: it is what the user
 				 * searched their history for. */
-				pn_dbg("client store %s: search query rejected: %s", s->path,
-				       sqlite3_errmsg(s->db));
+				pn_dbg("client store %s: search query rejected: %s", s->db.path,
+				       sqlite3_errmsg(s->db.conn));
 				err = -EINVAL;
 			} else {
-				err = db_fail(s, what);
+				err = pn_db_fail(&s->db, what);
 			}
 			goto out;
 		}
@@ -295,190 +270,34 @@ static int each_msg(struct pn_cstore *s, sqlite3_stmt *st, const char *what, boo
 		}
 	}
 out:
-	stmt_done(st);
-	return err;
-}
-
-/* Creates the file with mode 0600 before SQLite sees it, because SQLite would create it
- * 0644 (minus umask) and gives its -wal and -shm files the database's mode. An existing
- * file readable by others is tightened: it holds the device's private key seed. */
-static int create_private_file(const char *path)
-{
-	struct stat st;
-	int fd, err = 0;
-
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		pn_err("client store %s: cannot open: %s", path, strerror(errno));
-		return -EIO;
-	}
-	if (fstat(fd, &st) < 0) {
-		pn_err("client store %s: cannot stat: %s", path, strerror(errno));
-		err = -EIO;
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		pn_warn("client store %s: mode was %03o, setting 0600", path,
-			(unsigned)(st.st_mode & 0777));
-		if (fchmod(fd, 0600) < 0) {
-			pn_err("client store %s: cannot chmod 0600: %s", path, strerror(errno));
-			err = -EIO;
-			goto out;
-		}
-	}
-out:
-	close(fd);
-	return err;
-}
-
-static int exec_sql(struct pn_cstore *s, const char *sql, const char *what)
-{
-	if (sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
-		return db_fail(s, what);
-	return 0;
-}
-
-/* ":memory:" answers "memory" and stays so, which is fine; on a file anything but "wal"
- * is worth a warning (a filesystem without shared memory, e.g. some network mounts). */
-static int enable_wal(struct pn_cstore *s, bool in_memory)
-{
-	sqlite3_stmt *st = NULL;
-	const char *mode;
-	int err = 0;
-
-	if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL) != SQLITE_OK) {
-		err = db_fail(s, "preparing journal_mode");
-		goto out;
-	}
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		err = db_fail(s, "setting journal_mode=WAL");
-		goto out;
-	}
-	mode = (const char *)sqlite3_column_text(st, 0);
-	if (!in_memory && (!mode || strcmp(mode, "wal") != 0))
-		pn_warn("client store %s: journal_mode is %s, not wal", s->path,
-			mode ? mode : "(null)");
-out:
-	sqlite3_finalize(st);
-	return err;
-}
-
-static int read_schema_version(struct pn_cstore *s, int *version)
-{
-	sqlite3_stmt *st = NULL;
-	int err = 0;
-
-	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK ||
-	    sqlite3_step(st) != SQLITE_ROW) {
-		err = db_fail(s, "reading user_version");
-		goto out;
-	}
-	*version = sqlite3_column_int(st, 0);
-out:
-	sqlite3_finalize(st);
-	return err;
-}
-
-static int init_schema(struct pn_cstore *s)
-{
-	char sql[64];
-	int version, err;
-
-	err = read_schema_version(s, &version);
-	if (err)
-		return err;
-	/* An older program must not write into tables whose meaning it does not know. */
-	if (version > CSTORE_SCHEMA_VERSION) {
-		pn_err("client store %s: schema version %d is newer than this program's %d",
-		       s->path, version, CSTORE_SCHEMA_VERSION);
-		return -EIO;
-	}
-	err = exec_sql(s, "BEGIN IMMEDIATE", "beginning schema transaction");
-	if (err)
-		return err;
-	err = exec_sql(s, schema_sql, "creating tables");
-	if (err)
-		goto out;
-	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", CSTORE_SCHEMA_VERSION);
-	err = exec_sql(s, sql, "setting user_version");
-	if (err)
-		goto out;
-	err = exec_sql(s, "COMMIT", "committing schema");
-out:
-	if (err)
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	pn_db_done(st);
 	return err;
 }
 
 int pn_cstore_open(struct pn_cstore **out, const char *path)
 {
-	struct pn_cstore *s = NULL;
-	bool in_memory;
-	int err = 0;
+	struct pn_cstore *s;
+	int err;
 
 	if (!out || !path || !path[0])
 		return -EINVAL;
-	in_memory = strcmp(path, ":memory:") == 0;
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->path = strdup(path);
-	if (!s->path) {
-		err = -ENOMEM;
-		goto out;
-	}
-	if (!in_memory) {
-		err = create_private_file(path);
-		if (err)
-			goto out;
-	}
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
-		if (!s->db) {
-			err = -ENOMEM;
-			goto out;
-		}
-		err = db_fail(s, "opening");
-		goto out;
-	}
-	sqlite3_extended_result_codes(s->db, 1);
-	sqlite3_busy_timeout(s->db, CSTORE_BUSY_TIMEOUT_MS);
-	err = enable_wal(s, in_memory);
-	if (err)
-		goto out;
-	/* secure_delete: a deleted key-value secret or message is overwritten in the file
-	 * rather than left in a free page. */
-	err = exec_sql(s, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON",
-		       "setting pragmas");
-	if (err)
-		goto out;
-	err = init_schema(s);
-	if (err)
-		goto out;
-	for (int i = 0; i < ST_COUNT; i++) {
-		if (sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &s->st[i],
-				       NULL) != SQLITE_OK) {
-			err = db_fail(s, "preparing statements");
-			goto out;
-		}
+	err = pn_db_open(&s->db, path, &cstore_db);
+	if (err) {
+		free(s);
+		return err;
 	}
 	*out = s;
-	s = NULL;
-out:
-	pn_cstore_free(s);
-	return err;
+	return 0;
 }
 
 void pn_cstore_free(struct pn_cstore *s)
 {
 	if (!s)
 		return;
-	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(s->st[i]);
-	/* sqlite3_close (not _v2) so that a leaked statement shows up as an error here. */
-	if (s->db && sqlite3_close(s->db) != SQLITE_OK)
-		pn_err("client store %s: close failed: %s", s->path, sqlite3_errmsg(s->db));
-	free(s->path);
+	pn_db_close(&s->db);
 	free(s);
 }
 
@@ -487,27 +306,21 @@ int pn_cstore_kv_get(struct pn_cstore *s, const char *key, void *buf, size_t cap
 	sqlite3_stmt *st;
 	const void *p;
 	size_t klen, n;
-	int err = 0, rc;
+	int err;
 
 	if (!s || (!buf && cap))
 		return -EINVAL;
-	klen = str_len_ok(key, PN_KV_KEY_MAX);
+	klen = pn_db_text_len(key, PN_KV_KEY_MAX);
 	if (!klen)
 		return -EINVAL;
-	st = s->st[ST_KV_GET];
-	if (sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC) != SQLITE_OK) {
-		err = db_fail(s, "binding key");
+	st = s->db.st[ST_KV_GET];
+	if (pn_db_bind_text(st, 1, key, klen)) {
+		err = pn_db_fail(&s->db, "binding key");
 		goto out;
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		err = -ENOENT;
+	err = pn_db_step_row(&s->db, st, "reading setting");
+	if (err)
 		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		err = db_fail(s, "reading setting");
-		goto out;
-	}
 	p = sqlite3_column_blob(st, 0);
 	n = (size_t)sqlite3_column_bytes(st, 0);
 	if (len)
@@ -520,7 +333,7 @@ int pn_cstore_kv_get(struct pn_cstore *s, const char *key, void *buf, size_t cap
 	if (n)
 		memcpy(buf, p, n);
 out:
-	stmt_done(st);
+	pn_db_done(st);
 	return err;
 }
 
@@ -528,30 +341,19 @@ int pn_cstore_kv_set(struct pn_cstore *s, const char *key, const void *buf, size
 {
 	sqlite3_stmt *st;
 	size_t klen;
-	int err = 0, rc;
+	int err;
 
 	if (!s || (!buf && len) || len > PN_KV_VALUE_MAX)
 		return -EINVAL;
-	klen = str_len_ok(key, PN_KV_KEY_MAX);
+	klen = pn_db_text_len(key, PN_KV_KEY_MAX);
 	if (!klen)
 		return -EINVAL;
-	st = s->st[ST_KV_SET];
-	/* bind_blob with a NULL pointer would bind SQL NULL, not an empty value. */
-	if (len)
-		rc = sqlite3_bind_blob(st, 2, buf, (int)len, SQLITE_STATIC);
+	st = s->db.st[ST_KV_SET];
+	if (pn_db_bind_text(st, 1, key, klen) || pn_db_bind_blob(st, 2, buf, len))
+		err = pn_db_fail(&s->db, "binding setting");
 	else
-		rc = sqlite3_bind_zeroblob(st, 2, 0);
-	if (rc != SQLITE_OK ||
-	    sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC) != SQLITE_OK) {
-		err = db_fail(s, "binding setting");
-		goto out;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		err = db_fail(s, "writing setting");
-		goto out;
-	}
-out:
-	stmt_done(st);
+		err = pn_db_step(&s->db, st, "writing setting");
+	pn_db_done(st);
 	return err;
 }
 
@@ -559,26 +361,19 @@ int pn_cstore_kv_del(struct pn_cstore *s, const char *key)
 {
 	sqlite3_stmt *st;
 	size_t klen;
-	int err = 0;
+	int err;
 
 	if (!s)
 		return -EINVAL;
-	klen = str_len_ok(key, PN_KV_KEY_MAX);
+	klen = pn_db_text_len(key, PN_KV_KEY_MAX);
 	if (!klen)
 		return -EINVAL;
-	st = s->st[ST_KV_DEL];
-	if (sqlite3_bind_text(st, 1, key, (int)klen, SQLITE_STATIC) != SQLITE_OK) {
-		err = db_fail(s, "binding key");
-		goto out;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		err = db_fail(s, "deleting setting");
-		goto out;
-	}
-	if (sqlite3_changes(s->db) == 0)
-		err = -ENOENT;
-out:
-	stmt_done(st);
+	st = s->db.st[ST_KV_DEL];
+	if (pn_db_bind_text(st, 1, key, klen))
+		err = pn_db_fail(&s->db, "binding key");
+	else
+		err = pn_db_step_write(&s->db, st, "deleting setting", -ENOENT);
+	pn_db_done(st);
 	return err;
 }
 
@@ -586,27 +381,19 @@ int pn_cstore_contact_add(struct pn_cstore *s, const char *username, uint64_t no
 {
 	sqlite3_stmt *st;
 	size_t ulen;
-	int err = 0;
+	int err;
 
-	if (!s || !time_ok(now_s))
+	if (!s || !pn_db_u64_ok(now_s))
 		return -EINVAL;
-	ulen = str_len_ok(username, PN_USERNAME_MAX);
+	ulen = pn_db_text_len(username, PN_USERNAME_MAX);
 	if (!ulen)
 		return -EINVAL;
-	st = s->st[ST_CONTACT_ADD];
-	if (sqlite3_bind_text(st, 1, username, (int)ulen, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, (sqlite3_int64)now_s) != SQLITE_OK) {
-		err = db_fail(s, "binding contact");
-		goto out;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		err = db_fail(s, "adding contact");
-		goto out;
-	}
-	if (sqlite3_changes(s->db) == 0)
-		err = -EEXIST;
-out:
-	stmt_done(st);
+	st = s->db.st[ST_CONTACT_ADD];
+	if (pn_db_bind_text(st, 1, username, ulen) || pn_db_bind_u64(st, 2, now_s))
+		err = pn_db_fail(&s->db, "binding contact");
+	else
+		err = pn_db_step_write(&s->db, st, "adding contact", -EEXIST);
+	pn_db_done(st);
 	return err;
 }
 
@@ -614,26 +401,19 @@ int pn_cstore_contact_remove(struct pn_cstore *s, const char *username)
 {
 	sqlite3_stmt *st;
 	size_t ulen;
-	int err = 0;
+	int err;
 
 	if (!s)
 		return -EINVAL;
-	ulen = str_len_ok(username, PN_USERNAME_MAX);
+	ulen = pn_db_text_len(username, PN_USERNAME_MAX);
 	if (!ulen)
 		return -EINVAL;
-	st = s->st[ST_CONTACT_REMOVE];
-	if (sqlite3_bind_text(st, 1, username, (int)ulen, SQLITE_STATIC) != SQLITE_OK) {
-		err = db_fail(s, "binding contact");
-		goto out;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		err = db_fail(s, "removing contact");
-		goto out;
-	}
-	if (sqlite3_changes(s->db) == 0)
-		err = -ENOENT;
-out:
-	stmt_done(st);
+	st = s->db.st[ST_CONTACT_REMOVE];
+	if (pn_db_bind_text(st, 1, username, ulen))
+		err = pn_db_fail(&s->db, "binding contact");
+	else
+		err = pn_db_step_write(&s->db, st, "removing contact", -ENOENT);
+	pn_db_done(st);
 	return err;
 }
 
@@ -642,25 +422,18 @@ bool pn_cstore_contact_has(struct pn_cstore *s, const char *username)
 	sqlite3_stmt *st;
 	bool found = false;
 	size_t ulen;
-	int rc;
 
 	if (!s)
 		return false;
-	ulen = str_len_ok(username, PN_USERNAME_MAX);
+	ulen = pn_db_text_len(username, PN_USERNAME_MAX);
 	if (!ulen)
 		return false;
-	st = s->st[ST_CONTACT_HAS];
-	if (sqlite3_bind_text(st, 1, username, (int)ulen, SQLITE_STATIC) != SQLITE_OK) {
-		db_fail(s, "binding contact");
-		goto out;
-	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		found = true;
-	else if (rc != SQLITE_DONE)
-		db_fail(s, "looking up contact");
-out:
-	stmt_done(st);
+	st = s->db.st[ST_CONTACT_HAS];
+	if (pn_db_bind_text(st, 1, username, ulen))
+		pn_db_fail(&s->db, "binding contact");
+	else
+		found = pn_db_step_row(&s->db, st, "looking up contact") == 0;
+	pn_db_done(st);
 	return found;
 }
 
@@ -669,32 +442,27 @@ int pn_cstore_contact_list(struct pn_cstore *s, int (*cb)(void *arg, const struc
 {
 	struct pn_contact_row r;
 	sqlite3_stmt *st;
-	int err = 0, rc, ret;
+	int err, ret;
 
 	if (!s || !cb)
 		return -EINVAL;
-	st = s->st[ST_CONTACT_LIST];
+	st = s->db.st[ST_CONTACT_LIST];
 	for (;;) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE)
+		err = pn_db_step_next(&s->db, st, "listing contacts");
+		if (err <= 0)
 			break;
-		if (rc != SQLITE_ROW) {
-			err = db_fail(s, "listing contacts");
-			goto out;
-		}
 		memset(&r, 0, sizeof(r));
 		err = col_str(s, st, 0, r.username, sizeof(r.username));
 		if (err)
-			goto out;
+			break;
 		r.added_at = (uint64_t)sqlite3_column_int64(st, 1);
 		ret = cb(arg, &r);
 		if (ret) {
 			err = ret < 0 ? ret : 0;
-			goto out;
+			break;
 		}
 	}
-out:
-	stmt_done(st);
+	pn_db_done(st);
 	return err;
 }
 
@@ -703,36 +471,26 @@ int pn_cstore_msg_insert(struct pn_cstore *s, const struct pn_msg_row *m)
 	char id[PN_MSG_ID_HEX + 1];
 	sqlite3_stmt *st;
 	size_t plen, tlen;
-	int err = 0;
+	int err;
 
 	if (!s || !m || norm_id(m->id, id) < 0)
 		return -EINVAL;
-	plen = str_len_ok(m->peer, PN_USERNAME_MAX);
+	plen = pn_db_text_len(m->peer, PN_USERNAME_MAX);
 	tlen = strnlen(m->text, sizeof(m->text));
 	if (!plen || tlen > PN_MSG_TEXT_MAX || state_rank(m->dir, m->state) < 0 ||
-	    !time_ok(m->sent_at) || !time_ok(m->updated_at))
+	    !pn_db_u64_ok(m->sent_at) || !pn_db_u64_ok(m->updated_at))
 		return -EINVAL;
-	st = s->st[ST_MSG_INSERT];
-	if (sqlite3_bind_text(st, 1, id, PN_MSG_ID_HEX, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 2, m->peer, (int)plen, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int(st, 3, (int)m->dir) != SQLITE_OK ||
-	    sqlite3_bind_int(st, 4, (int)m->state) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 5, (sqlite3_int64)m->sent_at) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 6, (sqlite3_int64)m->updated_at) != SQLITE_OK ||
-	    sqlite3_bind_text(st, 7, m->text, (int)tlen, SQLITE_STATIC) != SQLITE_OK) {
-		err = db_fail(s, "binding message");
-		goto out;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		err = db_fail(s, "inserting message");
-		goto out;
-	}
+	st = s->db.st[ST_MSG_INSERT];
 	/* ON CONFLICT DO NOTHING: a duplicate is an expected event (fan-out, mailbox and
-	 * direct copies of one message), not an error worth a log line. */
-	if (sqlite3_changes(s->db) == 0)
-		err = -EEXIST;
-out:
-	stmt_done(st);
+	 * direct copies of one message), so -EEXIST and not an error worth a log line. */
+	if (pn_db_bind_text(st, 1, id, PN_MSG_ID_HEX) || pn_db_bind_text(st, 2, m->peer, plen) ||
+	    sqlite3_bind_int(st, 3, (int)m->dir) || sqlite3_bind_int(st, 4, (int)m->state) ||
+	    pn_db_bind_u64(st, 5, m->sent_at) || pn_db_bind_u64(st, 6, m->updated_at) ||
+	    pn_db_bind_text(st, 7, m->text, tlen))
+		err = pn_db_fail(&s->db, "binding message");
+	else
+		err = pn_db_step_write(&s->db, st, "inserting message", -EEXIST);
+	pn_db_done(st);
 	return err;
 }
 
@@ -740,26 +498,18 @@ out:
 static int msg_get_state(struct pn_cstore *s, const char *id, enum pn_msg_dir *dir,
 			 enum pn_msg_state *state)
 {
-	sqlite3_stmt *st = s->st[ST_MSG_GET_STATE];
-	int err = 0, rc;
+	sqlite3_stmt *st = s->db.st[ST_MSG_GET_STATE];
+	int err;
 
-	if (sqlite3_bind_text(st, 1, id, PN_MSG_ID_HEX, SQLITE_STATIC) != SQLITE_OK) {
-		err = db_fail(s, "binding message id");
-		goto out;
+	if (pn_db_bind_text(st, 1, id, PN_MSG_ID_HEX))
+		err = pn_db_fail(&s->db, "binding message id");
+	else
+		err = pn_db_step_row(&s->db, st, "reading message state");
+	if (!err) {
+		*dir = (enum pn_msg_dir)sqlite3_column_int(st, 0);
+		*state = (enum pn_msg_state)sqlite3_column_int(st, 1);
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		err = -ENOENT;
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		err = db_fail(s, "reading message state");
-		goto out;
-	}
-	*dir = (enum pn_msg_dir)sqlite3_column_int(st, 0);
-	*state = (enum pn_msg_state)sqlite3_column_int(st, 1);
-out:
-	stmt_done(st);
+	pn_db_done(st);
 	return err;
 }
 
@@ -767,23 +517,17 @@ out:
 static int msg_cas_state(struct pn_cstore *s, const char *id, enum pn_msg_state old,
 			 enum pn_msg_state st_new, uint64_t now_ms, bool *changed)
 {
-	sqlite3_stmt *st = s->st[ST_MSG_SET_STATE];
-	int err = 0;
+	sqlite3_stmt *st = s->db.st[ST_MSG_SET_STATE];
+	int err;
 
-	if (sqlite3_bind_text(st, 1, id, PN_MSG_ID_HEX, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int(st, 2, (int)st_new) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 3, (sqlite3_int64)now_ms) != SQLITE_OK ||
-	    sqlite3_bind_int(st, 4, (int)old) != SQLITE_OK) {
-		err = db_fail(s, "binding message state");
-		goto out;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		err = db_fail(s, "updating message state");
-		goto out;
-	}
-	*changed = sqlite3_changes(s->db) != 0;
-out:
-	stmt_done(st);
+	if (pn_db_bind_text(st, 1, id, PN_MSG_ID_HEX) || sqlite3_bind_int(st, 2, (int)st_new) ||
+	    pn_db_bind_u64(st, 3, now_ms) || sqlite3_bind_int(st, 4, (int)old))
+		err = pn_db_fail(&s->db, "binding message state");
+	else
+		err = pn_db_step(&s->db, st, "updating message state");
+	if (!err)
+		*changed = sqlite3_changes(s->db.conn) != 0;
+	pn_db_done(st);
 	return err;
 }
 
@@ -796,7 +540,7 @@ int pn_cstore_msg_set_state(struct pn_cstore *s, const char *id, enum pn_msg_sta
 	bool changed = false;
 	int err = 0, rank;
 
-	if (!s || norm_id(id, nid) < 0 || (unsigned)st > PN_MSG_RECEIVED || !time_ok(now_ms))
+	if (!s || norm_id(id, nid) < 0 || (unsigned)st > PN_MSG_RECEIVED || !pn_db_u64_ok(now_ms))
 		return -EINVAL;
 	/* Another connection (a second process on the same file) could change the state
 	 * between our read and our write; the compare-and-set notices and we decide again. */
@@ -821,7 +565,7 @@ int pn_cstore_msg_set_state(struct pn_cstore *s, const char *id, enum pn_msg_sta
 			goto out;
 	}
 	if (!changed) {
-		pn_warn("client store %s: state of message %s kept changing under us", s->path,
+		pn_warn("client store %s: state of message %s kept changing under us", s->db.path,
 			nid);
 		err = -EIO;
 	}
@@ -833,28 +577,20 @@ int pn_cstore_msg_get(struct pn_cstore *s, const char *id, struct pn_msg_row *ou
 {
 	char nid[PN_MSG_ID_HEX + 1];
 	sqlite3_stmt *st;
-	int err = 0, rc;
+	int err;
 
 	if (!s || !out || norm_id(id, nid) < 0)
 		return -EINVAL;
-	st = s->st[ST_MSG_GET];
-	if (sqlite3_bind_text(st, 1, nid, PN_MSG_ID_HEX, SQLITE_STATIC) != SQLITE_OK) {
-		err = db_fail(s, "binding message id");
-		goto out;
+	st = s->db.st[ST_MSG_GET];
+	if (pn_db_bind_text(st, 1, nid, PN_MSG_ID_HEX))
+		err = pn_db_fail(&s->db, "binding message id");
+	else
+		err = pn_db_step_row(&s->db, st, "reading message");
+	if (!err) {
+		memset(out, 0, sizeof(*out));
+		err = read_msg(s, st, out);
 	}
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_DONE) {
-		err = -ENOENT;
-		goto out;
-	}
-	if (rc != SQLITE_ROW) {
-		err = db_fail(s, "reading message");
-		goto out;
-	}
-	memset(out, 0, sizeof(*out));
-	err = read_msg(s, st, out);
-out:
-	stmt_done(st);
+	pn_db_done(st);
 	return err;
 }
 
@@ -866,14 +602,13 @@ int pn_cstore_msg_list(struct pn_cstore *s, const char *peer, unsigned limit,
 
 	if (!s || !cb)
 		return -EINVAL;
-	plen = str_len_ok(peer, PN_USERNAME_MAX);
+	plen = pn_db_text_len(peer, PN_USERNAME_MAX);
 	if (!plen)
 		return -EINVAL;
-	st = s->st[ST_MSG_LIST];
-	if (sqlite3_bind_text(st, 1, peer, (int)plen, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit) != SQLITE_OK) {
-		stmt_done(st);
-		return db_fail(s, "binding message list");
+	st = s->db.st[ST_MSG_LIST];
+	if (pn_db_bind_text(st, 1, peer, plen) || pn_db_bind_u64(st, 2, limit)) {
+		pn_db_done(st);
+		return pn_db_fail(&s->db, "binding message list");
 	}
 	return each_msg(s, st, "listing messages", false, cb, arg);
 }
@@ -885,10 +620,10 @@ int pn_cstore_msg_pending(struct pn_cstore *s, unsigned limit,
 
 	if (!s || !cb)
 		return -EINVAL;
-	st = s->st[ST_MSG_PENDING];
-	if (sqlite3_bind_int64(st, 1, (sqlite3_int64)limit) != SQLITE_OK) {
-		stmt_done(st);
-		return db_fail(s, "binding pending list");
+	st = s->db.st[ST_MSG_PENDING];
+	if (pn_db_bind_u64(st, 1, limit)) {
+		pn_db_done(st);
+		return pn_db_fail(&s->db, "binding pending list");
 	}
 	return each_msg(s, st, "listing pending messages", false, cb, arg);
 }
@@ -901,56 +636,47 @@ int pn_cstore_msg_search(struct pn_cstore *s, const char *query, unsigned limit,
 
 	if (!s || !cb)
 		return -EINVAL;
-	qlen = str_len_ok(query, PN_SEARCH_QUERY_MAX);
+	qlen = pn_db_text_len(query, PN_SEARCH_QUERY_MAX);
 	if (!qlen)
 		return -EINVAL;
-	st = s->st[ST_MSG_SEARCH];
-	if (sqlite3_bind_text(st, 1, query, (int)qlen, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit) != SQLITE_OK) {
-		stmt_done(st);
-		return db_fail(s, "binding search");
+	st = s->db.st[ST_MSG_SEARCH];
+	if (pn_db_bind_text(st, 1, query, qlen) || pn_db_bind_u64(st, 2, limit)) {
+		pn_db_done(st);
+		return pn_db_fail(&s->db, "binding search");
 	}
 	return each_msg(s, st, "searching messages", true, cb, arg);
 }
 
 int pn_cstore_host_upsert(struct pn_cstore *s, const struct pn_host_row *h)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st;
 	size_t alen;
-	int err = 0;
+	int err;
 
-	if (!s || !h || !time_ok(h->last_seen))
+	if (!s || !h || !pn_db_u64_ok(h->last_seen))
 		return -EINVAL;
-	alen = str_len_ok(h->addr, sizeof(h->addr) - 1);
+	alen = pn_db_text_len(h->addr, sizeof(h->addr) - 1);
 	if (!alen)
 		return -EINVAL;
-	st = s->st[ST_HOST_UPSERT];
-	if (sqlite3_bind_text(st, 1, h->addr, (int)alen, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_blob(st, 2, h->key, CSTORE_HOST_KEY_LEN, SQLITE_STATIC) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 3, (sqlite3_int64)h->last_seen) != SQLITE_OK ||
-	    sqlite3_bind_int64(st, 4, (sqlite3_int64)h->rtt_ms) != SQLITE_OK) {
-		err = db_fail(s, "binding host");
-		goto out;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		err = db_fail(s, "writing host");
-		goto out;
-	}
-	stmt_done(st);
+	st = s->db.st[ST_HOST_UPSERT];
+	if (pn_db_bind_text(st, 1, h->addr, alen) ||
+	    pn_db_bind_blob(st, 2, h->key, CSTORE_HOST_KEY_LEN) ||
+	    pn_db_bind_u64(st, 3, h->last_seen) || pn_db_bind_u64(st, 4, h->rtt_ms))
+		err = pn_db_fail(&s->db, "binding host");
+	else
+		err = pn_db_step(&s->db, st, "writing host");
+	pn_db_done(st);
+	if (err)
+		return err;
 	/* Evicting after every insert keeps the table at the cap; if we crash in between,
 	 * the next upsert removes the surplus too. The new row itself goes if it is the
 	 * oldest, which is the rule. */
-	st = s->st[ST_HOST_EVICT];
-	if (sqlite3_bind_int(st, 1, PN_HOST_CACHE_MAX) != SQLITE_OK) {
-		err = db_fail(s, "binding host eviction");
-		goto out;
-	}
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		err = db_fail(s, "evicting hosts");
-		goto out;
-	}
-out:
-	stmt_done(st);
+	st = s->db.st[ST_HOST_EVICT];
+	if (sqlite3_bind_int(st, 1, PN_HOST_CACHE_MAX))
+		err = pn_db_fail(&s->db, "binding host eviction");
+	else
+		err = pn_db_step(&s->db, st, "evicting hosts");
+	pn_db_done(st);
 	return err;
 }
 
@@ -959,28 +685,24 @@ int pn_cstore_host_list(struct pn_cstore *s, int (*cb)(void *arg, const struct p
 {
 	struct pn_host_row h;
 	sqlite3_stmt *st;
-	int err = 0, rc, ret;
+	int err, ret;
 
 	if (!s || !cb)
 		return -EINVAL;
-	st = s->st[ST_HOST_LIST];
+	st = s->db.st[ST_HOST_LIST];
 	for (;;) {
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_DONE)
+		err = pn_db_step_next(&s->db, st, "listing hosts");
+		if (err <= 0)
 			break;
-		if (rc != SQLITE_ROW) {
-			err = db_fail(s, "listing hosts");
-			goto out;
-		}
 		memset(&h, 0, sizeof(h));
 		err = col_str(s, st, 0, h.addr, sizeof(h.addr));
 		if (err)
-			goto out;
+			break;
 		if (sqlite3_column_bytes(st, 1) != CSTORE_HOST_KEY_LEN) {
-			pn_err("client store %s: host %s has a key of the wrong size", s->path,
+			pn_err("client store %s: host %s has a key of the wrong size", s->db.path,
 			       h.addr);
 			err = -EIO;
-			goto out;
+			break;
 		}
 		memcpy(h.key, sqlite3_column_blob(st, 1), CSTORE_HOST_KEY_LEN);
 		h.last_seen = (uint64_t)sqlite3_column_int64(st, 2);
@@ -988,10 +710,9 @@ int pn_cstore_host_list(struct pn_cstore *s, int (*cb)(void *arg, const struct p
 		ret = cb(arg, &h);
 		if (ret) {
 			err = ret < 0 ? ret : 0;
-			goto out;
+			break;
 		}
 	}
-out:
-	stmt_done(st);
+	pn_db_done(st);
 	return err;
 }
