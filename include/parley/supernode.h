@@ -33,7 +33,7 @@ extern const struct pn_node_ops pn_supernode_ops;
 
 struct pn_supernode_stats {
 	uint64_t clients, records, lookups, forwarded, forward_bytes, bad_packets,
-		rejected_certs, replays;
+		rejected_certs, replays, rate_limited;
 };
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
 /* Test hook: called with every envelope payload the supernode forwards (for asserting that

@@ -724,7 +724,7 @@ static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 	free(m);
 }
 
-static void on_receipt(struct pn_client *c, struct pn_rd *r)
+static void on_receipt(struct pn_client *c, struct peer *p, struct pn_rd *r)
 {
 	uint8_t idb[16], kind;
 	struct outmsg *m, **pp;
@@ -738,10 +738,20 @@ static void on_receipt(struct pn_client *c, struct pn_rd *r)
 	st = kind == 1 ? PN_MSG_DELIVERED : PN_MSG_READ;
 	pn_hex_encode(id, sizeof(id), idb, 16);
 	m = outmsg_find(c, idb, &pp);
-	if (pn_cstore_msg_set_state(c->store, id, st, wall_ms(c)) == 0) {
-		struct pn_msg_row row;
-		if (pn_cstore_msg_get(c->store, id, &row) == 0)
-			msg_state_event(c, id, row.peer, st);
+	{
+		/* Only a device of the message's recipient may acknowledge it. */
+		struct pn_msg_row *row = calloc(1, sizeof(*row));
+		if (!row)
+			return;
+		if (pn_cstore_msg_get(c->store, id, row) || row->dir != PN_MSG_OUT ||
+		    strcmp(row->peer, p->username) != 0) {
+			c->rx_e2e_bad++;
+			free(row);
+			return;
+		}
+		if (pn_cstore_msg_set_state(c->store, id, st, wall_ms(c)) == 0)
+			msg_state_event(c, id, row->peer, st);
+		free(row);
 	}
 	if (m) {
 		*pp = m->next;
@@ -760,7 +770,7 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 	if (type == PN_F_CHAT)
 		on_chat(c, p, &r);
 	else if (type == PN_F_RECEIPT)
-		on_receipt(c, &r);
+		on_receipt(c, p, &r);
 	else
 		c->rx_e2e_bad++;
 }
@@ -900,7 +910,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r)
 	}
 	if (ev == PN_LINK_EV_UP) {
 		struct ruser *u;
-		if (check_peer_cert(c, &p->link, src, &cert) && p->link.peer_cert_len) {
+		if (check_peer_cert(c, &p->link, src, &cert)) {
 			pn_link_wipe(&p->link);
 			c->rx_e2e_bad++;
 			return;

@@ -360,7 +360,7 @@ static void on_forward(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev
 		d->fwd_tokens = SN_FWD_PER_S;
 	d->fwd_last = now;
 	if (d->fwd_tokens < 1.0) {
-		sn->st.bad_packets++;
+		sn->st.rate_limited++;
 		return;
 	}
 	d->fwd_tokens -= 1.0;
