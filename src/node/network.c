@@ -60,11 +60,23 @@ int pn_network_load(struct pn_network *n, const char *path, char *err, size_t er
 		return rc;
 	}
 	while (fgets(line, sizeof(line), f)) {
-		char *k, *v, *eq;
+		char *k, *v, *eq, orig[sizeof(line)];
+		bool truncated = !strchr(line, '\n') && !feof(f);
 		lineno++;
+		if (truncated) { /* drop the rest of an over-long line */
+			int ch;
+			while ((ch = fgetc(f)) != EOF && ch != '\n')
+				;
+		}
 		k = trim(line);
 		if (!*k || *k == '#')
 			continue;
+		if (truncated) {
+			snprintf(err, errlen, "%s:%u: line longer than %zu bytes", path, lineno,
+				 sizeof(line) - 2);
+			rc = -EINVAL;
+			goto out;
+		}
 		eq = strchr(k, '=');
 		if (!eq) {
 			snprintf(err, errlen, "%s:%u: expected `key = value', got `%s'", path, lineno, k);
@@ -74,6 +86,7 @@ int pn_network_load(struct pn_network *n, const char *path, char *err, size_t er
 		*eq = 0;
 		v = trim(eq + 1);
 		k = trim(k);
+		snprintf(orig, sizeof(orig), "%s", v); /* parse_peer cuts v; errors quote all */
 		if (strcmp(k, "version") == 0) {
 			if (strcmp(v, "1") != 0) {
 				snprintf(err, errlen, "%s:%u: unsupported version `%s'", path, lineno, v);
@@ -99,7 +112,7 @@ int pn_network_load(struct pn_network *n, const char *path, char *err, size_t er
 			if (parse_peer(&n->login, v, true)) {
 				snprintf(err, errlen,
 					 "%s:%u: login must be `ADDR:PORT HEXKEY', got `%s'", path,
-					 lineno, v);
+					 lineno, orig);
 				rc = -EINVAL;
 				goto out;
 			}
@@ -114,7 +127,7 @@ int pn_network_load(struct pn_network *n, const char *path, char *err, size_t er
 			if (parse_peer(&n->supernodes[n->n_supernodes], v, false)) {
 				snprintf(err, errlen,
 					 "%s:%u: supernode must be `ADDR:PORT [HEXKEY]', got `%s'",
-					 path, lineno, v);
+					 path, lineno, orig);
 				rc = -EINVAL;
 				goto out;
 			}
