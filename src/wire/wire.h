@@ -106,7 +106,8 @@ enum pn_status {
  * supernodes, never the device's own address or presence status.
  *
  *   u8 version (1) | u16 cert_len | cert | u64 seq | u64 expires (unix s) | u32 caps |
- *   u8 n | n x (addr | 32 supernode key) | 64 signature by the device's Ed25519 key over
+ *   u8 n | n x (addr | 32 supernode key) | 64 signature by the device's Ed25519 key (Ed25519ph,
+ *   RFC 8032 pre-hashed: libsodium's multi-part crypto_sign_init/update/final) over
  *   "parley-record-v1" || all bytes above */
 enum { PN_REC_MAX_SN = 4, PN_REC_MAX = 1 + 2 + PN_CERT_MAX + 8 + 8 + 4 + 1 + PN_REC_MAX_SN * (19 + 32) + 64 };
 
