@@ -25,6 +25,7 @@ struct pn_supernode_config {
 	size_t cert_len;
 	struct pn_addr public_addr; /* the address clients reach it at */
 	uint32_t max_clients;      /* 0 = 10000 */
+	uint32_t kad_per_prefix;   /* overlay contacts per /24 or /48 per bucket; 0 = 2 */
 };
 
 int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config *cfg);
@@ -34,6 +35,9 @@ extern const struct pn_node_ops pn_supernode_ops;
 struct pn_supernode_stats {
 	uint64_t clients, records, lookups, forwarded, forward_bytes, bad_packets,
 		rejected_certs, replays, rate_limited;
+	/* overlay */
+	uint64_t peers, overlay_lookups, overlay_stores, sn_forwarded, lookup_hops_total,
+		lookups_done;
 };
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
 /* Test hook: called with every envelope payload the supernode forwards (for asserting that

@@ -80,6 +80,8 @@ struct peer {
 	struct pn_link link;
 	uint64_t last_peer_ts; /* replay guard for their handshake message 1 */
 	uint64_t reset_sent_at; /* RESET replies are rate limited per device */
+	uint8_t sn_key[32];     /* the supernode the device is attached to, when not ours */
+	bool has_sn;
 };
 
 /* An outgoing message not yet acknowledged. */
@@ -512,14 +514,23 @@ static struct peer *peer_get(struct pn_client *c, const uint8_t id[16], bool cre
 	return p;
 }
 
+/* Sends an end-to-end packet to a device through our supernode: FORWARD when it is
+ * attached to the same supernode, FORWARD_VIA naming its supernode otherwise. */
 static void forward(struct pn_client *c, const uint8_t dst[16], const uint8_t *pkt, size_t n)
 {
 	uint8_t f[PN_PKT_RX_MAX];
 	struct pn_wr w;
+	struct peer *p = peer_get(c, dst, false);
 
 	pn_wr_init(&w, f, sizeof(f));
-	pn_wr_u8(&w, PN_F_FORWARD);
-	pn_wr_bytes(&w, dst, 16);
+	if (p && p->has_sn && !pn_ct_eq(p->sn_key, c->sn.key, 32)) {
+		pn_wr_u8(&w, PN_F_FORWARD_VIA);
+		pn_wr_bytes(&w, dst, 16);
+		pn_wr_bytes(&w, p->sn_key, 32);
+	} else {
+		pn_wr_u8(&w, PN_F_FORWARD);
+		pn_wr_bytes(&w, dst, 16);
+	}
 	pn_wr_vec16(&w, pkt, n);
 	if (!w.err)
 		sn_send_frame(c, f, w.len);
@@ -593,6 +604,9 @@ static void push_user(struct pn_client *c, struct ruser *u, const struct outmsg 
 		if (!p)
 			continue;
 		strcpy(p->username, u->name);
+		p->has_sn = u->recs[i].n_sn > 0;
+		if (p->has_sn)
+			memcpy(p->sn_key, u->recs[i].sn_key[0], 32);
 		if (p->link.state == PN_LINK_UP) {
 			if (only) {
 				send_chat(c, p, only);
@@ -809,9 +823,22 @@ static int check_peer_cert(struct pn_client *c, const struct pn_link *l, const u
 	return rc;
 }
 
-static void on_deliver(struct pn_client *c, struct pn_rd *r)
+/* Remembers which supernode a device's packets came through (via == NULL: ours), so the
+ * answers go back the same way. */
+static void note_route(struct pn_client *c, const uint8_t src[16], const uint8_t *via)
 {
-	uint8_t src[16], f[PN_PKT_RX_MAX];
+	struct peer *p = peer_get(c, src, false);
+
+	if (!p)
+		return;
+	p->has_sn = via != NULL;
+	if (via)
+		memcpy(p->sn_key, via, 32);
+}
+
+static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
+{
+	uint8_t src[16], via_key[32], f[PN_PKT_RX_MAX];
 	const uint8_t *pkt;
 	size_t n, fl;
 	struct pn_pkt_hdr h;
@@ -820,11 +847,14 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r)
 	struct pn_cert cert;
 
 	pn_rd_bytes(r, src, 16);
+	if (via)
+		pn_rd_bytes(r, via_key, 32);
 	pn_rd_vec16(r, &pkt, &n, PN_PKT_RX_MAX);
 	if (pn_rd_end(r) || pn_pkt_parse(&h, pkt, n)) {
 		c->rx_e2e_bad++;
 		return;
 	}
+	note_route(c, src, via ? via_key : NULL);
 	if (h.type == PN_PKT_HS1) {
 		struct pn_link nl;
 		struct pn_link_params lp;
@@ -875,6 +905,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r)
 		p->link = nl;
 		p->last_peer_ts = nl.peer_ts;
 		strcpy(p->username, cert.name);
+		note_route(c, src, via ? via_key : NULL);
 		forward(c, src, p->link.hs_pkt, p->link.hs_pkt_len);
 		{
 			struct ruser *u = ruser_get(c, p->username, false);
@@ -1062,7 +1093,10 @@ static void on_sn_frame(struct pn_client *c, const uint8_t *f, size_t n)
 		on_lookup_result(c, &r);
 		break;
 	case PN_F_DELIVER:
-		on_deliver(c, &r);
+		on_deliver(c, &r, false);
+		break;
+	case PN_F_DELIVER_VIA:
+		on_deliver(c, &r, true);
 		break;
 	case PN_F_UNREACHABLE:
 		on_unreachable(c, &r);

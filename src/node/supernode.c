@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "crypto/cert.h"
 #include "crypto/keys.h"
+#include "overlay/kad.h"
 #include "overlay/recstore.h"
 #include "session/link.h"
 #include "session/ltab.h"
@@ -30,6 +31,51 @@ enum {
 	SN_HOUSEKEEP_MS = 1000,
 	SN_DEV_BUCKETS = 4096,
 	SN_FWD_PER_S = 2000, /* per attached device */
+	/* overlay */
+	SN_R = 3,             /* replicas of a record: survives r-1 = 2 simultaneous failures */
+	SN_ALPHA = 3,
+	SN_LOOKUP_K = 8,
+	SN_NODES_MAX = 16,    /* contacts per NODES answer (fits one frame) */
+	SN_RPC_TIMEOUT_MS = 1000,
+	SN_OP_TIMEOUT_MS = 4000,
+	SN_REFRESH_MS = 30000,
+	SN_OUTQ = 8,          /* frames queued while an outbound session comes up */
+	SN_MAX_FAILS = 3,
+};
+
+/* Our outbound session to another supernode: requests (and forwarded envelopes) go out
+ * on it, answers come back on it. The peer answers on its inbound (ltab) session. */
+struct sn_out {
+	struct sn_out *next;
+	uint8_t key[32], id[32];
+	struct pn_addr addr;
+	struct pn_link link;
+	uint8_t *q[SN_OUTQ];
+	size_t qlen[SN_OUTQ];
+	unsigned qn;
+	uint64_t retry_at;
+};
+
+enum op_kind { OP_CLIENT_LOOKUP = 1, OP_PUBLISH, OP_JOIN };
+
+/* An iterative overlay lookup and what to do with its result. */
+struct sn_op {
+	struct sn_op *next;
+	enum op_kind kind;
+	struct pn_kad_lookup lk;
+	char username[PN_CERT_NAME_MAX + 1];
+	uint8_t *record; /* OP_PUBLISH: the record to store on the r closest */
+	size_t record_len;
+	uint32_t client_idx, client_req; /* OP_CLIENT_LOOKUP: whom to answer */
+	uint64_t deadline;
+};
+
+struct sn_rpc {
+	struct sn_rpc *next;
+	uint32_t req;
+	uint8_t to[32];
+	struct sn_op *op; /* NULL for fire-and-forget (STORE) */
+	uint64_t deadline;
 };
 
 /* An attached device; owned by its ltab entry (user pointer). */
@@ -62,10 +108,22 @@ struct pn_supernode {
 	struct ts_slot ts_cache[SN_DEV_BUCKETS];
 	struct pn_recstore *recs;
 	uint64_t next_housekeep;
+	/* overlay */
+	struct pn_kad *kad;
+	uint8_t id[32];
+	struct sn_out *outs;
+	struct sn_op *ops;
+	struct sn_rpc *rpcs;
+	uint32_t next_req;
+	uint64_t next_refresh, last_hs_ts;
 	struct pn_supernode_stats st;
 	void (*fwd_hook)(void *arg, const uint8_t *buf, size_t len);
 	void *fwd_hook_arg;
 };
+
+static struct sn_op *op_new(struct pn_supernode *sn, enum op_kind kind, const uint8_t target[32]);
+static void op_step(struct pn_supernode *sn, struct sn_op *op);
+static void op_unlink(struct pn_supernode *sn, struct sn_op *op);
 
 static uint32_t dev_bucket(const uint8_t id[16])
 {
@@ -143,6 +201,29 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 	rc = pn_recstore_new(&sn->recs);
 	if (rc)
 		goto fail;
+	{
+		struct pn_kad_config kc;
+		memset(&kc, 0, sizeof(kc));
+		pn_kad_id_of(sn->id, sn->me.dh_pk);
+		memcpy(kc.self_id, sn->id, 32);
+		/* Loopback and test networks put every supernode in one /24. */
+		kc.per_prefix = cfg->kad_per_prefix ? cfg->kad_per_prefix : 2;
+		rc = pn_kad_new(&sn->kad, &kc);
+		if (rc)
+			goto fail;
+		for (unsigned i = 0; i < sn->net.n_supernodes; i++) {
+			struct pn_kad_contact kcn;
+			if (!sn->net.supernodes[i].has_key ||
+			    pn_ct_eq(sn->net.supernodes[i].key, sn->me.dh_pk, 32))
+				continue;
+			memset(&kcn, 0, sizeof(kcn));
+			memcpy(kcn.key, sn->net.supernodes[i].key, 32);
+			pn_kad_id_of(kcn.id, kcn.key);
+			kcn.addr = sn->net.supernodes[i].addr;
+			pn_kad_seen(sn->kad, &kcn, false, 0);
+		}
+	}
+	sn->env.random(sn->env.ctx, &sn->next_req, sizeof(sn->next_req));
 	*out = sn;
 	return 0;
 fail:
@@ -156,6 +237,26 @@ void pn_supernode_free(struct pn_supernode *sn)
 		return;
 	pn_ltab_fini(&sn->links);
 	pn_recstore_free(sn->recs);
+	pn_kad_free(sn->kad);
+	while (sn->outs) {
+		struct sn_out *o = sn->outs;
+		sn->outs = o->next;
+		for (unsigned i = 0; i < o->qn; i++)
+			free(o->q[i]);
+		pn_link_wipe(&o->link);
+		free(o);
+	}
+	while (sn->ops) {
+		struct sn_op *op = sn->ops;
+		sn->ops = op->next;
+		free(op->record);
+		free(op);
+	}
+	while (sn->rpcs) {
+		struct sn_rpc *r = sn->rpcs;
+		sn->rpcs = r->next;
+		free(r);
+	}
 	pn_keys_wipe(&sn->me);
 	free(sn);
 }
@@ -281,6 +382,20 @@ static void on_publish(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev
 		return;
 	}
 	rc = pn_recstore_put(sn->recs, &pr, rec, n);
+	if (rc == 0 && pn_kad_count(sn->kad) > 0) {
+		/* Also onto the r supernodes closest to the user's key. */
+		uint8_t key[32];
+		struct sn_op *op;
+		pn_user_key(key, pr.cert.name);
+		op = op_new(sn, OP_PUBLISH, key);
+		if (op && (op->record = malloc(n))) {
+			memcpy(op->record, rec, n);
+			op->record_len = n;
+			op_step(sn, op);
+		} else if (op) {
+			op_unlink(sn, op);
+		}
+	}
 	if (rc == -ESTALE)
 		send_result(sn, e, req, PN_ST_STALE, "older than the stored record");
 	else if (rc)
@@ -332,6 +447,21 @@ static void on_lookup(struct pn_supernode *sn, struct pn_lent *e, struct pn_rd *
 	lc.n = 0;
 	pn_recstore_get(sn->recs, name, sn->env.wall_s(sn->env.ctx), lookup_add, &lc);
 	f[npos] = lc.n;
+	if (lc.n == 0 && pn_kad_count(sn->kad) > 0) {
+		/* Not here: ask the overlay (the r supernodes closest to the user's key). */
+		uint8_t key[32];
+		struct sn_op *op;
+		pn_user_key(key, name);
+		op = op_new(sn, OP_CLIENT_LOOKUP, key);
+		if (op) {
+			sn->st.overlay_lookups++;
+			strcpy(op->username, name);
+			op->client_idx = e->link.local_idx;
+			op->client_req = req;
+			op_step(sn, op);
+			return;
+		}
+	}
 	if (lc.n == 0)
 		f[npos - 1] = PN_ST_NOT_FOUND;
 	send_frame(sn, e, f, w.len);
@@ -386,18 +516,675 @@ static void on_forward(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev
 	send_frame(sn, te, f, w.len);
 }
 
+/* ---- overlay: sessions to other supernodes --------------------------------------------- */
+
+static uint32_t new_req(struct pn_supernode *sn)
+{
+	if (++sn->next_req == 0)
+		sn->next_req = 1;
+	return sn->next_req;
+}
+
+static struct sn_out *out_find_idx(struct pn_supernode *sn, uint32_t idx)
+{
+	for (struct sn_out *o = sn->outs; o; o = o->next)
+		if (o->link.state != PN_LINK_IDLE && o->link.local_idx == idx)
+			return o;
+	return NULL;
+}
+
+static struct sn_out *out_get(struct pn_supernode *sn, const uint8_t key[32],
+			      const struct pn_addr *addr)
+{
+	struct sn_out *o;
+
+	for (o = sn->outs; o; o = o->next)
+		if (memcmp(o->key, key, 32) == 0)
+			return o;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return NULL;
+	memcpy(o->key, key, 32);
+	pn_kad_id_of(o->id, key);
+	o->addr = *addr;
+	o->next = sn->outs;
+	sn->outs = o;
+	sn->st.peers++;
+	return o;
+}
+
+static void out_connect(struct pn_supernode *sn, struct sn_out *o)
+{
+	struct pn_link_params p;
+	uint8_t e_sk[32];
+	uint32_t idx;
+	uint64_t now = now_ms(sn), ts = sn->env.wall_s(sn->env.ctx) * 1000 + now % 1000;
+
+	if (ts <= sn->last_hs_ts)
+		ts = sn->last_hs_ts + 1;
+	sn->last_hs_ts = ts;
+	sn->env.random(sn->env.ctx, e_sk, sizeof(e_sk));
+	do
+		sn->env.random(sn->env.ctx, &idx, sizeof(idx));
+	while (idx == 0);
+	memset(&p, 0, sizeof(p));
+	p.pattern = PN_PATTERN_IK;
+	p.purpose = PN_PURPOSE_OVERLAY;
+	p.s_sk = sn->me.dh_sk;
+	p.rs = o->key;
+	p.e_sk = e_sk;
+	p.local_idx = idx;
+	p.timestamp_ms = ts;
+	p.cert = sn->cert;
+	p.cert_len = sn->cert_len;
+	p.now = now;
+	if (pn_link_connect(&o->link, &p) == 0)
+		sn->env.send(sn->env.ctx, &o->addr, o->link.hs_pkt, o->link.hs_pkt_len);
+	sodium_memzero(e_sk, sizeof(e_sk));
+}
+
+static void out_seal_send(struct pn_supernode *sn, struct sn_out *o, const uint8_t *f, size_t n)
+{
+	uint8_t pkt[PN_PKT_RX_MAX];
+	size_t len;
+
+	if (pn_link_seal(&o->link, f, n, now_ms(sn), pkt, sizeof(pkt), &len) == 0)
+		sn->env.send(sn->env.ctx, &o->addr, pkt, len);
+}
+
+static void out_send(struct pn_supernode *sn, struct sn_out *o, const uint8_t *f, size_t n)
+{
+	if (o->link.state == PN_LINK_UP) {
+		out_seal_send(sn, o, f, n);
+		return;
+	}
+	if (o->qn == SN_OUTQ) { /* drop the oldest: requests are retried by their lookup */
+		free(o->q[0]);
+		memmove(o->q, o->q + 1, sizeof(o->q[0]) * (SN_OUTQ - 1));
+		memmove(o->qlen, o->qlen + 1, sizeof(o->qlen[0]) * (SN_OUTQ - 1));
+		o->qn--;
+	}
+	o->q[o->qn] = malloc(n);
+	if (!o->q[o->qn])
+		return;
+	memcpy(o->q[o->qn], f, n);
+	o->qlen[o->qn++] = n;
+	if (o->link.state != PN_LINK_WAIT_HS2)
+		out_connect(sn, o);
+}
+
+static void out_flush(struct pn_supernode *sn, struct sn_out *o)
+{
+	for (unsigned i = 0; i < o->qn; i++) {
+		out_seal_send(sn, o, o->q[i], o->qlen[i]);
+		free(o->q[i]);
+	}
+	o->qn = 0;
+}
+
+/* Checks a supernode certificate from a handshake payload against the proved key. */
+static int check_sn_cert(struct pn_supernode *sn, const struct pn_link *l)
+{
+	struct pn_cert c;
+	int rc = pn_cert_decode(&c, l->peer_cert, l->peer_cert_len);
+
+	if (!rc)
+		rc = pn_cert_verify(&c, sn->net.root_pk, sn->env.wall_s(sn->env.ctx), PN_CERT_SUPERNODE);
+	if (!rc && !pn_ct_eq(c.dh_pk, l->remote_static, 32))
+		rc = -EKEYREJECTED;
+	return rc;
+}
+
+static void learn(struct pn_supernode *sn, const uint8_t key[32], const struct pn_addr *addr,
+		  bool seen)
+{
+	struct pn_kad_contact c;
+
+	if (pn_ct_eq(key, sn->me.dh_pk, 32))
+		return;
+	memset(&c, 0, sizeof(c));
+	memcpy(c.key, key, 32);
+	pn_kad_id_of(c.id, key);
+	c.addr = *addr;
+	pn_kad_seen(sn->kad, &c, seen, now_ms(sn));
+}
+
+/* ---- overlay: iterative lookups ----------------------------------------------------------- */
+
+static struct sn_op *op_new(struct pn_supernode *sn, enum op_kind kind, const uint8_t target[32])
+{
+	struct sn_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->kind = kind;
+	op->deadline = now_ms(sn) + SN_OP_TIMEOUT_MS;
+	pn_kad_lookup_init(&op->lk, sn->kad, target, SN_ALPHA, SN_LOOKUP_K);
+	op->next = sn->ops;
+	sn->ops = op;
+	return op;
+}
+
+static void op_unlink(struct pn_supernode *sn, struct sn_op *op)
+{
+	for (struct sn_op **pp = &sn->ops; *pp; pp = &(*pp)->next) {
+		if (*pp == op) {
+			*pp = op->next;
+			break;
+		}
+	}
+	for (struct sn_rpc **pp = &sn->rpcs; *pp;) {
+		if ((*pp)->op == op) {
+			struct sn_rpc *r = *pp;
+			*pp = r->next;
+			free(r);
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+	free(op->record);
+	free(op);
+}
+
+static void send_lookup_result(struct pn_supernode *sn, uint32_t client_idx, uint32_t req,
+			       const uint8_t *recs, size_t recs_len, uint8_t n)
+{
+	struct pn_lent *e = pn_ltab_find(&sn->links, client_idx);
+	uint8_t f[PN_FRAME_MAX];
+	struct pn_wr w;
+
+	if (!e || !e->user)
+		return;
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_LOOKUP_RESULT);
+	pn_wr_u32(&w, req);
+	pn_wr_u8(&w, n ? PN_ST_OK : PN_ST_NOT_FOUND);
+	pn_wr_u8(&w, n);
+	pn_wr_bytes(&w, recs, recs_len);
+	if (!w.err)
+		send_frame(sn, e, f, w.len);
+}
+
+static void op_finish(struct pn_supernode *sn, struct sn_op *op)
+{
+	struct pn_kad_contact best[SN_R];
+	size_t n;
+
+	sn->st.lookups_done++;
+	sn->st.lookup_hops_total += op->lk.hops;
+	switch (op->kind) {
+	case OP_CLIENT_LOOKUP:
+		/* no VALUE came back: nobody responsible holds a record */
+		send_lookup_result(sn, op->client_idx, op->client_req, NULL, 0, 0);
+		break;
+	case OP_PUBLISH:
+		n = pn_kad_lookup_result(&op->lk, best, SN_R);
+		for (size_t i = 0; i < n; i++) {
+			uint8_t f[PN_REC_MAX + 16];
+			struct pn_wr w;
+			struct sn_out *o = out_get(sn, best[i].key, &best[i].addr);
+			if (!o)
+				continue;
+			pn_wr_init(&w, f, sizeof(f));
+			pn_wr_u8(&w, PN_F_STORE);
+			pn_wr_u32(&w, new_req(sn));
+			pn_wr_vec16(&w, op->record, op->record_len);
+			if (!w.err) {
+				out_send(sn, o, f, w.len);
+				sn->st.overlay_stores++;
+			}
+		}
+		break;
+	case OP_JOIN:
+		break;
+	}
+	op_unlink(sn, op);
+}
+
+static void op_step(struct pn_supernode *sn, struct sn_op *op)
+{
+	const struct pn_kad_contact *c;
+	uint64_t now = now_ms(sn);
+
+	while ((c = pn_kad_lookup_next(&op->lk, now))) {
+		uint8_t f[64];
+		struct pn_wr w;
+		struct sn_rpc *r = calloc(1, sizeof(*r));
+		struct sn_out *o = out_get(sn, c->key, &c->addr);
+
+		if (!r || !o) {
+			free(r);
+			pn_kad_lookup_fail(&op->lk, c->id);
+			continue;
+		}
+		r->req = new_req(sn);
+		memcpy(r->to, c->id, 32);
+		r->op = op;
+		r->deadline = now + SN_RPC_TIMEOUT_MS;
+		r->next = sn->rpcs;
+		sn->rpcs = r;
+		pn_wr_init(&w, f, sizeof(f));
+		if (op->kind == OP_CLIENT_LOOKUP) {
+			pn_wr_u8(&w, PN_F_FIND_VALUE);
+			pn_wr_u32(&w, r->req);
+			pn_wr_str8(&w, op->username);
+		} else {
+			pn_wr_u8(&w, PN_F_FIND_NODE);
+			pn_wr_u32(&w, r->req);
+			pn_wr_bytes(&w, op->lk.target, 32);
+		}
+		out_send(sn, o, f, w.len);
+	}
+	if (pn_kad_lookup_done(&op->lk))
+		op_finish(sn, op);
+}
+
+static struct sn_rpc *rpc_take(struct pn_supernode *sn, uint32_t req, const uint8_t from[32])
+{
+	for (struct sn_rpc **pp = &sn->rpcs; *pp; pp = &(*pp)->next) {
+		struct sn_rpc *r = *pp;
+		if (r->req == req && memcmp(r->to, from, 32) == 0) {
+			*pp = r->next;
+			return r;
+		}
+	}
+	return NULL;
+}
+
+/* ---- overlay: requests from other supernodes (on our inbound session) ---------------------- */
+
+static void write_nodes(struct pn_supernode *sn, struct pn_wr *w, uint32_t req,
+			const uint8_t target[32])
+{
+	struct pn_kad_contact cs[SN_NODES_MAX];
+	size_t n = pn_kad_closest(sn->kad, target, cs, SN_NODES_MAX);
+
+	pn_wr_u8(w, PN_F_NODES);
+	pn_wr_u32(w, req);
+	/* ourselves first: the asker may not know we are responsible */
+	pn_wr_u8(w, (uint8_t)(n + 1));
+	pn_wr_bytes(w, sn->me.dh_pk, 32);
+	pn_addr_write(w, &sn->public_addr);
+	for (size_t i = 0; i < n; i++) {
+		pn_wr_bytes(w, cs[i].key, 32);
+		pn_addr_write(w, &cs[i].addr);
+	}
+}
+
+struct value_ctx {
+	struct pn_wr *w;
+	uint8_t n;
+};
+
+static void value_add(void *arg, const struct pn_stored_rec *r)
+{
+	struct value_ctx *vc = arg;
+	struct pn_wr probe = *vc->w;
+
+	if (pn_wr_vec16(&probe, r->bytes, r->len))
+		return;
+	*vc->w = probe;
+	vc->n++;
+}
+
+static void on_overlay_request(struct pn_supernode *sn, struct pn_lent *e, const uint8_t *f,
+			       size_t n)
+{
+	struct pn_rd r;
+	uint8_t type, out[PN_FRAME_MAX], target[32];
+	struct pn_wr w;
+	uint32_t req;
+
+	pn_rd_init(&r, f, n);
+	pn_rd_u8(&r, &type);
+	pn_wr_init(&w, out, sizeof(out));
+	switch (type) {
+	case PN_F_FIND_NODE:
+		pn_rd_u32(&r, &req);
+		pn_rd_bytes(&r, target, 32);
+		if (pn_rd_end(&r))
+			break;
+		write_nodes(sn, &w, req, target);
+		send_frame(sn, e, out, w.len);
+		return;
+	case PN_F_FIND_VALUE: {
+		char name[PN_CERT_NAME_MAX + 1];
+		struct value_ctx vc;
+		size_t npos;
+		pn_rd_u32(&r, &req);
+		pn_rd_str8(&r, name, sizeof(name));
+		if (pn_rd_end(&r))
+			break;
+		sn->st.lookups++;
+		pn_wr_u8(&w, PN_F_VALUE);
+		pn_wr_u32(&w, req);
+		npos = w.len;
+		pn_wr_u8(&w, 0);
+		vc.w = &w;
+		vc.n = 0;
+		pn_recstore_get(sn->recs, name, sn->env.wall_s(sn->env.ctx), value_add, &vc);
+		if (vc.n) {
+			out[npos] = vc.n;
+		} else {
+			pn_user_key(target, name);
+			pn_wr_init(&w, out, sizeof(out));
+			write_nodes(sn, &w, req, target);
+		}
+		send_frame(sn, e, out, w.len);
+		return;
+	}
+	case PN_F_STORE: {
+		const uint8_t *rec;
+		size_t rl;
+		struct pn_record pr;
+		uint8_t st = PN_ST_OK;
+		pn_rd_u32(&r, &req);
+		pn_rd_vec16(&r, &rec, &rl, PN_REC_MAX);
+		if (pn_rd_end(&r))
+			break;
+		/* Every replica verifies: a supernode can drop a record, never forge one. */
+		if (pn_record_decode_verify(&pr, rec, rl, sn->net.root_pk, sn->env.wall_s(sn->env.ctx))) {
+			sn->st.bad_packets++;
+			st = PN_ST_FORBIDDEN;
+		} else if (pn_recstore_put(sn->recs, &pr, rec, rl) == -ESTALE) {
+			st = PN_ST_STALE;
+		}
+		pn_wr_u8(&w, PN_F_STORED);
+		pn_wr_u32(&w, req);
+		pn_wr_u8(&w, st);
+		send_frame(sn, e, out, w.len);
+		return;
+	}
+	case PN_F_SN_FORWARD: {
+		uint8_t dst[16], src[16];
+		const uint8_t *pkt;
+		size_t pl;
+		struct sn_dev *to;
+		struct pn_lent *te;
+		pn_rd_bytes(&r, dst, 16);
+		pn_rd_bytes(&r, src, 16);
+		pn_rd_vec16(&r, &pkt, &pl, PN_PKT_MAX);
+		if (pn_rd_end(&r))
+			break;
+		to = dev_find(sn, dst);
+		te = to ? pn_ltab_find(&sn->links, to->idx) : NULL;
+		if (!te) {
+			sn->st.bad_packets++;
+			return;
+		}
+		if (sn->fwd_hook)
+			sn->fwd_hook(sn->fwd_hook_arg, pkt, pl);
+		pn_wr_u8(&w, PN_F_DELIVER_VIA);
+		pn_wr_bytes(&w, src, 16);
+		pn_wr_bytes(&w, e->link.remote_static, 32);
+		pn_wr_vec16(&w, pkt, pl);
+		if (!w.err) {
+			sn->st.sn_forwarded++;
+			send_frame(sn, te, out, w.len);
+		}
+		return;
+	}
+	default:
+		break;
+	}
+	sn->st.bad_packets++;
+}
+
+/* ---- overlay: answers on our outbound sessions ------------------------------------------- */
+
+static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const uint8_t *f, size_t n)
+{
+	struct pn_rd r;
+	uint8_t type, cnt;
+	uint32_t req;
+	struct sn_rpc *rpc;
+	struct sn_op *op;
+
+	pn_rd_init(&r, f, n);
+	pn_rd_u8(&r, &type);
+	pn_rd_u32(&r, &req);
+	if (r.err)
+		return;
+	learn(sn, o->key, &o->addr, true);
+	if (type == PN_F_STORED)
+		return;
+	rpc = rpc_take(sn, req, o->id);
+	if (!rpc)
+		return; /* late or unsolicited */
+	op = rpc->op;
+	free(rpc);
+	if (!op)
+		return;
+	if (type == PN_F_NODES) {
+		struct pn_kad_contact cs[SN_NODES_MAX + 1];
+		size_t k = 0;
+		pn_rd_u8(&r, &cnt);
+		for (unsigned i = 0; i < cnt && k < SN_NODES_MAX + 1; i++) {
+			memset(&cs[k], 0, sizeof(cs[k]));
+			if (pn_rd_bytes(&r, cs[k].key, 32) || pn_addr_read(&r, &cs[k].addr))
+				break;
+			pn_kad_id_of(cs[k].id, cs[k].key);
+			if (!pn_ct_eq(cs[k].key, sn->me.dh_pk, 32))
+				learn(sn, cs[k].key, &cs[k].addr, false);
+			k++;
+		}
+		pn_kad_lookup_answer(&op->lk, o->id, cs, k);
+		op_step(sn, op);
+		return;
+	}
+	if (type == PN_F_VALUE && op->kind == OP_CLIENT_LOOKUP) {
+		/* Pass the records on as they are; the client verifies every one. */
+		pn_rd_u8(&r, &cnt);
+		if (!r.err) {
+			sn->st.lookups_done++;
+			sn->st.lookup_hops_total += op->lk.hops + 1;
+			send_lookup_result(sn, op->client_idx, op->client_req, f + r.pos, n - r.pos, cnt);
+			/* finished: do not answer the client a second time */
+			op_unlink(sn, op);
+			return;
+		}
+	}
+	pn_kad_lookup_fail(&op->lk, o->id);
+	op_step(sn, op);
+}
+
+/* The outbound session's packets (HS2 and DATA). */
+static void out_input(struct pn_supernode *sn, struct sn_out *o, const struct pn_pkt_hdr *h)
+{
+	uint8_t f[PN_PKT_RX_MAX];
+	size_t n;
+	enum pn_link_event ev;
+
+	if (pn_link_input(&o->link, h, now_ms(sn), f, sizeof(f), &n, &ev)) {
+		sn->st.bad_packets++;
+		return;
+	}
+	if (ev == PN_LINK_EV_UP) {
+		if (check_sn_cert(sn, &o->link)) {
+			sn->st.rejected_certs++;
+			pn_link_wipe(&o->link);
+			pn_kad_remove(sn->kad, o->id);
+			return;
+		}
+		out_flush(sn, o);
+	} else if (ev == PN_LINK_EV_DATA) {
+		on_overlay_answer(sn, o, f, n);
+	}
+}
+
+static void start_join(struct pn_supernode *sn)
+{
+	struct sn_op *op;
+
+	if (pn_kad_count(sn->kad) == 0)
+		return;
+	op = op_new(sn, OP_JOIN, sn->id);
+	if (op)
+		op_step(sn, op);
+}
+
+static void overlay_tick(struct pn_supernode *sn, uint64_t now)
+{
+	/* unanswered requests */
+	for (struct sn_rpc **pp = &sn->rpcs; *pp;) {
+		struct sn_rpc *r = *pp;
+		if (now < r->deadline) {
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		pn_kad_failed(sn->kad, r->to, SN_MAX_FAILS);
+		if (r->op) {
+			struct sn_op *op = r->op;
+			uint8_t to[32];
+			memcpy(to, r->to, 32);
+			free(r);
+			pn_kad_lookup_fail(&op->lk, to);
+			op_step(sn, op);
+			/* op_step may have freed rpcs: restart the scan */
+			pp = &sn->rpcs;
+			continue;
+		}
+		free(r);
+	}
+	for (struct sn_op *op = sn->ops, *next; op; op = next) {
+		next = op->next;
+		if (now >= op->deadline)
+			op_finish(sn, op);
+	}
+	for (struct sn_out *o = sn->outs; o; o = o->next) {
+		if (o->link.state == PN_LINK_WAIT_HS2 &&
+		    now >= o->link.hs_sent_at + ((uint64_t)300 << (o->link.hs_tries - 1))) {
+			if (o->link.hs_tries >= 4) {
+				pn_link_wipe(&o->link);
+				for (unsigned i = 0; i < o->qn; i++)
+					free(o->q[i]);
+				o->qn = 0;
+			} else {
+				o->link.hs_tries++;
+				sn->env.send(sn->env.ctx, &o->addr, o->link.hs_pkt, o->link.hs_pkt_len);
+			}
+		}
+	}
+	if (now >= sn->next_refresh) {
+		sn->next_refresh = now + SN_REFRESH_MS;
+		start_join(sn);
+	}
+}
+
+static uint64_t overlay_deadline(struct pn_supernode *sn)
+{
+	uint64_t t = pn_kad_count(sn->kad) ? sn->next_refresh : UINT64_MAX;
+
+	for (struct sn_rpc *r = sn->rpcs; r; r = r->next)
+		if (r->deadline < t)
+			t = r->deadline;
+	for (struct sn_op *op = sn->ops; op; op = op->next)
+		if (op->deadline < t)
+			t = op->deadline;
+	for (struct sn_out *o = sn->outs; o; o = o->next)
+		if (o->link.state == PN_LINK_WAIT_HS2) {
+			uint64_t rt = o->link.hs_sent_at + ((uint64_t)300 << (o->link.hs_tries - 1));
+			if (rt < t)
+				t = rt;
+		}
+	return t;
+}
+
+static void on_forward(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev *d,
+		       struct pn_rd *r);
+
+/* To a device attached elsewhere: its record named the supernode (by key). We relay only
+ * to supernodes we know from the overlay (never to an address a client names), so a client
+ * cannot aim us at arbitrary hosts. */
+static void on_forward_via(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev *d,
+			   struct pn_rd *r)
+{
+	uint8_t dst[16], key[32], id[32], f[PN_PKT_RX_MAX];
+	const uint8_t *pkt;
+	size_t n;
+	const struct pn_kad_contact *c;
+	struct sn_out *o;
+	struct pn_wr w;
+	uint64_t now = now_ms(sn);
+
+	pn_rd_bytes(r, dst, 16);
+	pn_rd_bytes(r, key, 32);
+	if (r->err) {
+		sn->st.bad_packets++;
+		return;
+	}
+	if (pn_ct_eq(key, sn->me.dh_pk, 32)) {
+		struct pn_rd rr;
+		uint8_t tmp[PN_PKT_RX_MAX];
+		/* it is us: the same as a plain FORWARD */
+		pn_wr_init(&w, tmp, sizeof(tmp));
+		pn_wr_bytes(&w, dst, 16);
+		pn_wr_bytes(&w, r->p + r->pos, pn_rd_left(r));
+		if (w.err)
+			return;
+		pn_rd_init(&rr, tmp, w.len);
+		on_forward(sn, e, d, &rr);
+		return;
+	}
+	pn_rd_vec16(r, &pkt, &n, PN_PKT_MAX);
+	if (pn_rd_end(r)) {
+		sn->st.bad_packets++;
+		return;
+	}
+	d->fwd_tokens += (double)(now - d->fwd_last) * SN_FWD_PER_S / 1000.0;
+	if (d->fwd_tokens > SN_FWD_PER_S)
+		d->fwd_tokens = SN_FWD_PER_S;
+	d->fwd_last = now;
+	if (d->fwd_tokens < 1.0) {
+		sn->st.rate_limited++;
+		return;
+	}
+	d->fwd_tokens -= 1.0;
+	pn_kad_id_of(id, key);
+	c = pn_kad_find(sn->kad, id);
+	o = c ? out_get(sn, c->key, &c->addr) : NULL;
+	if (!o) {
+		pn_wr_init(&w, f, sizeof(f));
+		pn_wr_u8(&w, PN_F_UNREACHABLE);
+		pn_wr_bytes(&w, dst, 16);
+		pn_wr_u8(&w, 2); /* unknown supernode */
+		send_frame(sn, e, f, w.len);
+		return;
+	}
+	if (sn->fwd_hook)
+		sn->fwd_hook(sn->fwd_hook_arg, pkt, n);
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_SN_FORWARD);
+	pn_wr_bytes(&w, dst, 16);
+	pn_wr_bytes(&w, d->device_id, 16);
+	pn_wr_vec16(&w, pkt, n);
+	if (w.err)
+		return;
+	sn->st.forwarded++;
+	sn->st.forward_bytes += n;
+	out_send(sn, o, f, w.len);
+}
+
 static void on_frame(struct pn_supernode *sn, struct pn_lent *e, const uint8_t *f, size_t n)
 {
 	struct sn_dev *d = e->user;
 	struct pn_rd r;
 	uint8_t type;
 
+	if (e->link.purpose == PN_PURPOSE_OVERLAY) {
+		on_overlay_request(sn, e, f, n);
+		return;
+	}
 	pn_rd_init(&r, f, n);
 	if (pn_rd_u8(&r, &type) || !d) {
 		sn->st.bad_packets++;
 		return;
 	}
 	switch (type) {
+	case PN_F_FORWARD_VIA:
+		on_forward_via(sn, e, d, &r);
+		return;
 	case PN_F_PING: {
 		uint64_t tok;
 		uint8_t out[9];
@@ -434,7 +1221,7 @@ static void handle_hs1(struct pn_supernode *sn, const struct pn_addr *from, cons
 	uint32_t idx;
 	uint64_t now = now_ms(sn);
 
-	if (h->purpose != PN_PURPOSE_ATTACH) {
+	if (h->purpose != PN_PURPOSE_ATTACH && h->purpose != PN_PURPOSE_OVERLAY) {
 		sn->st.bad_packets++;
 		return;
 	}
@@ -464,6 +1251,17 @@ static void handle_hs1(struct pn_supernode *sn, const struct pn_addr *from, cons
 	sodium_memzero(e_sk, sizeof(e_sk));
 	e->addr = *from;
 	e->last_active = now;
+	if (h->purpose == PN_PURPOSE_OVERLAY) {
+		/* Another supernode: its certificate, from our root, must match its key. */
+		if (e->link.state != PN_LINK_UP || check_sn_cert(sn, &e->link)) {
+			sn->st.rejected_certs++;
+			pn_ltab_remove(&sn->links, e);
+			return;
+		}
+		learn(sn, e->link.remote_static, from, true);
+		sn->env.send(sn->env.ctx, from, e->link.hs_pkt, e->link.hs_pkt_len);
+		return;
+	}
 	/* IK: the device identified itself in message 1; check before answering. */
 	if (e->link.state == PN_LINK_UP && attach(sn, e)) {
 		pn_ltab_remove(&sn->links, e);
@@ -501,7 +1299,11 @@ static void sn_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 	}
 	e = pn_ltab_find(&sn->links, h.receiver_idx);
 	if (!e) {
-		sn->st.bad_packets++;
+		struct sn_out *o = out_find_idx(sn, h.receiver_idx);
+		if (o && pn_addr_eq(from, &o->addr))
+			out_input(sn, o, &h);
+		else
+			sn->st.bad_packets++;
 		return;
 	}
 	if (pn_link_input(&e->link, &h, now, f, sizeof(f), &n, &ev)) {
@@ -524,7 +1326,9 @@ static void sn_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 static uint64_t sn_deadline(void *node)
 {
 	struct pn_supernode *sn = node;
-	return sn->links.count ? sn->next_housekeep : UINT64_MAX;
+	uint64_t t = overlay_deadline(sn);
+	uint64_t h = sn->links.count ? sn->next_housekeep : UINT64_MAX;
+	return h < t ? h : t;
 }
 
 static void sn_tick(void *node)
@@ -532,6 +1336,7 @@ static void sn_tick(void *node)
 	struct pn_supernode *sn = node;
 	uint64_t now = now_ms(sn);
 
+	overlay_tick(sn, now);
 	if (now < sn->next_housekeep)
 		return;
 	pn_ltab_expire(&sn->links, now, SN_IDLE_MS, SN_PENDING_MS);

@@ -24,6 +24,16 @@ int pn_username_valid(const char *s)
 	return 0;
 }
 
+void pn_user_key(uint8_t out[32], const char *username)
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, (const uint8_t *)"user:", 5);
+	crypto_generichash_update(&st, (const uint8_t *)username, strlen(username));
+	crypto_generichash_final(&st, out, 32);
+}
+
 int pn_pkt_parse(struct pn_pkt_hdr *h, const uint8_t *buf, size_t len)
 {
 	struct pn_rd r;
@@ -46,7 +56,7 @@ int pn_pkt_parse(struct pn_pkt_hdr *h, const uint8_t *buf, size_t len)
 			min = PN_XX1_MIN;
 		else
 			return -EBADMSG;
-		if (h->purpose < PN_PURPOSE_LOGIN || h->purpose > PN_PURPOSE_E2E)
+		if (h->purpose < PN_PURPOSE_LOGIN || h->purpose > PN_PURPOSE_OVERLAY)
 			return -EBADMSG;
 		break;
 	case PN_PKT_HS2:

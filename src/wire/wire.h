@@ -35,7 +35,12 @@ enum pn_pkt_type {
 };
 enum pn_pattern { PN_PATTERN_IK = 1, PN_PATTERN_XX = 2 };
 /* Bound into the Noise prologue, so a handshake for one purpose is useless for another. */
-enum pn_purpose { PN_PURPOSE_LOGIN = 1, PN_PURPOSE_ATTACH = 2, PN_PURPOSE_E2E = 3 };
+enum pn_purpose {
+	PN_PURPOSE_LOGIN = 1,
+	PN_PURPOSE_ATTACH = 2,
+	PN_PURPOSE_E2E = 3,
+	PN_PURPOSE_OVERLAY = 4, /* supernode <-> supernode */
+};
 
 enum pn_wire_sizes {
 	PN_HS1_HDR = 1 + 1 + 1 + 4,
@@ -80,6 +85,19 @@ enum pn_frame_type {
 	PN_F_DELIVER = 0x27,   /* 16 src device id | u16 len | packet    (supernode -> client) */
 	PN_F_UNREACHABLE = 0x28, /* 16 dst device id | u8 reason  (supernode -> client) */
 	PN_F_ATTACHED = 0x29,  /* addr (the client's address as the supernode sees it) */
+	/* to a device attached to another supernode (named by its key, from the record) */
+	PN_F_FORWARD_VIA = 0x2a, /* 16 dst device id | 32 dst supernode key | u16 len | packet */
+	PN_F_DELIVER_VIA = 0x2b, /* 16 src device id | 32 src supernode key | u16 len | packet */
+
+	/* supernode <-> supernode (purpose OVERLAY); requests go over the requester's own
+	 * outbound session, answers come back on it */
+	PN_F_FIND_NODE = 0x30,  /* u32 req | 32 target id */
+	PN_F_NODES = 0x31,      /* u32 req | u8 n | n x (32 key | addr) */
+	PN_F_STORE = 0x32,      /* u32 req | u16 len | record */
+	PN_F_FIND_VALUE = 0x33, /* u32 req | str8 username  (answered by VALUE or NODES) */
+	PN_F_VALUE = 0x34,      /* u32 req | u8 n | n x (u16 len | record) */
+	PN_F_SN_FORWARD = 0x35, /* 16 dst device | 16 src device | u16 len | packet */
+	PN_F_STORED = 0x36,     /* u32 req | u8 status */
 
 	/* end-to-end, device <-> device inside a forwarded session */
 	PN_F_CHAT = 0x40,      /* 16 msg id | u64 sent_at_ms | str8 from | str8 to | u16 len | text */
@@ -129,6 +147,9 @@ int pn_record_sign_encode(struct pn_record *r, const uint8_t sign_sk[64], uint8_
  * -EKEYEXPIRED, -EPERM (certificate not a device certificate). */
 int pn_record_decode_verify(struct pn_record *r, const uint8_t *buf, size_t len,
 			    const uint8_t root_pk[32], uint64_t now_s);
+
+/* The directory key of a user: BLAKE2b-256("user:" || name). */
+void pn_user_key(uint8_t out[32], const char *username);
 
 /* Username rules: 3..32 bytes of [a-z0-9._-], starting with a letter. */
 int pn_username_valid(const char *s);

@@ -16,16 +16,22 @@ static void seed_fill(uint8_t s[32], uint64_t seed, uint8_t tag)
 
 int sc_net_init(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link)
 {
-	struct pn_keys root, lk, sk;
+	return sc_net_init_multi(n, seed, link, 1);
+}
+
+int sc_net_init_multi(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link,
+		      unsigned count)
+{
+	struct pn_keys root, lk, sk[SC_MAX_SNS];
 	struct pn_sim_host *lh;
 	struct pn_login_config lc;
-	struct pn_supernode_config sc;
-	struct pn_cert cert;
-	uint8_t cb[PN_CERT_MAX], login_seed[32], sn_seed[32];
-	int rc, cl;
+	uint8_t login_seed[32], sn_seed[SC_MAX_SNS][32];
+	int rc;
 	uint64_t t0 = 1800000000; /* virtual wall clock at start */
 
 	memset(n, 0, sizeof(*n));
+	if (count < 1 || count > SC_MAX_SNS)
+		return -EINVAL;
 	rc = pn_sim_new(&n->sim, seed, t0);
 	if (rc)
 		return rc;
@@ -33,20 +39,25 @@ int sc_net_init(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link)
 		pn_sim_set_default_link(n->sim, link);
 	seed_fill(n->root_seed, seed, 1);
 	seed_fill(login_seed, seed, 2);
-	seed_fill(sn_seed, seed, 3);
 	pn_keys_from_seed(&root, n->root_seed);
 	pn_keys_from_seed(&lk, login_seed);
-	pn_keys_from_seed(&sk, sn_seed);
 
 	strcpy(n->net.name, "sim");
 	memcpy(n->net.root_pk, root.sign_pk, 32);
 	pn_addr_parse(&n->net.login.addr, "198.18.0.1:7700");
 	memcpy(n->net.login.key, lk.dh_pk, 32);
 	n->net.login.has_key = true;
-	pn_addr_parse(&n->net.supernodes[0].addr, "198.18.0.2:7701");
-	memcpy(n->net.supernodes[0].key, sk.dh_pk, 32);
-	n->net.supernodes[0].has_key = true;
-	n->net.n_supernodes = 1;
+	for (unsigned i = 0; i < count; i++) {
+		char a[32];
+		seed_fill(sn_seed[i], seed, (uint8_t)(3 + i));
+		pn_keys_from_seed(&sk[i], sn_seed[i]);
+		/* one /24 per supernode, as on the internet */
+		snprintf(a, sizeof(a), "198.18.%u.2:7701", 10 + i);
+		pn_addr_parse(&n->net.supernodes[i].addr, a);
+		memcpy(n->net.supernodes[i].key, sk[i].dh_pk, 32);
+		n->net.supernodes[i].has_key = true;
+	}
+	n->net.n_supernodes = count;
 
 	rc = pn_sim_host_add(n->sim, &n->net.login.addr, &lh);
 	if (rc)
@@ -64,30 +75,41 @@ int sc_net_init(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link)
 		return rc;
 	pn_sim_host_set_node(lh, n->login, &pn_login_server_ops);
 
-	memset(&cert, 0, sizeof(cert));
-	cert.version = 1;
-	cert.flags = PN_CERT_SUPERNODE;
-	strcpy(cert.name, "sn1");
-	memcpy(cert.sign_pk, sk.sign_pk, 32);
-	memcpy(cert.dh_pk, sk.dh_pk, 32);
-	cert.not_before = t0 - 10;
-	cert.not_after = t0 + 365 * 86400;
-	pn_cert_sign(&cert, root.sign_sk);
-	cl = pn_cert_encode(&cert, cb, sizeof(cb));
-	rc = pn_sim_host_add(n->sim, &n->net.supernodes[0].addr, &n->sn_host);
-	if (rc)
-		return rc;
-	memset(&sc, 0, sizeof(sc));
-	sc.env = pn_sim_host_env(n->sn_host);
-	sc.net = &n->net;
-	memcpy(sc.seed, sn_seed, 32);
-	sc.cert = cb;
-	sc.cert_len = (size_t)cl;
-	sc.public_addr = n->net.supernodes[0].addr;
-	rc = pn_supernode_new(&n->sn, &sc);
-	if (rc)
-		return rc;
-	pn_sim_host_set_node(n->sn_host, n->sn, &pn_supernode_ops);
+	for (unsigned i = 0; i < count; i++) {
+		struct pn_supernode_config sc;
+		struct pn_cert cert;
+		uint8_t cb[PN_CERT_MAX];
+		int cl;
+
+		memset(&cert, 0, sizeof(cert));
+		cert.version = 1;
+		cert.flags = PN_CERT_SUPERNODE;
+		snprintf(cert.name, sizeof(cert.name), "sn%u", i + 1);
+		memcpy(cert.sign_pk, sk[i].sign_pk, 32);
+		memcpy(cert.dh_pk, sk[i].dh_pk, 32);
+		cert.not_before = t0 - 10;
+		cert.not_after = t0 + 365 * 86400;
+		pn_cert_sign(&cert, root.sign_sk);
+		cl = pn_cert_encode(&cert, cb, sizeof(cb));
+		rc = pn_sim_host_add(n->sim, &n->net.supernodes[i].addr, &n->sn_hosts[i]);
+		if (rc)
+			return rc;
+		memset(&sc, 0, sizeof(sc));
+		sc.env = pn_sim_host_env(n->sn_hosts[i]);
+		sc.net = &n->net;
+		memcpy(sc.seed, sn_seed[i], 32);
+		sc.cert = cb;
+		sc.cert_len = (size_t)cl;
+		sc.public_addr = n->net.supernodes[i].addr;
+		rc = pn_supernode_new(&n->sns[i], &sc);
+		if (rc)
+			return rc;
+		pn_sim_host_set_node(n->sn_hosts[i], n->sns[i], &pn_supernode_ops);
+		pn_keys_wipe(&sk[i]);
+	}
+	n->n_sns = count;
+	n->sn = n->sns[0];
+	n->sn_host = n->sn_hosts[0];
 	pn_keys_wipe(&root);
 	return 0;
 }
@@ -115,18 +137,27 @@ static void on_event(void *arg, const char *name, json_t *data)
 
 int sc_net_add_client(struct sc_net *n, const char *addr)
 {
+	return sc_net_add_client_at(n, addr, 0);
+}
+
+int sc_net_add_client_at(struct sc_net *n, const char *addr, unsigned sn_index)
+{
 	struct pn_addr a;
 	struct pn_client_config cc;
+	struct pn_network cnet = n->net;
 	int i = (int)n->n_clients, rc;
 
-	if (i >= SC_MAX_CLIENTS || pn_addr_parse(&a, addr))
+	if (i >= SC_MAX_CLIENTS || pn_addr_parse(&a, addr) || sn_index >= n->n_sns)
 		return -EINVAL;
+	/* the chosen supernode first: it becomes the client's primary */
+	for (unsigned k = 0; k < n->n_sns; k++)
+		cnet.supernodes[k] = n->net.supernodes[(sn_index + k) % n->n_sns];
 	rc = pn_sim_host_add(n->sim, &a, &n->client_hosts[i]);
 	if (rc)
 		return rc;
 	memset(&cc, 0, sizeof(cc));
 	cc.env = pn_sim_host_env(n->client_hosts[i]);
-	cc.net = &n->net;
+	cc.net = &cnet;
 	cc.db_path = ":memory:";
 	rc = pn_client_new(&n->clients[i], &cc);
 	if (rc)
@@ -143,7 +174,8 @@ void sc_net_free(struct sc_net *n)
 {
 	for (unsigned i = 0; i < n->n_clients; i++)
 		pn_client_free(n->clients[i]);
-	pn_supernode_free(n->sn);
+	for (unsigned i = 0; i < n->n_sns; i++)
+		pn_supernode_free(n->sns[i]);
 	pn_login_server_free(n->login);
 	pn_sim_free(n->sim);
 	for (unsigned i = 0; i < n->n_events; i++)

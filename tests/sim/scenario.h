@@ -12,7 +12,7 @@
 #include "parley/supernode.h"
 #include "sim/sim.h"
 
-enum { SC_MAX_CLIENTS = 16, SC_MAX_EVENTS = 4096 };
+enum { SC_MAX_CLIENTS = 16, SC_MAX_EVENTS = 4096, SC_MAX_SNS = 16 };
 
 struct sc_event {
 	int client;
@@ -25,8 +25,11 @@ struct sc_net {
 	struct pn_sim *sim;
 	struct pn_network net;
 	struct pn_login_server *login;
-	struct pn_supernode *sn;
-	struct pn_sim_host *sn_host;
+	struct pn_supernode *sn;      /* = sns[0] */
+	struct pn_sim_host *sn_host;  /* = sn_hosts[0] */
+	struct pn_supernode *sns[SC_MAX_SNS];
+	struct pn_sim_host *sn_hosts[SC_MAX_SNS];
+	unsigned n_sns;
 	struct pn_client *clients[SC_MAX_CLIENTS];
 	struct pn_sim_host *client_hosts[SC_MAX_CLIENTS];
 	unsigned n_clients;
@@ -46,7 +49,12 @@ struct sc_reply {
 
 /* Builds login server + one supernode; link as given. 0 or -errno. */
 int sc_net_init(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link);
+/* count supernodes at 198.18.<i+10>.2:7701, all in the network file. */
+int sc_net_init_multi(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link,
+		      unsigned count);
 int sc_net_add_client(struct sc_net *n, const char *addr);
+/* A client whose network file lists supernode sn_index first (its primary). */
+int sc_net_add_client_at(struct sc_net *n, const char *addr, unsigned sn_index);
 void sc_net_free(struct sc_net *n);
 /* Runs cmd on client i until it replies or limit_ms of virtual time passes. The reply's
  * result is owned by r (json_decref it, or sc_reply_clear). */

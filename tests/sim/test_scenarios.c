@@ -14,6 +14,7 @@
 #include "base/addr.h"
 #include "crypto/cert.h"
 #include "crypto/keys.h"
+#include "overlay/kad.h"
 #include "scenario.h"
 #include "session/link.h"
 #include "wire/wire.h"
@@ -389,6 +390,97 @@ static void replayed_packets_rejected(void **state)
 	sc_net_free(&n);
 }
 
+/* Registers and logs in one user on client i (for multi-supernode scenarios). */
+static void up_user(struct sc_net *n, int i, const char *name)
+{
+	struct sc_reply r;
+
+	assert_true(sc_call(n, i, "register", args2("username", name, "password", "correct horse"),
+			    &r, 10000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_true(sc_call(n, i, "login", args2("username", name, "password", "correct horse"), &r,
+			    10000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+}
+
+/* Five supernodes form an overlay: alice attached to the first reaches bob attached to the
+ * fifth (lookup through the overlay, envelopes relayed supernode to supernode), and the
+ * lookup survives the loss of r-1 = 2 of the supernodes responsible for bob's record. */
+static void overlay_across_supernodes(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link l = {.delay_ms = 10, .jitter_ms = 5, .loss = 0};
+	struct sc_reply r;
+	struct pn_supernode_stats st;
+	uint8_t key[32];
+	unsigned order[5], killed = 0;
+	uint64_t relayed = 0;
+
+	assert_int_equal(sc_net_init_multi(&n, 77, &l, 5), 0);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.1:5000", 0), ALICE);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.2:5000", 4), BOB);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000); /* supernodes join */
+	up_user(&n, ALICE, "alice");
+	up_user(&n, BOB, "bob");
+	assert_true(sc_call(&n, BOB, "status", NULL, &r, 1000));
+	assert_string_equal(json_string_value(json_object_get(r.result, "supernode")), "198.18.14.2:7701");
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, ALICE, "whois", args2("username", "bob", NULL, NULL), &r, 10000));
+	assert_int_equal(r.err, 0);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(
+				    json_array_get(json_object_get(r.result, "devices"), 0), "supernodes"), 0)),
+			    "198.18.14.2:7701");
+	sc_reply_clear(&r);
+	exchange(&n, ALICE, BOB, "bob", "across the overlay");
+	exchange(&n, BOB, ALICE, "alice", "and back");
+	for (unsigned i = 0; i < n.n_sns; i++) {
+		pn_supernode_stats(n.sns[i], &st);
+		relayed += st.sn_forwarded;
+	}
+	assert_true(relayed > 0);
+	{
+		/* each user's record sits on its own supernode and on the r = 3 closest */
+		uint64_t stored = 0;
+		for (unsigned i = 0; i < n.n_sns; i++) {
+			pn_supernode_stats(n.sns[i], &st);
+			stored += st.records;
+		}
+		assert_true(stored >= 6);
+	}
+
+	/* Order the supernodes by closeness to bob's key; take down the two closest that
+	 * neither alice nor bob is attached to. */
+	pn_user_key(key, "bob");
+	for (unsigned i = 0; i < 5; i++)
+		order[i] = i;
+	for (unsigned i = 0; i < 5; i++)
+		for (unsigned j = i + 1; j < 5; j++) {
+			uint8_t a[32], b[32];
+			pn_kad_id_of(a, n.net.supernodes[order[i]].key);
+			pn_kad_id_of(b, n.net.supernodes[order[j]].key);
+			if (pn_kad_cmp_dist(key, b, a) < 0) {
+				unsigned t = order[i];
+				order[i] = order[j];
+				order[j] = t;
+			}
+		}
+	for (unsigned i = 0; i < 5 && killed < 2; i++) {
+		if (order[i] == 0 || order[i] == 4)
+			continue;
+		pn_sim_host_set_up(n.sn_hosts[order[i]], false);
+		killed++;
+	}
+	assert_int_equal(killed, 2);
+	assert_true(sc_call(&n, ALICE, "whois", args2("username", "bob", NULL, NULL), &r, 15000));
+	assert_int_equal(r.err, 0);
+	assert_true(json_is_true(json_object_get(r.result, "online")));
+	sc_reply_clear(&r);
+	exchange(&n, ALICE, BOB, "bob", "still reachable");
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -399,6 +491,7 @@ int main(void)
 		cmocka_unit_test(supernode_sees_only_ciphertext),
 		cmocka_unit_test(forged_certificates_cannot_attach),
 		cmocka_unit_test(replayed_packets_rejected),
+		cmocka_unit_test(overlay_across_supernodes),
 	};
 	if (sodium_init() < 0)
 		return 1;

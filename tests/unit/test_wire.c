@@ -155,7 +155,7 @@ static void pkt_hs1_bad_pattern(void **state)
 
 static void pkt_hs1_bad_purpose(void **state)
 {
-	static const uint8_t bad[] = {0, PN_PURPOSE_E2E + 1, 0xff};
+	static const uint8_t bad[] = {0, PN_PURPOSE_OVERLAY + 1, 0xff};
 	uint8_t buf[256];
 	struct pn_pkt_hdr h;
 
@@ -163,7 +163,7 @@ static void pkt_hs1_bad_purpose(void **state)
 		pkt_fill(buf, sizeof(buf), PN_PKT_HS1, PN_PATTERN_IK, bad[i]);
 		assert_int_equal(pn_pkt_parse(&h, buf, sizeof(buf)), -EBADMSG);
 	}
-	for (uint8_t p = PN_PURPOSE_LOGIN; p <= PN_PURPOSE_E2E; p++) {
+	for (uint8_t p = PN_PURPOSE_LOGIN; p <= PN_PURPOSE_OVERLAY; p++) {
 		pkt_fill(buf, sizeof(buf), PN_PKT_HS1, PN_PATTERN_IK, p);
 		assert_int_equal(pn_pkt_parse(&h, buf, sizeof(buf)), 0);
 	}
