@@ -39,6 +39,9 @@ static void usage(FILE *f)
 		"  --public-addr ADDR  the address clients reach (default: --listen)\n"
 		"  --cert FILE         certificate from the login server (default DIR/supernode.cert)\n"
 		"  --max-clients N     attached devices at most (default 10000)\n"
+		"  --overlay-per-prefix N  overlay contacts from one IPv4 /24 or IPv6 /48 per\n"
+		"                      routing bucket (default 2; raise it for networks on one\n"
+		"                      host or LAN, e.g. tests on loopback)\n"
 		"  --name NAME         init: a label for this supernode (default \"supernode\")\n"
 		"  --config FILE       \"key = value\" lines with the long option names\n"
 		"  --log-level LEVEL   error, warn, info (default) or debug\n"
@@ -48,9 +51,13 @@ static void usage(FILE *f)
 		"exit status: 0 success, 1 runtime error, 2 usage error\n");
 }
 
-enum opt_ix { O_DATA_DIR, O_NETWORK, O_LISTEN, O_PUBLIC, O_CERT, O_MAX, O_NAME, O_LOGLEVEL, O_CONFIG, O_COUNT };
-static const char *const opt_names[O_COUNT] = {"data-dir", "network", "listen",    "public-addr", "cert",
-					       "max-clients", "name", "log-level", "config"};
+enum opt_ix {
+	O_DATA_DIR, O_NETWORK, O_LISTEN, O_PUBLIC, O_CERT, O_MAX, O_NAME, O_LOGLEVEL, O_CONFIG,
+	O_PER_PREFIX, O_COUNT
+};
+static const char *const opt_names[O_COUNT] = {
+	"data-dir", "network", "listen", "public-addr", "cert", "max-clients", "name", "log-level",
+	"config", "overlay-per-prefix"};
 static char *opt[O_COUNT];
 
 static int cmd_init(const char *dir)
@@ -129,6 +136,15 @@ static int cmd_serve(const char *dir, const char *netpath)
 			goto out;
 		}
 		sc.max_clients = (uint32_t)v;
+	}
+	if (opt[O_PER_PREFIX]) {
+		if (cu_parse_u64(opt[O_PER_PREFIX], 1, 256, &v)) {
+			fprintf(stderr, "%s: --overlay-per-prefix must be 1..256, not `%s'\n", prog,
+				opt[O_PER_PREFIX]);
+			rc = 2;
+			goto out;
+		}
+		sc.kad_per_prefix = (uint32_t)v;
 	}
 	if (pn_network_load(&net, netpath, err, sizeof(err))) {
 		fprintf(stderr, "%s: %s\n", prog, err);

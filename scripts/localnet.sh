@@ -34,6 +34,18 @@ ln_setup() {
 		>>"$LN_DIR/init.log" || return 1
 }
 
+# ln_add_supernode NAME: one more supernode (key, enrollment, own port), started later
+# with ln_start_supernode NAME. Its port is in LN_PORT_<NAME>.
+ln_add_supernode() {
+	local port
+	port=$(ln_free_udp_port)
+	"$LN_BIN/parley-supernode" init --data-dir "$LN_DIR/$1" --name "$1" >>"$LN_DIR/init.log" || return 1
+	"$LN_BIN/parley-login" enroll --data-dir "$LN_DIR/login" \
+		--supernode-pub "$LN_DIR/$1/supernode.pub" --address "127.0.0.1:$port" \
+		>>"$LN_DIR/init.log" || return 1
+	eval "LN_PORT_$1=$port"
+}
+
 # ln_wait_ready NAME: waits (up to 10 s) for the "ready" line on the program's stdout.
 ln_wait_ready() {
 	local out=$LN_DIR/$1.out i
@@ -58,13 +70,17 @@ ln_start_login() {
 	ln_spawn login "$LN_BIN/parley-login" --data-dir "$LN_DIR/login" "${LN_LOGIN_ARGS[@]}"
 }
 
-ln_start_supernode() {
-	ln_spawn sn "$LN_BIN/parley-supernode" --data-dir "$LN_DIR/sn" --network "$LN_NET" \
-		--listen "127.0.0.1:$LN_SN_PORT"
+ln_start_supernode() { # [NAME] (default: the first supernode, "sn")
+	local name=${1:-sn} var port
+	var="LN_PORT_$name"
+	port=${!var:-$LN_SN_PORT}
+	# every supernode here shares 127.0.0.0/24: lift the per-prefix routing limit
+	ln_spawn "$name" "$LN_BIN/parley-supernode" --data-dir "$LN_DIR/$name" --network "$LN_NET" \
+		--listen "127.0.0.1:$port" --overlay-per-prefix 64
 }
 
-ln_start_client() { # NAME
-	ln_spawn "$1" "$LN_BIN/parleyd" --data-dir "$LN_DIR/$1" --network "$LN_NET" \
+ln_start_client() { # NAME [NETWORK-FILE]
+	ln_spawn "$1" "$LN_BIN/parleyd" --data-dir "$LN_DIR/$1" --network "${2:-$LN_NET}" \
 		--listen 127.0.0.1:0 --device-name "$1-laptop"
 }
 
