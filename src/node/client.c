@@ -173,6 +173,10 @@ static uint64_t wall_ms(struct pn_client *c)
 	uint64_t est = c->wall_anchor + (mono - c->mono_anchor);
 
 	if (!c->wall_anchor || est + 2000 < ws || est > ws + 3000) {
+		/* Anchor at the END of the current second: we are then never behind the true
+		 * time, so a restarted daemon's handshake timestamps and record sequence
+		 * numbers stay above everything its previous run sent. */
+		ws += 999;
 		c->wall_anchor = ws;
 		c->mono_anchor = mono;
 		est = ws;
@@ -1214,6 +1218,7 @@ static const char *status_code(uint8_t st)
 	case PN_ST_RATE_LIMITED: return "rate_limited";
 	case PN_ST_WEAK_PASSWORD: return "weak_password";
 	case PN_ST_FORBIDDEN: return "device_revoked";
+	case PN_ST_DEVICE_TAKEN: return "device_in_use";
 	case PN_ST_UNKNOWN_DEVICE: return "unknown_device";
 	default: return "internal";
 	}

@@ -343,8 +343,13 @@ static void on_login(struct pn_login_server *ls, struct pn_lent *e, struct pn_rd
 	pn_device_id(did, sign_pk);
 	rc = pn_acct_store_upsert_device(ls->store, user, did, sign_pk, e->link.remote_static,
 					 dname[0] ? dname : "device", ls->env.wall_s(ls->env.ctx));
-	if (rc == -EACCES || rc == -EPERM) {
+	if (rc == -EACCES) {
 		reply(ls, e, req, PN_ST_FORBIDDEN, "this device was revoked", NULL);
+		goto out;
+	}
+	if (rc == -EPERM) {
+		reply(ls, e, req, PN_ST_DEVICE_TAKEN,
+		      "this device belongs to another account; use another data directory", NULL);
 		goto out;
 	}
 	if (rc || issue_cert(ls, user, sign_pk, e->link.remote_static, &cert)) {

@@ -117,6 +117,7 @@ enum pn_status {
 	PN_ST_WEAK_PASSWORD = 9,
 	PN_ST_STALE = 10,
 	PN_ST_FORBIDDEN = 11,
+	PN_ST_DEVICE_TAKEN = 12, /* the device is registered to another account */
 };
 
 /* ---- reachability record ----------------------------------------------------------- */
