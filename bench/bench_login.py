@@ -312,7 +312,8 @@ class LocalNet:
         self.bin = bindir
         self.keep = keep or os.environ.get("BENCH_KEEP") == "1"
         # Unix socket paths are limited to 107 bytes: keep the directory short.
-        self.dir = tempfile.mkdtemp(prefix="pb.", dir="/tmp")
+        # BENCH_TMPDIR=/dev/shm puts every store on tmpfs (fsync becomes free).
+        self.dir = tempfile.mkdtemp(prefix="pb.", dir=os.environ.get("BENCH_TMPDIR", "/tmp"))
         self.procs = []
         self.login_port = free_udp_port()
         self.sn_port = free_udp_port({self.login_port})
