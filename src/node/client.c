@@ -256,6 +256,15 @@ static int load_identity(struct pn_client *c)
 	if (rc)
 		return rc;
 	pn_device_id(c->device_id, c->keys.sign_pk);
+	{
+		uint8_t b[8];
+		size_t bl;
+		if (pn_cstore_kv_get(c->store, "hs_ts", b, sizeof(b), &bl) == 0 && bl == 8)
+			for (int i = 0; i < 8; i++)
+				c->last_hs_ts = c->last_hs_ts << 8 | b[i];
+		/* record sequence numbers come from the same clock: keep them above it too */
+		c->record_seq = c->last_hs_ts;
+	}
 	rc = pn_cstore_kv_get(c->store, "cert", c->cert_bytes, sizeof(c->cert_bytes), &c->cert_len);
 	if (rc == 0 && pn_cert_decode(&c->cert, c->cert_bytes, c->cert_len) == 0 &&
 	    pn_ct_eq(c->cert.dh_pk, c->keys.dh_pk, 32)) {
@@ -320,9 +329,17 @@ static uint64_t next_hs_ts(struct pn_client *c)
 	/* Strictly increasing even if the wall clock stalls or two handshakes start in the
 	 * same millisecond. */
 	uint64_t t = wall_ms(c);
+	uint8_t b[8];
+
 	if (t <= c->last_hs_ts)
 		t = c->last_hs_ts + 1;
 	c->last_hs_ts = t;
+	/* Kept across restarts: peers refuse a message 1 whose timestamp is not newer than
+	 * the last one they saw from this device, and a quick restart can read the same
+	 * wall-clock second as the previous run. */
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(t >> (56 - 8 * i));
+	pn_cstore_kv_set(c->store, "hs_ts", b, sizeof(b));
 	return t;
 }
 
