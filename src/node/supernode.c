@@ -467,6 +467,23 @@ static void on_lookup(struct pn_supernode *sn, struct pn_lent *e, struct pn_rd *
 	send_frame(sn, e, f, w.len);
 }
 
+/* Per-device token bucket: a client cannot turn us into a flood amplifier. */
+static bool fwd_allow(struct pn_supernode *sn, struct sn_dev *d)
+{
+	uint64_t now = now_ms(sn);
+
+	d->fwd_tokens += (double)(now - d->fwd_last) * SN_FWD_PER_S / 1000.0;
+	if (d->fwd_tokens > SN_FWD_PER_S)
+		d->fwd_tokens = SN_FWD_PER_S;
+	d->fwd_last = now;
+	if (d->fwd_tokens < 1.0) {
+		sn->st.rate_limited++;
+		return false;
+	}
+	d->fwd_tokens -= 1.0;
+	return true;
+}
+
 static void on_forward(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev *d,
 		       struct pn_rd *r)
 {
@@ -476,7 +493,6 @@ static void on_forward(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev
 	struct sn_dev *to;
 	struct pn_lent *te;
 	struct pn_wr w;
-	uint64_t now = now_ms(sn);
 
 	pn_rd_bytes(r, dst, 16);
 	pn_rd_vec16(r, &pkt, &n, PN_PKT_MAX);
@@ -484,16 +500,8 @@ static void on_forward(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev
 		sn->st.bad_packets++;
 		return;
 	}
-	/* Per-device token bucket: a client cannot turn us into a flood amplifier. */
-	d->fwd_tokens += (double)(now - d->fwd_last) * SN_FWD_PER_S / 1000.0;
-	if (d->fwd_tokens > SN_FWD_PER_S)
-		d->fwd_tokens = SN_FWD_PER_S;
-	d->fwd_last = now;
-	if (d->fwd_tokens < 1.0) {
-		sn->st.rate_limited++;
+	if (!fwd_allow(sn, d))
 		return;
-	}
-	d->fwd_tokens -= 1.0;
 	to = dev_find(sn, dst);
 	te = to ? pn_ltab_find(&sn->links, to->idx) : NULL;
 	pn_wr_init(&w, f, sizeof(f));
@@ -811,22 +819,6 @@ static void write_nodes(struct pn_supernode *sn, struct pn_wr *w, uint32_t req,
 	}
 }
 
-struct value_ctx {
-	struct pn_wr *w;
-	uint8_t n;
-};
-
-static void value_add(void *arg, const struct pn_stored_rec *r)
-{
-	struct value_ctx *vc = arg;
-	struct pn_wr probe = *vc->w;
-
-	if (pn_wr_vec16(&probe, r->bytes, r->len))
-		return;
-	*vc->w = probe;
-	vc->n++;
-}
-
 static void on_overlay_request(struct pn_supernode *sn, struct pn_lent *e, const uint8_t *f,
 			       size_t n)
 {
@@ -849,7 +841,7 @@ static void on_overlay_request(struct pn_supernode *sn, struct pn_lent *e, const
 		return;
 	case PN_F_FIND_VALUE: {
 		char name[PN_CERT_NAME_MAX + 1];
-		struct value_ctx vc;
+		struct lookup_ctx vc;
 		size_t npos;
 		pn_rd_u32(&r, &req);
 		pn_rd_str8(&r, name, sizeof(name));
@@ -862,7 +854,7 @@ static void on_overlay_request(struct pn_supernode *sn, struct pn_lent *e, const
 		pn_wr_u8(&w, 0);
 		vc.w = &w;
 		vc.n = 0;
-		pn_recstore_get(sn->recs, name, sn->env.wall_s(sn->env.ctx), value_add, &vc);
+		pn_recstore_get(sn->recs, name, sn->env.wall_s(sn->env.ctx), lookup_add, &vc);
 		if (vc.n) {
 			out[npos] = vc.n;
 		} else {
@@ -1106,7 +1098,6 @@ static void on_forward_via(struct pn_supernode *sn, struct pn_lent *e, struct sn
 	const struct pn_kad_contact *c;
 	struct sn_out *o;
 	struct pn_wr w;
-	uint64_t now = now_ms(sn);
 
 	pn_rd_bytes(r, dst, 16);
 	pn_rd_bytes(r, key, 32);
@@ -1132,15 +1123,8 @@ static void on_forward_via(struct pn_supernode *sn, struct pn_lent *e, struct sn
 		sn->st.bad_packets++;
 		return;
 	}
-	d->fwd_tokens += (double)(now - d->fwd_last) * SN_FWD_PER_S / 1000.0;
-	if (d->fwd_tokens > SN_FWD_PER_S)
-		d->fwd_tokens = SN_FWD_PER_S;
-	d->fwd_last = now;
-	if (d->fwd_tokens < 1.0) {
-		sn->st.rate_limited++;
+	if (!fwd_allow(sn, d))
 		return;
-	}
-	d->fwd_tokens -= 1.0;
 	pn_kad_id_of(id, key);
 	c = pn_kad_find(sn->kad, id);
 	o = c ? out_get(sn, c->key, &c->addr) : NULL;
