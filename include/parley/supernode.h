@@ -5,6 +5,7 @@
 #ifndef PARLEY_SUPERNODE_H
 #define PARLEY_SUPERNODE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,7 +27,21 @@ struct pn_supernode_config {
 	struct pn_addr public_addr; /* the address clients reach it at */
 	uint32_t max_clients;      /* 0 = 10000 */
 	uint32_t kad_per_prefix;   /* overlay contacts per /24 or /48 per bucket; 0 = 2 */
+	uint32_t kad_k;            /* k-bucket size; 0 = 32 (large: supernodes are few) */
+	/* Simulation only: make this supernode an attacker in the overlay.
+	 * PN_SN_HONEST, PN_SN_DROP (never answers overlay requests, stores nothing),
+	 * PN_SN_LIE (answers FIND_VALUE with far-away nodes instead of the records it holds,
+	 * acknowledges STOREs without storing). */
+	int misbehave;
 };
+
+enum { PN_SN_HONEST = 0, PN_SN_DROP = 1, PN_SN_LIE = 2 };
+
+/* Per-lookup figures for simulations: called when an overlay lookup a client asked for
+ * ends (found or not), with the hop count of the lookup. NULL to disable. */
+void pn_supernode_set_lookup_hook(struct pn_supernode *sn,
+				  void (*hook)(void *arg, bool found, unsigned hops, uint64_t ms),
+				  void *arg);
 
 int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config *cfg);
 void pn_supernode_free(struct pn_supernode *sn);

@@ -67,7 +67,7 @@ struct sn_op {
 	uint8_t *record; /* OP_PUBLISH: the record to store on the r closest */
 	size_t record_len;
 	uint32_t client_idx, client_req; /* OP_CLIENT_LOOKUP: whom to answer */
-	uint64_t deadline;
+	uint64_t deadline, started;
 };
 
 struct sn_rpc {
@@ -116,6 +116,9 @@ struct pn_supernode {
 	struct sn_rpc *rpcs;
 	uint32_t next_req;
 	uint64_t next_refresh, last_hs_ts;
+	int misbehave;
+	void (*lookup_hook)(void *arg, bool found, unsigned hops, uint64_t ms);
+	void *lookup_hook_arg;
 	struct pn_supernode_stats st;
 	void (*fwd_hook)(void *arg, const uint8_t *buf, size_t len);
 	void *fwd_hook_arg;
@@ -208,6 +211,8 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 		memcpy(kc.self_id, sn->id, 32);
 		/* Loopback and test networks put every supernode in one /24. */
 		kc.per_prefix = cfg->kad_per_prefix ? cfg->kad_per_prefix : 2;
+		kc.k = cfg->kad_k;
+		sn->misbehave = cfg->misbehave;
 		rc = pn_kad_new(&sn->kad, &kc);
 		if (rc)
 			goto fail;
@@ -265,6 +270,14 @@ void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats
 {
 	*st = sn->st;
 	st->records = pn_recstore_count(sn->recs);
+}
+
+void pn_supernode_set_lookup_hook(struct pn_supernode *sn,
+				  void (*hook)(void *arg, bool found, unsigned hops, uint64_t ms),
+				  void *arg)
+{
+	sn->lookup_hook = hook;
+	sn->lookup_hook_arg = arg;
 }
 
 void pn_supernode_set_forward_hook(struct pn_supernode *sn,
@@ -666,7 +679,8 @@ static struct sn_op *op_new(struct pn_supernode *sn, enum op_kind kind, const ui
 	if (!op)
 		return NULL;
 	op->kind = kind;
-	op->deadline = now_ms(sn) + SN_OP_TIMEOUT_MS;
+	op->started = now_ms(sn);
+	op->deadline = op->started + SN_OP_TIMEOUT_MS;
 	pn_kad_lookup_init(&op->lk, sn->kad, target, SN_ALPHA, SN_LOOKUP_K);
 	op->next = sn->ops;
 	sn->ops = op;
@@ -723,6 +737,9 @@ static void op_finish(struct pn_supernode *sn, struct sn_op *op)
 	switch (op->kind) {
 	case OP_CLIENT_LOOKUP:
 		/* no VALUE came back: nobody responsible holds a record */
+		if (sn->lookup_hook)
+			sn->lookup_hook(sn->lookup_hook_arg, false, op->lk.hops,
+					now_ms(sn) - op->started);
 		send_lookup_result(sn, op->client_idx, op->client_req, NULL, 0, 0);
 		break;
 	case OP_PUBLISH:
@@ -830,6 +847,25 @@ static void on_overlay_request(struct pn_supernode *sn, struct pn_lent *e, const
 	pn_rd_init(&r, f, n);
 	pn_rd_u8(&r, &type);
 	pn_wr_init(&w, out, sizeof(out));
+	if (sn->misbehave == PN_SN_DROP)
+		return;
+	if (sn->misbehave == PN_SN_LIE && (type == PN_F_FIND_VALUE || type == PN_F_STORE)) {
+		/* a liar: "I have nothing; ask these" (nodes far from the key), and fake acks */
+		pn_rd_u32(&r, &req);
+		if (r.err)
+			return;
+		if (type == PN_F_STORE) {
+			pn_wr_u8(&w, PN_F_STORED);
+			pn_wr_u32(&w, req);
+			pn_wr_u8(&w, PN_ST_OK);
+		} else {
+			uint8_t far[32];
+			sn->env.random(sn->env.ctx, far, sizeof(far));
+			write_nodes(sn, &w, req, far);
+		}
+		send_frame(sn, e, out, w.len);
+		return;
+	}
 	switch (type) {
 	case PN_F_FIND_NODE:
 		pn_rd_u32(&r, &req);
@@ -970,6 +1006,9 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 		if (!r.err) {
 			sn->st.lookups_done++;
 			sn->st.lookup_hops_total += op->lk.hops + 1;
+			if (sn->lookup_hook)
+				sn->lookup_hook(sn->lookup_hook_arg, true, op->lk.hops + 1,
+						now_ms(sn) - op->started);
 			send_lookup_result(sn, op->client_idx, op->client_req, f + r.pos, n - r.pos, cnt);
 			/* finished: do not answer the client a second time */
 			op_unlink(sn, op);
