@@ -42,7 +42,9 @@ enum {
 	CL_LOOKUP_CACHE_MS = 10000,
 	CL_CHAT_TEXT_MAX = 1200,
 	CL_REQ_RETRY_MS = 1000,    /* request retransmission (login, publish, lookup) */
-	CL_ATTACH_WAIT_MS = 1500,  /* handshake done but no ATTACHED: start over */   /* one datagram; chunking is future work */
+	CL_ATTACH_WAIT_MS = 1500,  /* handshake done but no ATTACHED: start over */
+	CL_SUSPECT_MS = 2500,      /* primary silent this long after we sent to it: probe it */
+	CL_PROBE_MS = 1000,        /* probe unanswered this long: switch to the standby */   /* one datagram; chunking is future work */
 	CL_PW_MAX = 128,
 };
 
@@ -82,6 +84,11 @@ struct peer {
 	uint64_t reset_sent_at; /* RESET replies are rate limited per device */
 	uint8_t sn_key[32];     /* the supernode the device is attached to, when not ours */
 	bool has_sn;
+	/* every supernode its record names (primary first, then standby): a retransmission
+	 * tries the next one, so a device stays reachable when its primary dies */
+	uint8_t routes[PN_REC_MAX_SN][32];
+	unsigned n_routes, route_i;
+	bool via_standby; /* its last packet came over our standby: answer the same way */
 };
 
 /* An outgoing message not yet acknowledged. */
@@ -137,6 +144,14 @@ struct pn_client {
 	uint8_t publish_frame[PN_REC_MAX + 16];
 	size_t publish_len;
 	uint64_t attach_wait_until;
+	uint64_t sn_probe_at;    /* a PING sent to check a primary that stopped answering */
+	/* standby attachment: a second supernode kept warm, promoted when the primary dies */
+	struct pn_link sb_link;
+	struct pn_net_peer sb;
+	int sb_state;            /* 0 none, 1 connecting, 2 attached */
+	unsigned sb_cand;
+	uint64_t sb_retry_at, sb_ping_at;
+	bool rx_standby; /* set while a frame from the standby is being handled */
 	struct pn_addr reflexive;
 	/* lists */
 	struct pending *pending;
@@ -396,6 +411,11 @@ static void publish_record(struct pn_client *c)
 		r.sn_addr[0] = c->sn.addr;
 		memcpy(r.sn_key[0], c->sn.key, 32);
 	}
+	if (c->sb_state == 2 && c->sb.has_key) {
+		r.sn_addr[r.n_sn] = c->sb.addr;
+		memcpy(r.sn_key[r.n_sn], c->sb.key, 32);
+		r.n_sn++;
+	}
 	n = pn_record_sign_encode(&r, c->keys.sign_sk, rec, sizeof(rec));
 	if (n < 0)
 		return;
@@ -553,8 +573,16 @@ static void forward(struct pn_client *c, const uint8_t dst[16], const uint8_t *p
 		pn_wr_bytes(&w, dst, 16);
 	}
 	pn_wr_vec16(&w, pkt, n);
-	if (!w.err)
-		sn_send_frame(c, f, w.len);
+	if (w.err)
+		return;
+	if (p && p->via_standby && c->sb_state == 2 && c->sb_link.state == PN_LINK_UP) {
+		uint8_t out[PN_PKT_RX_MAX];
+		size_t len;
+		if (pn_link_seal(&c->sb_link, f, w.len, now_ms(c), out, sizeof(out), &len) == 0)
+			c->env.send(c->env.ctx, &c->sb.addr, out, len);
+		return;
+	}
+	sn_send_frame(c, f, w.len);
 }
 
 static void peer_send_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
@@ -625,9 +653,14 @@ static void push_user(struct pn_client *c, struct ruser *u, const struct outmsg 
 		if (!p)
 			continue;
 		strcpy(p->username, u->name);
-		p->has_sn = u->recs[i].n_sn > 0;
+		p->n_routes = u->recs[i].n_sn;
+		for (unsigned k = 0; k < p->n_routes; k++)
+			memcpy(p->routes[k], u->recs[i].sn_key[k], 32);
+		if (p->route_i >= p->n_routes)
+			p->route_i = 0;
+		p->has_sn = p->n_routes > 0;
 		if (p->has_sn)
-			memcpy(p->sn_key, u->recs[i].sn_key[0], 32);
+			memcpy(p->sn_key, p->routes[p->route_i], 32);
 		if (p->link.state == PN_LINK_UP) {
 			if (only) {
 				send_chat(c, p, only);
@@ -846,6 +879,16 @@ static int check_peer_cert(struct pn_client *c, const struct pn_link *l, const u
 
 /* Remembers which supernode a device's packets came through (via == NULL: ours), so the
  * answers go back the same way. */
+/* A retransmission: try the device's next supernode. */
+static void next_route(struct peer *p)
+{
+	if (p->n_routes < 2)
+		return;
+	p->route_i = (p->route_i + 1) % p->n_routes;
+	memcpy(p->sn_key, p->routes[p->route_i], 32);
+	p->has_sn = true;
+}
+
 static void note_route(struct pn_client *c, const uint8_t src[16], const uint8_t *via)
 {
 	struct peer *p = peer_get(c, src, false);
@@ -855,6 +898,7 @@ static void note_route(struct pn_client *c, const uint8_t src[16], const uint8_t
 	p->has_sn = via != NULL;
 	if (via)
 		memcpy(p->sn_key, via, 32);
+	p->via_standby = c->rx_standby;
 }
 
 static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
@@ -1394,6 +1438,29 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 		sodium_memzero(f, sizeof(f));
 		return;
 	}
+	if (c->sb_state && pn_addr_eq(from, &c->sb.addr) && h.receiver_idx == c->sb_link.local_idx) {
+		if (pn_link_input(&c->sb_link, &h, now, f, sizeof(f), &n, &ev)) {
+			c->rx_bad++;
+			return;
+		}
+		if (ev == PN_LINK_EV_DATA && n > 0) {
+			if (f[0] == PN_F_ATTACHED) {
+				if (c->sb_state == 1) {
+					char a[PN_ADDR_STRLEN];
+					c->sb_state = 2;
+					c->sb_ping_at = now + CL_PING_MS;
+					pn_info("standby supernode %s attached", pn_addr_str(&c->sb.addr, a));
+					publish_record(c);
+				}
+			} else if (f[0] != PN_F_PONG) {
+				c->rx_standby = true;
+				on_sn_frame(c, f, n);
+				c->rx_standby = false;
+			}
+		}
+		sodium_memzero(f, sizeof(f));
+		return;
+	}
 	c->rx_bad++;
 }
 
@@ -1407,6 +1474,137 @@ static uint64_t min64(uint64_t a, uint64_t b)
 static uint64_t hs_retry_time(const struct pn_link *l)
 {
 	return l->hs_sent_at + ((uint64_t)CL_HS_RETRY_MS << (l->hs_tries - 1));
+}
+
+/* ---- standby attachment ------------------------------------------------------------- */
+
+static void sb_drop(struct pn_client *c)
+{
+	bool was_up = c->sb_state == 2;
+
+	pn_link_wipe(&c->sb_link);
+	c->sb_state = 0;
+	c->sb_cand++;
+	c->sb_retry_at = now_ms(c) + CL_REATTACH_MS;
+	if (was_up && c->sn_state == SN_UP)
+		publish_record(c); /* the record must stop naming it */
+}
+
+/* Attaches to a second supernode (one whose key we know, other than the primary). */
+static void sb_connect(struct pn_client *c)
+{
+	struct pn_link_params p;
+	uint8_t e_sk[32];
+	uint32_t idx;
+
+	for (unsigned k = 0; k < c->n_cands; k++) {
+		const struct pn_net_peer *cand = &c->cands[(c->sb_cand + k) % c->n_cands];
+		if (!cand->has_key || pn_addr_eq(&cand->addr, &c->sn.addr))
+			continue;
+		c->sb = *cand;
+		c->sb_cand = (c->sb_cand + k) % c->n_cands;
+		break;
+	}
+	if (!c->sb.has_key || pn_addr_eq(&c->sb.addr, &c->sn.addr)) {
+		c->sb_retry_at = now_ms(c) + CL_QUEUED_RETRY_MS;
+		return;
+	}
+	c->env.random(c->env.ctx, e_sk, sizeof(e_sk));
+	c->env.random(c->env.ctx, &idx, sizeof(idx));
+	memset(&p, 0, sizeof(p));
+	p.pattern = PN_PATTERN_IK;
+	p.purpose = PN_PURPOSE_ATTACH;
+	p.s_sk = c->keys.dh_sk;
+	p.rs = c->sb.key;
+	p.e_sk = e_sk;
+	p.local_idx = idx;
+	p.timestamp_ms = next_hs_ts(c);
+	p.cert = c->cert_bytes;
+	p.cert_len = c->cert_len;
+	p.now = now_ms(c);
+	if (pn_link_connect(&c->sb_link, &p) == 0) {
+		c->env.send(c->env.ctx, &c->sb.addr, c->sb_link.hs_pkt, c->sb_link.hs_pkt_len);
+		c->sb_state = 1;
+	}
+	sodium_memzero(e_sk, sizeof(e_sk));
+}
+
+/* The primary stopped answering: the warm standby takes over at once (no handshake), a new
+ * standby is found later, and the record names the new primary. */
+static void sb_promote(struct pn_client *c)
+{
+	char a[PN_ADDR_STRLEN], b[PN_ADDR_STRLEN];
+
+	pn_warn("supernode %s stopped answering; switching to standby %s",
+		pn_addr_str(&c->sn.addr, a), pn_addr_str(&c->sb.addr, b));
+	pn_link_wipe(&c->sn_link);
+	c->sn_link = c->sb_link;
+	c->sn = c->sb;
+	memset(&c->sb_link, 0, sizeof(c->sb_link));
+	memset(&c->sb, 0, sizeof(c->sb));
+	c->sb_state = 0;
+	c->sb_retry_at = now_ms(c) + CL_REATTACH_MS;
+	c->sn_probe_at = 0;
+	c->sn_ping_at = now_ms(c) + CL_PING_MS;
+	emit(c, "status.changed", json_pack("{s:s,s:s}", "state", "online", "supernode",
+					    pn_addr_str(&c->sn.addr, a)));
+	publish_record(c);
+	flush_all(c);
+}
+
+static void sb_tick(struct pn_client *c, uint64_t now)
+{
+	if (c->sn_state != SN_UP) {
+		if (c->sb_state)
+			sb_drop(c);
+		return;
+	}
+	if (c->sb_state == 0) {
+		if (now >= c->sb_retry_at && c->n_cands > 1)
+			sb_connect(c);
+		return;
+	}
+	if (c->sb_state == 1) {
+		if (c->sb_link.state == PN_LINK_WAIT_HS2 && now >= hs_retry_time(&c->sb_link)) {
+			if (c->sb_link.hs_tries >= CL_HS_TRIES) {
+				sb_drop(c);
+			} else {
+				c->sb_link.hs_tries++;
+				c->env.send(c->env.ctx, &c->sb.addr, c->sb_link.hs_pkt,
+					    c->sb_link.hs_pkt_len);
+			}
+		} else if (c->sb_link.state == PN_LINK_UP && now >= c->sb_link.up_at + CL_ATTACH_WAIT_MS) {
+			sb_drop(c);
+		}
+		return;
+	}
+	if (now - c->sb_link.last_rx > CL_SN_DEAD_MS) {
+		sb_drop(c);
+		return;
+	}
+	if (now >= c->sb_ping_at) {
+		uint8_t f[9], pkt[64];
+		struct pn_wr w;
+		size_t len;
+		pn_wr_init(&w, f, sizeof(f));
+		pn_wr_u8(&w, PN_F_PING);
+		pn_wr_u64(&w, now);
+		if (pn_link_seal(&c->sb_link, f, w.len, now, pkt, sizeof(pkt), &len) == 0)
+			c->env.send(c->env.ctx, &c->sb.addr, pkt, len);
+		c->sb_ping_at = now + CL_PING_MS;
+	}
+}
+
+static uint64_t sb_deadline(struct pn_client *c)
+{
+	if (c->sn_state != SN_UP)
+		return c->sb_state ? 0 : UINT64_MAX;
+	if (c->sb_state == 0)
+		return c->n_cands > 1 ? c->sb_retry_at : UINT64_MAX;
+	if (c->sb_state == 1)
+		return c->sb_link.state == PN_LINK_WAIT_HS2 ? hs_retry_time(&c->sb_link)
+							    : c->sb_link.up_at + CL_ATTACH_WAIT_MS;
+	return min64(c->sb_ping_at, c->sb_link.last_rx + CL_SN_DEAD_MS + 1);
 }
 
 static uint64_t cl_deadline(void *node)
@@ -1433,6 +1631,14 @@ static uint64_t cl_deadline(void *node)
 		else
 			t = min64(t, c->sn_retry_at);
 		t = min64(t, c->renew_check_at);
+	}
+	if (c->logged_in) {
+		t = min64(t, sb_deadline(c));
+		if (c->sn_probe_at)
+			t = min64(t, c->sn_probe_at + CL_PROBE_MS);
+		else if (c->sn_state == SN_UP && c->sb_state == 2 &&
+			 c->sn_link.last_tx > c->sn_link.last_rx)
+			t = min64(t, c->sn_link.last_rx + CL_SUSPECT_MS + 1);
 	}
 	for (struct pending *p = c->pending; p; p = p->next)
 		t = min64(t, p->deadline);
@@ -1468,6 +1674,10 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 		}
 		m->next_try = now + min64((uint64_t)CL_MSG_RETRY_MS << (m->tries - 1),
 					  CL_MSG_RETRY_CAP_MS);
+		/* the recipient's devices may be reachable only through another supernode */
+		for (struct peer *p = c->peers; p; p = p->next)
+			if (strcmp(p->username, m->to) == 0)
+				next_route(p);
 		if (m->tries > 4) {
 			/* Two retransmissions went unanswered: the records may be stale and the
 			 * peer may have restarted and lost our session (its new process drops
@@ -1511,9 +1721,27 @@ static void cl_tick(void *node)
 	/* supernode attachment */
 	if (c->logged_in) {
 		if (c->sn_state == SN_UP) {
-			if (now - c->sn_link.last_rx > CL_SN_DEAD_MS) {
+			if (c->sn_probe_at && c->sn_link.last_rx >= c->sn_probe_at)
+				c->sn_probe_at = 0; /* it answered */
+			if (c->sb_state == 2 && c->sn_probe_at && now >= c->sn_probe_at + CL_PROBE_MS) {
+				sb_promote(c);
+			} else if (c->sb_state == 2 && !c->sn_probe_at &&
+				   c->sn_link.last_tx > c->sn_link.last_rx &&
+				   now > c->sn_link.last_rx + CL_SUSPECT_MS) {
+				/* we keep sending and it went quiet: ask it directly */
+				uint8_t f[9];
+				struct pn_wr w;
+				pn_wr_init(&w, f, sizeof(f));
+				pn_wr_u8(&w, PN_F_PING);
+				pn_wr_u64(&w, now);
+				sn_send_frame(c, f, w.len);
+				c->sn_probe_at = now;
+			} else if (now - c->sn_link.last_rx > CL_SN_DEAD_MS) {
 				pn_warn("supernode silent for %d s; reattaching", CL_SN_DEAD_MS / 1000);
-				sn_drop(c, true);
+				if (c->sb_state == 2)
+					sb_promote(c);
+				else
+					sn_drop(c, true);
 			} else {
 				if (now >= c->sn_ping_at) {
 					uint8_t f[9];
@@ -1561,6 +1789,8 @@ static void cl_tick(void *node)
 				op_start(c, OP_RENEW, c->username, NULL, NULL, NULL);
 		}
 	}
+	if (c->logged_in)
+		sb_tick(c, now);
 	/* pending commands */
 	for (struct pending **pp = &c->pending; *pp;) {
 		struct pending *p = *pp;
@@ -1590,6 +1820,7 @@ static void cl_tick(void *node)
 				pn_link_wipe(&p->link);
 			} else {
 				p->link.hs_tries++;
+				next_route(p);
 				forward(c, p->device_id, p->link.hs_pkt, p->link.hs_pkt_len);
 			}
 		}
@@ -1644,6 +1875,8 @@ static void cmd_register_login(struct pn_client *c, bool login, json_t *args,
 static void cmd_logout(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 {
 	pn_link_wipe(&c->sn_link);
+	pn_link_wipe(&c->sb_link);
+	c->sb_state = 0;
 	for (struct peer *p = c->peers; p; p = p->next)
 		pn_link_wipe(&p->link);
 	c->sn_state = SN_NONE;
@@ -2008,6 +2241,7 @@ void pn_client_free(struct pn_client *c)
 	}
 	op_finish(c);
 	pn_link_wipe(&c->sn_link);
+	pn_link_wipe(&c->sb_link);
 	pn_keys_wipe(&c->keys);
 	pn_cstore_free(c->store);
 	free(c);

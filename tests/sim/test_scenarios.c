@@ -481,6 +481,57 @@ static void overlay_across_supernodes(void **state)
 	sc_net_free(&n);
 }
 
+/* A client keeps a warm standby supernode. When its primary dies, a message to it still
+ * arrives within 2 s (the sender's retransmission goes to the supernode named second in
+ * the record), and the client itself moves to the standby and can send again. */
+static void standby_takes_over_when_primary_dies(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link l = {.delay_ms = 10, .jitter_ms = 5, .loss = 0};
+	struct sc_reply r;
+	unsigned ev0;
+	uint64_t t_kill;
+	int k;
+
+	assert_int_equal(sc_net_init_multi(&n, 91, &l, 3), 0);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.1:5000", 0), ALICE);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.2:5000", 2), BOB);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	up_user(&n, ALICE, "alice");
+	up_user(&n, BOB, "bob");
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000); /* standbys attach, records name both */
+	assert_true(sc_call(&n, BOB, "whois", args2("username", "alice", NULL, NULL), &r, 10000));
+	assert_int_equal(r.err, 0);
+	assert_int_equal(json_array_size(json_object_get(
+				 json_array_get(json_object_get(r.result, "devices"), 0), "supernodes")),
+			 2);
+	sc_reply_clear(&r);
+	exchange(&n, BOB, ALICE, "alice", "before");
+
+	pn_sim_host_set_up(n.sn_hosts[0], false); /* alice's primary dies */
+	t_kill = pn_sim_now(n.sim);
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, BOB, "send", args2("to", "alice", "text", "are you there?"), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	k = sc_wait_event(&n, ALICE, "message.received", ev0, 10000);
+	assert_true(k >= 0);
+	print_message("failover: message reached alice %llu ms after her supernode died\n",
+		      (unsigned long long)(n.events[k].at - t_kill));
+	assert_true(n.events[k].at - t_kill <= 2000);
+	k = sc_wait_event(&n, BOB, "message.state", ev0, 10000);
+	assert_true(k >= 0);
+	print_message("failover: receipt back at bob after %llu ms\n",
+		      (unsigned long long)(n.events[k].at - t_kill));
+	/* alice now runs on her standby and reaches bob */
+	exchange(&n, ALICE, BOB, "bob", "after");
+	assert_true(sc_call(&n, ALICE, "status", NULL, &r, 1000));
+	assert_string_not_equal(json_string_value(json_object_get(r.result, "supernode")),
+				"198.18.10.2:7701");
+	sc_reply_clear(&r);
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -492,6 +543,7 @@ int main(void)
 		cmocka_unit_test(forged_certificates_cannot_attach),
 		cmocka_unit_test(replayed_packets_rejected),
 		cmocka_unit_test(overlay_across_supernodes),
+		cmocka_unit_test(standby_takes_over_when_primary_dies),
 	};
 	if (sodium_init() < 0)
 		return 1;
