@@ -49,7 +49,7 @@ enum {
 };
 
 enum sn_state { SN_NONE = 0, SN_CONNECTING, SN_UP };
-enum op_kind { OP_NONE = 0, OP_REGISTER, OP_LOGIN, OP_RENEW };
+enum op_kind { OP_NONE = 0, OP_REGISTER, OP_LOGIN, OP_RENEW, OP_PROFILE_SET, OP_SEARCH };
 
 /* A command waiting for the network. */
 struct pending {
@@ -126,6 +126,8 @@ struct pn_client {
 	uint64_t op_resend_at; /* request retransmission while no answer came */
 	uint8_t op_frame[PN_FRAME_MAX];
 	size_t op_frame_len;
+	uint8_t op_body[PN_FRAME_MAX]; /* PROFILE_SET / SEARCH body after the request id */
+	size_t op_body_len;
 	char op_user[PN_USERNAME_MAX + 1];
 	char op_pw[CL_PW_MAX + 2];
 	pn_client_reply_cb op_cb;
@@ -1233,6 +1235,222 @@ static int op_start(struct pn_client *c, enum op_kind k, const char *user, const
 	return 0;
 }
 
+/* ---- profiles ----
+ * profile.set and search ride the login server exchange (one at a time with login and
+ * renewal): op_start opens the IK session with this device's key, the body prepared here
+ * goes out when it is up. PROFILE_SET names the user and device key as RENEW does and is
+ * answered by LOGIN_RESULT (no certificate); SEARCH needs no login at all. */
+
+static void prof_write_request(struct pn_client *c, struct pn_wr *w)
+{
+	pn_wr_u8(w, c->op == OP_SEARCH ? PN_F_SEARCH : PN_F_PROFILE_SET);
+	pn_wr_u32(w, c->op_req);
+	pn_wr_bytes(w, c->op_body, c->op_body_len);
+}
+
+static void prof_set_done(struct pn_client *c)
+{
+	pn_client_reply_cb cb = c->op_cb;
+	void *arg = c->op_arg;
+
+	op_finish(c);
+	if (cb)
+		reply_ok(cb, arg, NULL);
+}
+
+static void prof_on_search_result(struct pn_client *c, const uint8_t *b, size_t len)
+{
+	pn_client_reply_cb cb = c->op_cb;
+	void *arg = c->op_arg;
+	struct pn_rd r;
+	uint32_t req;
+	uint8_t st, n;
+	json_t *arr;
+
+	pn_rd_init(&r, b, len);
+	pn_rd_u32(&r, &req);
+	pn_rd_u8(&r, &st);
+	pn_rd_u8(&r, &n);
+	if (r.err || c->op != OP_SEARCH || req != c->op_req)
+		return;
+	if (st != PN_ST_OK) {
+		op_fail(c, -EPERM, st == PN_ST_RATE_LIMITED ? "rate_limited"
+				   : st == PN_ST_BAD_REQUEST ? "bad_query" : "internal",
+			st == PN_ST_RATE_LIMITED ? "too many searches from this address; try later"
+						 : "the login server refused the search");
+		return;
+	}
+	arr = json_array();
+	for (unsigned i = 0; arr && i < n; i++) {
+		char user[PN_USERNAME_MAX + 1], name[PN_PROFILE_NAME_MAX + 1];
+		char city[PN_PROFILE_CITY_MAX + 1], country[PN_PROFILE_COUNTRY_LEN + 1];
+		char langs[PN_PROFILE_LANGS_MAX + 1];
+
+		pn_rd_str8(&r, user, sizeof(user));
+		pn_rd_str8(&r, name, sizeof(name));
+		pn_rd_str8(&r, city, sizeof(city));
+		pn_rd_str8(&r, country, sizeof(country));
+		pn_rd_str8(&r, langs, sizeof(langs));
+		if (r.err) {
+			json_decref(arr);
+			arr = NULL;
+			break;
+		}
+		/* The login server is pinned, but text that breaks the rules (or is not UTF-8,
+		 * which JSON cannot carry) is dropped rather than passed on. */
+		if (pn_username_valid(user) || pn_profile_valid(name, city, country, langs, NULL))
+			continue;
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s,s:s}", "username", user,
+						     "display_name", name, "city", city, "country",
+						     country, "languages", langs));
+	}
+	if (!arr) {
+		op_fail(c, -EBADMSG, "internal", "the login server sent a malformed search result");
+		return;
+	}
+	op_finish(c);
+	if (cb)
+		reply_ok(cb, arg, json_pack("{s:o}", "results", arr));
+	else
+		json_decref(arr);
+}
+
+/* Starts the exchange with the body in c->op_body; replies itself on failure. */
+static void prof_start(struct pn_client *c, enum op_kind k, pn_client_reply_cb cb, void *arg)
+{
+	int rc;
+
+	if (c->op != OP_NONE) {
+		reply_err(cb, arg, -EBUSY, "busy",
+			  "another exchange with the login server is in progress; try again");
+		return;
+	}
+	rc = op_start(c, k, c->username, NULL, cb, arg);
+	if (rc)
+		reply_err(cb, arg, rc, "internal", "cannot start the exchange with the login server");
+}
+
+/* The start of v for an error message: control characters as '?', cut at a character
+ * boundary (the message travels as JSON, which must be valid UTF-8). */
+static const char *prof_quote(char *out, size_t cap, const char *v)
+{
+	size_t n = 0;
+
+	for (; v[n] && n + 1 < cap; n++)
+		out[n] = (unsigned char)v[n] < 0x20 || v[n] == 0x7f ? '?' : v[n];
+	if (v[n])
+		while (n > 0 && ((unsigned char)v[n] & 0xc0) == 0x80)
+			n--;
+	out[n] = 0;
+	return out;
+}
+
+/* Copies an optional string argument into out[cap] (absent: ""); -EINVAL when it is not a
+ * string. */
+static int prof_arg(json_t *args, const char *key, char *out, size_t cap, const char **bad)
+{
+	json_t *v = json_object_get(args, key);
+
+	out[0] = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_string(v)) {
+		*bad = key;
+		return -EINVAL;
+	}
+	/* one byte more than the limit, so that an overlong value fails validation */
+	snprintf(out, cap, "%s", json_string_value(v));
+	return 0;
+}
+
+static void cmd_profile_set(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	char name[PN_PROFILE_NAME_MAX + 2], city[PN_PROFILE_CITY_MAX + 2];
+	char country[PN_PROFILE_COUNTRY_LEN + 2], langs[PN_PROFILE_LANGS_MAX + 2];
+	json_t *sv = args ? json_object_get(args, "searchable") : NULL;
+	const char *bad = NULL, *why = NULL;
+	char msg[200];
+	struct pn_wr w;
+
+	if (!c->logged_in) {
+		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "log in first: a profile belongs to an account");
+		return;
+	}
+	if ((sv && !json_is_boolean(sv)) || prof_arg(args, "display_name", name, sizeof(name), &bad) ||
+	    prof_arg(args, "city", city, sizeof(city), &bad) ||
+	    prof_arg(args, "country", country, sizeof(country), &bad) ||
+	    prof_arg(args, "languages", langs, sizeof(langs), &bad)) {
+		snprintf(msg, sizeof(msg), "%s must be a %s", bad ? bad : "searchable",
+			 bad ? "string" : "boolean");
+		reply_err(cb, arg, -EINVAL, "bad_request", msg);
+		return;
+	}
+	/* Codes are compared in their canonical case: CH, en. */
+	for (char *p = country; *p; p++)
+		if (*p >= 'a' && *p <= 'z')
+			*p = (char)(*p - 'a' + 'A');
+	for (char *p = langs; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	if (pn_profile_valid(name, city, country, langs, &why)) {
+		/* quote what the caller sent, not our truncated, case-folded copy */
+		const char *key = !strncmp(why, "display", 7) ? "display_name"
+				  : !strncmp(why, "city", 4) ? "city"
+				  : !strncmp(why, "country", 7) ? "country" : "languages";
+		const char *v = json_string_value(json_object_get(args, key));
+		char q[48];
+		snprintf(msg, sizeof(msg), "%s; not `%s'", why, prof_quote(q, sizeof(q), v ? v : ""));
+		reply_err(cb, arg, -EINVAL, "bad_profile", msg);
+		return;
+	}
+	pn_wr_init(&w, c->op_body, sizeof(c->op_body));
+	pn_wr_str8(&w, c->username);
+	pn_wr_bytes(&w, c->keys.sign_pk, 32);
+	pn_wr_u8(&w, !sv || json_is_true(sv)); /* publishing is the opt-in: searchable by default */
+	pn_wr_str8(&w, name);
+	pn_wr_str8(&w, city);
+	pn_wr_str8(&w, country);
+	pn_wr_str8(&w, langs);
+	if (w.err) {
+		reply_err(cb, arg, -ENOSPC, "internal", "profile too large");
+		return;
+	}
+	c->op_body_len = w.len;
+	prof_start(c, OP_PROFILE_SET, cb, arg);
+}
+
+static void cmd_search(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	json_t *qv = args ? json_object_get(args, "query") : NULL;
+	const char *q = json_is_string(qv) ? json_string_value(qv) : NULL;
+	json_t *lim = args ? json_object_get(args, "limit") : NULL;
+	json_int_t limit = 20;
+	struct pn_wr w;
+
+	if (!q) {
+		reply_err(cb, arg, -EINVAL, "bad_request", "query is required");
+		return;
+	}
+	if (!*q || pn_text_field_valid(q, PN_PROFILE_QUERY_MAX)) {
+		reply_err(cb, arg, -EINVAL, "bad_query",
+			  "the query is 1 to 128 bytes of text without control characters");
+		return;
+	}
+	if (lim) {
+		if (!json_is_integer(lim) || json_integer_value(lim) < 1 ||
+		    json_integer_value(lim) > PN_PROFILE_SEARCH_MAX) {
+			reply_err(cb, arg, -EINVAL, "bad_request", "limit must be 1..50");
+			return;
+		}
+		limit = json_integer_value(lim);
+	}
+	pn_wr_init(&w, c->op_body, sizeof(c->op_body));
+	pn_wr_str8(&w, q);
+	pn_wr_u8(&w, (uint8_t)limit);
+	c->op_body_len = w.len;
+	prof_start(c, OP_SEARCH, cb, arg);
+}
+
 /* The session with the login server is up: send the request (password inside it). */
 static void op_send_request(struct pn_client *c)
 {
@@ -1241,7 +1459,9 @@ static void op_send_request(struct pn_client *c)
 	size_t len;
 
 	pn_wr_init(&w, f, sizeof(f));
-	if (c->op == OP_REGISTER) {
+	if (c->op == OP_PROFILE_SET || c->op == OP_SEARCH) {
+		prof_write_request(c, &w);
+	} else if (c->op == OP_REGISTER) {
 		pn_wr_u8(&w, PN_F_REGISTER);
 		pn_wr_u32(&w, c->op_req);
 		pn_wr_str8(&w, c->op_user);
@@ -1273,6 +1493,7 @@ static void op_send_request(struct pn_client *c)
 static const char *status_code(uint8_t st)
 {
 	switch (st) {
+	case PN_ST_BAD_REQUEST: return "bad_request";
 	case PN_ST_BAD_USERNAME: return "bad_username";
 	case PN_ST_USERNAME_TAKEN: return "username_taken";
 	case PN_ST_WRONG_PASSWORD: return "wrong_password";
@@ -1306,6 +1527,10 @@ static void on_login_result(struct pn_client *c, struct pn_rd *r)
 		return;
 	if (st != PN_ST_OK) {
 		op_fail(c, -EPERM, status_code(st), msg);
+		return;
+	}
+	if (k == OP_PROFILE_SET) {
+		prof_set_done(c);
 		return;
 	}
 	if (k == OP_REGISTER) {
@@ -1403,6 +1628,8 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 		}
 		if (ev == PN_LINK_EV_UP) {
 			op_send_request(c);
+		} else if (ev == PN_LINK_EV_DATA && n > 0 && f[0] == PN_F_SEARCH_RESULT) {
+			prof_on_search_result(c, f + 1, n - 1);
 		} else if (ev == PN_LINK_EV_DATA && n > 0 && f[0] == PN_F_LOGIN_RESULT) {
 			struct pn_rd r;
 			pn_rd_init(&r, f + 1, n - 1);
@@ -1678,13 +1905,16 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 		for (struct peer *p = c->peers; p; p = p->next)
 			if (strcmp(p->username, m->to) == 0)
 				next_route(p);
-		if (m->tries > 4) {
-			/* Two retransmissions went unanswered: the records may be stale and the
-			 * peer may have restarted and lost our session (its new process drops
-			 * our DATA). Look up again and re-handshake sessions that went quiet. */
+		if (m->tries > 2) {
+			/* Retransmissions went unanswered on every route: the records may be
+			 * stale (the device moved to another supernode). Look again. */
 			struct ruser *u = ruser_get(c, m->to, false);
 			if (u)
 				u->fetched_at = 0;
+		}
+		if (m->tries > 4) {
+			/* ... and the peer may have restarted and lost our session (its new
+			 * process drops our DATA): re-handshake sessions that went quiet. */
 			for (struct peer *p = c->peers; p; p = p->next)
 				if (p->link.state == PN_LINK_UP && strcmp(p->username, m->to) == 0 &&
 				    p->link.last_rx + 10000 < now)
@@ -2129,6 +2359,10 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 		cmd_send(c, args, cb, arg);
 	else if (strcmp(cmd, "history") == 0)
 		cmd_history(c, args, cb, arg);
+	else if (strcmp(cmd, "profile.set") == 0)
+		cmd_profile_set(c, args, cb, arg);
+	else if (strcmp(cmd, "search") == 0)
+		cmd_search(c, args, cb, arg);
 	else if (strcmp(cmd, "shutdown") == 0) {
 		c->want_exit = true;
 		reply_ok(cb, arg, NULL);
