@@ -68,7 +68,7 @@ static int split_keys(struct pn_link *l)
 
 int pn_link_connect(struct pn_link *l, const struct pn_link_params *p)
 {
-	uint8_t prologue[16], payload[PN_HS_PAYLOAD_MAX];
+	uint8_t prologue[16], payload[PN_HS_PKT_MAX];
 	size_t plen, pl, n;
 	struct pn_wr w;
 	const char *pat = pattern_name(p->pattern);
@@ -83,7 +83,12 @@ int pn_link_connect(struct pn_link *l, const struct pn_link_params *p)
 	if (rc)
 		return rc;
 	/* IK sends our static and certificate now; XX's first message is just e. */
-	plen = p->pattern == PN_PATTERN_IK ? make_payload(payload, sizeof(payload), p) : 0;
+	if (p->pattern == PN_PATTERN_IK) {
+		plen = make_payload(payload, sizeof(payload), p);
+	} else {
+		plen = PN_XX1_MIN - 32; /* zero padding up to the size of the answer */
+		memset(payload, 0, plen);
+	}
 	if (p->pattern == PN_PATTERN_XX)
 		l->my_payload_len = make_payload(l->my_payload, sizeof(l->my_payload), p);
 	pn_wr_init(&w, l->hs_pkt, sizeof(l->hs_pkt));
@@ -111,7 +116,7 @@ int pn_link_connect(struct pn_link *l, const struct pn_link_params *p)
 
 int pn_link_accept(struct pn_link *l, const struct pn_link_params *p, const struct pn_pkt_hdr *h)
 {
-	uint8_t prologue[16], payload[PN_HS_PAYLOAD_MAX], in[PN_HS_PAYLOAD_MAX];
+	uint8_t prologue[16], payload[PN_HS_PAYLOAD_MAX], in[PN_HS_PKT_MAX];
 	size_t pl, plen, inlen, n;
 	struct pn_wr w;
 	const char *pat = pattern_name(h->pattern);
@@ -131,9 +136,13 @@ int pn_link_accept(struct pn_link *l, const struct pn_link_params *p, const stru
 		rc = take_payload(l, in, inlen);
 		if (rc)
 			goto fail;
-	} else if (inlen != 0) {
-		rc = -EBADMSG;
-		goto fail;
+	} else {
+		/* XX message 1 carries only padding (see PN_XX1_MIN): zeros */
+		for (size_t i = 0; i < inlen; i++)
+			if (in[i]) {
+				rc = -EBADMSG;
+				goto fail;
+			}
 	}
 	plen = make_payload(payload, sizeof(payload), p);
 	pn_wr_init(&w, l->hs_pkt, sizeof(l->hs_pkt));

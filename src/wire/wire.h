@@ -52,7 +52,10 @@ enum pn_wire_sizes {
 	/* Noise message sizes without payload (payload adds its length + 16). */
 	PN_IK1_MIN = 32 + 32 + 16 + 16, /* e, s (encrypted), payload tag */
 	PN_IK2_MIN = 32 + 16,
-	PN_XX1_MIN = 32,
+	/* XX message 1 is just e (32 bytes), but its answer carries a certificate: the
+	 * initiator pads message 1 with zero payload bytes so that no responder answers an
+	 * unauthenticated (possibly spoofed) packet with a larger one (anti-amplification). */
+	PN_XX1_MIN = PN_HS2_HDR + 32 + 32 + 16 + (8 + 2 + PN_CERT_MAX) + 16 - PN_HS1_HDR,
 	PN_XX2_MIN = 32 + 32 + 16 + 16,
 	PN_XX3_MIN = 32 + 16 + 16,
 	PN_PKT_MAX = 1400,     /* largest packet we send; received ones may be up to 2048 */
@@ -69,10 +72,18 @@ enum pn_frame_type {
 	/* login: client -> login server */
 	PN_F_REGISTER = 0x10,  /* u32 req | str8 username | str8 password */
 	PN_F_LOGIN = 0x11,     /* u32 req | str8 username | str8 password | 32 sign_pk | str8 device_name */
-	PN_F_RENEW = 0x12,     /* u32 req | 32 sign_pk  (device authenticated by its Noise static) */
+	PN_F_RENEW = 0x12,     /* u32 req | str8 username | 32 sign_pk  (device authenticated
+				  by its Noise static) */
+	/* Authenticated like RENEW; answered by LOGIN_RESULT with an empty certificate. */
+	PN_F_PROFILE_SET = 0x13, /* u32 req | str8 username | 32 sign_pk | u8 searchable |
+				    str8 display_name | str8 city | str8 country | str8 languages */
+	PN_F_SEARCH = 0x14,    /* u32 req | str8 query | u8 limit (1..PN_PROFILE_SEARCH_MAX) */
 	/* login server -> client */
 	PN_F_LOGIN_RESULT = 0x18, /* u32 req | u8 status | str8 message | u16 cert_len | cert |
 				     u8 n | n x (addr | 32 key) bootstrap supernodes */
+	PN_F_SEARCH_RESULT = 0x19, /* u32 req | u8 status | u8 n | n x (str8 username |
+				      str8 display_name | str8 city | str8 country |
+				      str8 languages); as many as fit in one frame */
 
 	/* client <-> supernode */
 	PN_F_PING = 0x20,      /* u64 token */
@@ -119,6 +130,25 @@ enum pn_status {
 	PN_ST_FORBIDDEN = 11,
 	PN_ST_DEVICE_TAKEN = 12, /* the device is registered to another account */
 };
+
+/* ---- profiles (login server) -------------------------------------------------------- */
+/* Byte limits of the profile fields on the wire and in the account store. */
+enum pn_profile_limits {
+	PN_PROFILE_NAME_MAX = 64,  /* display_name: UTF-8, no control characters */
+	PN_PROFILE_CITY_MAX = 64,  /* city: the same rules */
+	PN_PROFILE_COUNTRY_LEN = 2, /* country: empty or two letters A-Z (ISO 3166 alpha-2) */
+	PN_PROFILE_LANGS_MAX = 32, /* languages: empty or "en,de,...", two letters a-z each */
+	PN_PROFILE_QUERY_MAX = 128, /* search text: UTF-8, no control characters */
+	PN_PROFILE_SEARCH_MAX = 50, /* results per search */
+};
+
+/* Checks the profile fields against the rules above (the ISO lists themselves are not
+ * consulted: any two letters pass). 0, or -EINVAL with *why (when why is non-NULL)
+ * naming the field that broke its rule. */
+int pn_profile_valid(const char *display_name, const char *city, const char *country,
+		     const char *languages, const char **why);
+/* Whether s is valid UTF-8 of at most max bytes without C0 controls or DEL: 0 or -EINVAL. */
+int pn_text_field_valid(const char *s, size_t max);
 
 /* ---- reachability record ----------------------------------------------------------- */
 /* A device's signed directory record (docs/PROTOCOL.md "Record"): it names the device's

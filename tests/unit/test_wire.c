@@ -142,7 +142,7 @@ static void pkt_unknown_type(void **state)
 static void pkt_hs1_bad_pattern(void **state)
 {
 	static const uint8_t bad[] = {0, 3, 0xff};
-	uint8_t buf[256];
+	uint8_t buf[512];
 	struct pn_pkt_hdr h;
 
 	for (size_t i = 0; i < sizeof(bad); i++) {
@@ -181,6 +181,56 @@ static void pkt_rx_max(void **state)
 }
 
 /* ---------------------------------------------------------------- usernames */
+
+/* Profile field rules (docs/PROTOCOL.md 3.1, PROFILE_SET). */
+static void profile_fields_table(void **state)
+{
+	static const struct {
+		const char *name, *city, *country, *langs;
+		int ok;
+	} cases[] = {
+		{"Alice Smith", "Z\xc3\xbcrich", "CH", "de,en", 1},
+		{"", "", "", "", 1},                      /* everything empty is a profile */
+		{"\xe6\x9d\x8e\xe5\xb0\x8f\xe9\xbe\x8d", "", "", "zh", 1}, /* CJK */
+		{"\xf0\x9f\x98\x80", "", "", "", 1},      /* U+1F600 */
+		{"a\nb", "", "", "", 0},                  /* control characters */
+		{"a\x7f", "", "", "", 0},
+		{"", "\t", "", "", 0},
+		{"\xc3", "", "", "", 0},                  /* truncated sequence */
+		{"\xc0\xaf", "", "", "", 0},              /* overlong '/' */
+		{"\xed\xa0\x80", "", "", "", 0},          /* a surrogate */
+		{"\xf4\x90\x80\x80", "", "", "", 0},      /* above U+10FFFF */
+		{"", "", "ch", "", 0},                    /* country: upper case */
+		{"", "", "CHE", "", 0},
+		{"", "", "C", "", 0},
+		{"", "", "", "EN", 0},                    /* languages: lower case */
+		{"", "", "", "en,", 0},
+		{"", "", "", ",en", 0},
+		{"", "", "", "en de", 0},
+		{"", "", "", "eng", 0},
+		{"", "", "", "en,de,fr,it,rm,es,pt,nl,sv,no,d", 0},
+		{"", "", "", "en,de,fr,it,rm,es,pt,nl,sv,no,da", 1}, /* 32 bytes */
+		{"", "", "", "en,de,fr,it,rm,es,pt,nl,sv,no,da,fi", 0},
+	};
+	char long_name[PN_PROFILE_NAME_MAX + 2];
+	const char *why;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = pn_profile_valid(cases[i].name, cases[i].city, cases[i].country,
+					  cases[i].langs, &why);
+		if ((rc == 0) != cases[i].ok)
+			fail_msg("case %zu: rc %d", i, rc);
+		if (!cases[i].ok)
+			assert_non_null(why);
+	}
+	memset(long_name, 'x', sizeof(long_name) - 2);
+	long_name[sizeof(long_name) - 2] = 0;
+	assert_int_equal(pn_profile_valid(long_name, "", "", "", NULL), 0);   /* 64 */
+	strcat(long_name, "x");
+	assert_int_equal(pn_profile_valid(long_name, "", "", "", &why), -EINVAL); /* 65 */
+	assert_non_null(strstr(why, "display name"));
+	assert_int_equal(pn_profile_valid(NULL, "", "", "", NULL), -EINVAL);
+}
 
 static void username_table(void **state)
 {
@@ -562,6 +612,7 @@ int main(void)
 		cmocka_unit_test(pkt_hs1_bad_purpose),
 		cmocka_unit_test(pkt_rx_max),
 		cmocka_unit_test(username_table),
+		cmocka_unit_test(profile_fields_table),
 		cmocka_unit_test(record_roundtrip),
 		cmocka_unit_test(record_roundtrip_sn_counts),
 		cmocka_unit_test(record_encode_errors),
