@@ -41,6 +41,7 @@ enum {
 	SN_REFRESH_MS = 30000,
 	SN_OUTQ = 8,          /* frames queued while an outbound session comes up */
 	SN_MAX_FAILS = 3,
+	SN_REPLICATE_PER_REFRESH = 32, /* records re-stored on the current r closest per refresh */
 };
 
 /* Our outbound session to another supernode: requests (and forwarded envelopes) go out
@@ -117,6 +118,7 @@ struct pn_supernode {
 	uint32_t next_req;
 	uint64_t next_refresh, last_hs_ts;
 	int misbehave;
+	unsigned replicate_cursor;
 	void (*lookup_hook)(void *arg, bool found, unsigned hops, uint64_t ms);
 	void *lookup_hook_arg;
 	struct pn_supernode_stats st;
@@ -1043,6 +1045,33 @@ static void out_input(struct pn_supernode *sn, struct sn_out *o, const struct pn
 	}
 }
 
+/* Re-replication: a slice of the stored records goes again to the r supernodes now
+ * closest to each user's key, so records follow churn (responsible nodes leave, closer
+ * ones join) even between their owners' republications. */
+static void replicate_one(void *arg, const struct pn_stored_rec *r)
+{
+	struct pn_supernode *sn = arg;
+	struct pn_record pr;
+	uint8_t key[32];
+	struct sn_op *op;
+
+	if (pn_record_decode_verify(&pr, r->bytes, r->len, sn->net.root_pk,
+				    sn->env.wall_s(sn->env.ctx)))
+		return;
+	pn_user_key(key, pr.cert.name);
+	op = op_new(sn, OP_PUBLISH, key);
+	if (!op)
+		return;
+	op->record = malloc(r->len);
+	if (!op->record) {
+		op_unlink(sn, op);
+		return;
+	}
+	memcpy(op->record, r->bytes, r->len);
+	op->record_len = r->len;
+	op_step(sn, op);
+}
+
 static void start_join(struct pn_supernode *sn)
 {
 	struct sn_op *op;
@@ -1100,6 +1129,9 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 	if (now >= sn->next_refresh) {
 		sn->next_refresh = now + SN_REFRESH_MS;
 		start_join(sn);
+		if (pn_kad_count(sn->kad) > 0 && sn->misbehave == PN_SN_HONEST)
+			pn_recstore_scan(sn->recs, &sn->replicate_cursor, SN_REPLICATE_PER_REFRESH,
+					 sn->env.wall_s(sn->env.ctx), replicate_one, sn);
 	}
 }
 

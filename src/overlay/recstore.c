@@ -171,3 +171,21 @@ size_t pn_recstore_count(const struct pn_recstore *rs)
 {
 	return rs->count;
 }
+
+size_t pn_recstore_scan(struct pn_recstore *rs, unsigned *cursor, size_t max, uint64_t now_s,
+			void (*cb)(void *arg, const struct pn_stored_rec *r), void *arg)
+{
+	size_t seen = 0;
+
+	for (unsigned k = 0; k < BUCKETS && seen < max; k++) {
+		unsigned b = (*cursor + k) % BUCKETS;
+		for (struct user_ent *u = rs->b[b]; u; u = u->next)
+			for (unsigned i = 0; i < u->n; i++)
+				if (u->recs[i].expires >= now_s) {
+					cb(arg, &u->recs[i]);
+					seen++;
+				}
+		*cursor = (b + 1) % BUCKETS;
+	}
+	return seen;
+}

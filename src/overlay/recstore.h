@@ -36,5 +36,10 @@ void pn_recstore_del(struct pn_recstore *rs, const char *username, const uint8_t
 /* Drops expired records. */
 void pn_recstore_expire(struct pn_recstore *rs, uint64_t now_s);
 size_t pn_recstore_count(const struct pn_recstore *rs);
+/* Visits live records bucket by bucket from *cursor, at most max records or one full
+ * round, and advances *cursor (re-replication walks the store a slice at a time).
+ * Returns how many were visited. */
+size_t pn_recstore_scan(struct pn_recstore *rs, unsigned *cursor, size_t max, uint64_t now_s,
+			void (*cb)(void *arg, const struct pn_stored_rec *r), void *arg);
 
 #endif
