@@ -75,6 +75,9 @@ static void usage(FILE *f)
 		"  whois USER                               look up a user's devices\n"
 		"  send USER TEXT...                        send a message (words joined by spaces)\n"
 		"  history USER [--limit N]                 conversation history (default 50)\n"
+		"  profile set [--name N] [--city C] [--country CC] [--languages en,de] [--hidden]\n"
+		"                                           publish this account's profile\n"
+		"  search TEXT... [--limit N]               find people by their published profiles\n"
 		"  events [--count N]                       print events as they happen\n"
 		"  ping                                     check that the daemon answers\n"
 		"  shutdown                                 stop the daemon\n"
@@ -120,6 +123,17 @@ static const struct cmd_help cmd_helps[] = {
 		 "Use `--' before text that starts with a dash.\n"},
 	{"history", "usage: parley history USER [--limit N]\n"
 		    "Shows the last N (default 50, at most 1000) messages with USER.\n"},
+	{"profile", "usage: parley profile set [--name NAME] [--city CITY] [--country CC]\n"
+		    "                          [--languages LL,LL...] [--hidden]\n"
+		    "Publishes this account's profile on the login server, replacing the last one\n"
+		    "(an option left out is stored empty). --country is an ISO 3166 two-letter code\n"
+		    "(CH), --languages ISO 639-1 codes separated by commas (de,en). Others can find\n"
+		    "the profile with `parley search' unless --hidden is given. Needs a login.\n"},
+	{"search", "usage: parley search TEXT... [--limit N]\n"
+		   "Searches the published profiles (name, city, country, languages, username)\n"
+		   "for every word of TEXT, each as a word prefix; accents and case do not\n"
+		   "matter (zurich finds Zürich). Shows up to N (default 20, at most 50) people.\n"
+		   "Hidden profiles are never shown. To reach a known username, use `whois'.\n"},
 	{"events", "usage: parley events [--count N]\n"
 		   "Prints events (messages, delivery states, status changes) as they happen,\n"
 		   "until N events were printed or it is interrupted.\n"},
@@ -645,6 +659,36 @@ static void show_contacts(json_t *r)
 	}
 }
 
+static void show_search(json_t *r)
+{
+	json_t *list = json_object_get(r, "results"), *p;
+	size_t i;
+
+	if (json_array_size(list) == 0)
+		fprintf(stderr, "nobody found\n");
+	json_array_foreach(list, i, p)
+	{
+		put_clean(stdout, jstr(p, "username"));
+		if (*jstr(p, "display_name")) {
+			printf("  ");
+			put_clean(stdout, jstr(p, "display_name"));
+		}
+		if (*jstr(p, "city") || *jstr(p, "country")) {
+			printf("  (");
+			put_clean(stdout, jstr(p, "city"));
+			if (*jstr(p, "city") && *jstr(p, "country"))
+				printf(", ");
+			put_clean(stdout, jstr(p, "country"));
+			printf(")");
+		}
+		if (*jstr(p, "languages")) {
+			printf("  speaks ");
+			put_clean(stdout, jstr(p, "languages"));
+		}
+		putchar('\n');
+	}
+}
+
 static void show_event(json_t *ev)
 {
 	const char *name = jstr(ev, "event");
@@ -720,6 +764,10 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 						 : "");
 	} else if (strcmp(cmd, "history") == 0) {
 		show_history(r);
+	} else if (strcmp(cmd, "profile") == 0) {
+		printf("profile published\n");
+	} else if (strcmp(cmd, "search") == 0) {
+		show_search(r);
 	} else if (strcmp(cmd, "ping") == 0) {
 		printf("pong from parleyd %s\n", jstr(r, "version"));
 	} else if (strcmp(cmd, "shutdown") == 0) {
@@ -775,6 +823,12 @@ enum cmd_opt {
 	OPT_DEVICE_NAME = 1 << 1,
 	OPT_LIMIT = 1 << 2,
 	OPT_COUNT = 1 << 3,
+	OPT_NAME = 1 << 4,
+	OPT_CITY = 1 << 5,
+	OPT_COUNTRY = 1 << 6,
+	OPT_LANGUAGES = 1 << 7,
+	OPT_HIDDEN = 1 << 8,
+	OPT_PROFILE = OPT_NAME | OPT_CITY | OPT_COUNTRY | OPT_LANGUAGES | OPT_HIDDEN,
 };
 
 struct cmd_spec {
@@ -792,13 +846,16 @@ static const struct cmd_spec cmd_specs[] = {
 	{"whois", 1, 1, 0},
 	{"send", 2, -1, 0},
 	{"history", 1, 1, OPT_LIMIT},
+	{"profile", 1, 1, OPT_PROFILE},
+	{"search", 1, -1, OPT_LIMIT},
 	{"events", 0, 0, OPT_COUNT},
 	{"ping", 0, 0, 0},
 	{"shutdown", 0, 0, 0},
 };
 
 static const char *const opt_names[] = {"--password-stdin", "--device-name", "--limit",
-					"--count"};
+					"--count", "--name", "--city", "--country", "--languages",
+					"--hidden"};
 
 static int run_events(struct cli *c, unsigned long count)
 {
@@ -851,11 +908,17 @@ int main(int argc, char **argv)
 		{"device-name", required_argument, NULL, 'N'},
 		{"limit", required_argument, NULL, 'l'},
 		{"count", required_argument, NULL, 'c'},
+		{"name", required_argument, NULL, 'n'},
+		{"city", required_argument, NULL, 'C'},
+		{"country", required_argument, NULL, 'K'},
+		{"languages", required_argument, NULL, 'L'},
+		{"hidden", no_argument, NULL, 'H'},
 		{NULL, 0, NULL, 0},
 	};
 	struct cli c = {.timeout_s = 30, .fd = -1};
 	const struct cmd_spec *spec = NULL;
 	const char *device_name = NULL, *cmd, *sub = "", *env;
+	const char *p_name = NULL, *p_city = NULL, *p_country = NULL, *p_langs = NULL;
 	unsigned long limit = 50, count = 0;
 	unsigned used_opts = 0;
 	bool help = false, pw_stdin = false;
@@ -915,6 +978,25 @@ int main(int argc, char **argv)
 				goto out;
 			used_opts |= OPT_COUNT;
 			break;
+		case 'n':
+			p_name = optarg;
+			used_opts |= OPT_NAME;
+			break;
+		case 'C':
+			p_city = optarg;
+			used_opts |= OPT_CITY;
+			break;
+		case 'K':
+			p_country = optarg;
+			used_opts |= OPT_COUNTRY;
+			break;
+		case 'L':
+			p_langs = optarg;
+			used_opts |= OPT_LANGUAGES;
+			break;
+		case 'H':
+			used_opts |= OPT_HIDDEN;
+			break;
 		default:
 			fputs("Try `parley --help'.\n", stderr);
 			goto out;
@@ -950,7 +1032,7 @@ int main(int argc, char **argv)
 		rc = EXIT_OK;
 		goto out;
 	}
-	for (unsigned b = 0; b < 4; b++) {
+	for (unsigned b = 0; b < sizeof(opt_names) / sizeof(opt_names[0]); b++) {
 		if ((used_opts & ~spec->opts) & (1u << b)) {
 			fprintf(stderr, "parley: option %s is not valid for `%s'\n", opt_names[b],
 				cmd);
@@ -970,6 +1052,16 @@ int main(int argc, char **argv)
 			else
 				fprintf(stderr, "parley: wrong number of arguments for `contacts %s'\n",
 					sub);
+			fprintf(stderr, "%s", find_cmd_help(cmd));
+			goto out;
+		}
+	} else if (strcmp(cmd, "profile") == 0 && nargs >= 1) {
+		sub = pos[0];
+		if (strcmp(sub, "set") != 0 || nargs != 1) {
+			if (strcmp(sub, "set") != 0)
+				fprintf(stderr, "parley: unknown profile command `%s'\n", sub);
+			else
+				fprintf(stderr, "parley: wrong number of arguments for `profile set'\n");
 			fprintf(stderr, "%s", find_cmd_help(cmd));
 			goto out;
 		}
@@ -1024,22 +1116,42 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "whois") == 0) {
 		if (add_str(args, "username", pos[0]) < 0)
 			goto out;
-	} else if (strcmp(cmd, "send") == 0) {
+	} else if (strcmp(cmd, "send") == 0 || strcmp(cmd, "search") == 0) {
+		bool search = strcmp(cmd, "search") == 0;
+		int first = search ? 0 : 1;
 		size_t len = 0;
 
-		for (int i = 1; i < nargs; i++)
+		for (int i = first; i < nargs; i++)
 			len += strlen(pos[i]) + 1;
 		text = malloc(len + 1);
 		if (!text)
 			goto out;
 		text[0] = 0;
-		for (int i = 1; i < nargs; i++) {
-			if (i > 1)
+		for (int i = first; i < nargs; i++) {
+			if (i > first)
 				strcat(text, " ");
 			strcat(text, pos[i]);
 		}
-		if (add_str(args, "to", pos[0]) < 0 || add_str(args, "text", text) < 0)
+		if (search) {
+			if (limit > 50) {
+				rc = usage_error("--limit of search must be a number from 1 to 50, not `%lu'",
+						 limit);
+				goto out;
+			}
+			if (add_str(args, "query", text) < 0)
+				goto out;
+			if (used_opts & OPT_LIMIT)
+				json_object_set_new(args, "limit", json_integer((json_int_t)limit));
+		} else if (add_str(args, "to", pos[0]) < 0 || add_str(args, "text", text) < 0) {
 			goto out;
+		}
+	} else if (strcmp(cmd, "profile") == 0) {
+		if ((p_name && add_str(args, "display_name", p_name) < 0) ||
+		    (p_city && add_str(args, "city", p_city) < 0) ||
+		    (p_country && add_str(args, "country", p_country) < 0) ||
+		    (p_langs && add_str(args, "languages", p_langs) < 0))
+			goto out;
+		json_object_set_new(args, "searchable", json_boolean(!(used_opts & OPT_HIDDEN)));
 	} else if (strcmp(cmd, "history") == 0) {
 		if (add_str(args, "with", pos[0]) < 0)
 			goto out;
@@ -1056,8 +1168,8 @@ int main(int argc, char **argv)
 	{
 		char api_cmd[32];
 
-		if (strcmp(cmd, "contacts") == 0)
-			snprintf(api_cmd, sizeof(api_cmd), "contacts.%s", sub);
+		if (strcmp(cmd, "contacts") == 0 || strcmp(cmd, "profile") == 0)
+			snprintf(api_cmd, sizeof(api_cmd), "%s.%s", cmd, sub);
 		else
 			snprintf(api_cmd, sizeof(api_cmd), "%s", cmd);
 		rc = cli_request(&c, api_cmd, args, pw, &result);

@@ -1,5 +1,5 @@
-/* The login server node (sans-I/O): registrations, device logins and renewals over Noise
- * IK sessions (clients pin its X25519 key from the network file), Argon2id password
+/* The login server node (sans-I/O): registrations, device logins, renewals and user
+ * profiles (publish, full-text search) over Noise IK sessions (clients pin its X25519 key from the network file), Argon2id password
  * hashes in an SQLite account store, per-source rate limits. */
 #ifndef PARLEY_LOGIN_H
 #define PARLEY_LOGIN_H
@@ -26,6 +26,7 @@ struct pn_login_config {
 	uint64_t pwhash_mem;          /* Argon2id memlimit bytes; 0 = default */
 	uint32_t register_per_min;    /* per source host; 0 = default 10 */
 	uint32_t login_per_min;       /* per source host; 0 = default 30 */
+	uint32_t search_per_min;      /* profile searches per source host; 0 = default 30 */
 };
 
 int pn_login_server_new(struct pn_login_server **out, const struct pn_login_config *cfg);
@@ -34,6 +35,7 @@ extern const struct pn_node_ops pn_login_server_ops;
 
 struct pn_login_stats {
 	uint64_t registered, logins, renewals, rejected_rate, rejected_auth, bad_packets;
+	uint64_t profiles_set, searches;
 };
 void pn_login_server_stats(const struct pn_login_server *ls, struct pn_login_stats *st);
 

@@ -19,7 +19,7 @@
 #include "base/log.h"
 
 enum acct_limits {
-	ACCT_SCHEMA_VERSION = 1,
+	ACCT_SCHEMA_VERSION = 2, /* 2: profiles (created on open of a version 1 file) */
 	ACCT_USERNAME_MAX = 32,
 	ACCT_PWHASH_MAX = crypto_pwhash_STRBYTES - 1, /* the string, without its NUL */
 	ACCT_DEVICE_NAME_MAX = 64,
@@ -45,7 +45,46 @@ static const char schema_sql[] =
 	" created_at INTEGER NOT NULL,"
 	" last_seen INTEGER NOT NULL,"
 	" revoked_at INTEGER) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS devices_by_user ON devices(user_id);";
+	"CREATE INDEX IF NOT EXISTS devices_by_user ON devices(user_id);"
+	/* Profiles: username is repeated here so that the index triggers never need the
+	 * users row (a cascade may already have removed it). profiles_fts is an
+	 * external-content FTS5 index over profiles that holds only the searchable rows:
+	 * the triggers add a row when it is (or becomes) searchable and remove it with its
+	 * old values when it stops being so, changes or goes. The update trigger does both
+	 * in one body so the delete always runs before the insert. */
+	"CREATE TABLE IF NOT EXISTS profiles ("
+	" user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,"
+	" username TEXT NOT NULL,"
+	" searchable INTEGER NOT NULL CHECK (searchable IN (0, 1)),"
+	" display_name TEXT NOT NULL,"
+	" city TEXT NOT NULL,"
+	" country TEXT NOT NULL,"
+	" languages TEXT NOT NULL,"
+	" updated_at INTEGER NOT NULL);"
+	"CREATE VIRTUAL TABLE IF NOT EXISTS profiles_fts USING fts5("
+	" username, display_name, city, country, languages,"
+	" content = 'profiles', content_rowid = 'user_id',"
+	" tokenize = 'unicode61 remove_diacritics 2');"
+	"CREATE TRIGGER IF NOT EXISTS profiles_fts_ins AFTER INSERT ON profiles"
+	" WHEN new.searchable BEGIN"
+	" INSERT INTO profiles_fts (rowid, username, display_name, city, country, languages)"
+	"  VALUES (new.user_id, new.username, new.display_name, new.city, new.country,"
+	"  new.languages);"
+	" END;"
+	"CREATE TRIGGER IF NOT EXISTS profiles_fts_del AFTER DELETE ON profiles"
+	" WHEN old.searchable BEGIN"
+	" INSERT INTO profiles_fts (profiles_fts, rowid, username, display_name, city, country,"
+	"  languages) VALUES ('delete', old.user_id, old.username, old.display_name, old.city,"
+	"  old.country, old.languages);"
+	" END;"
+	"CREATE TRIGGER IF NOT EXISTS profiles_fts_upd AFTER UPDATE ON profiles BEGIN"
+	" INSERT INTO profiles_fts (profiles_fts, rowid, username, display_name, city, country,"
+	"  languages) SELECT 'delete', old.user_id, old.username, old.display_name, old.city,"
+	"  old.country, old.languages WHERE old.searchable;"
+	" INSERT INTO profiles_fts (rowid, username, display_name, city, country, languages)"
+	"  SELECT new.user_id, new.username, new.display_name, new.city, new.country,"
+	"  new.languages WHERE new.searchable;"
+	" END;";
 
 enum acct_stmt {
 	ST_CREATE_USER,
@@ -56,6 +95,9 @@ enum acct_stmt {
 	ST_GET_DEVICE,
 	ST_REVOKE_DEVICE,
 	ST_COUNT_USERS,
+	ST_SET_PROFILE,
+	ST_GET_PROFILE,
+	ST_SEARCH_PROFILES,
 	ST_COUNT,
 };
 
@@ -84,6 +126,25 @@ static const char *const stmt_sql[ST_COUNT] = {
 			     " AND revoked_at IS NULL"
 			     " AND user_id = (SELECT id FROM users WHERE username = ?2)",
 	[ST_COUNT_USERS] = "SELECT count(*) FROM users",
+	/* No row inserted or updated means no such user. */
+	[ST_SET_PROFILE] =
+		"INSERT INTO profiles (user_id, username, searchable, display_name, city, country,"
+		" languages, updated_at) SELECT id, username, ?2, ?3, ?4, ?5, ?6, ?7 FROM users"
+		" WHERE username = ?1"
+		" ON CONFLICT (user_id) DO UPDATE SET searchable = excluded.searchable,"
+		" display_name = excluded.display_name, city = excluded.city,"
+		" country = excluded.country, languages = excluded.languages,"
+		" updated_at = excluded.updated_at",
+	[ST_GET_PROFILE] = "SELECT p.username, p.searchable, p.display_name, p.city, p.country,"
+			   " p.languages FROM profiles p JOIN users u ON u.id = p.user_id"
+			   " WHERE u.username = ?1",
+	/* The index holds only searchable rows; the searchable test is a second guard
+	 * should the index ever be rebuilt from the whole table. */
+	[ST_SEARCH_PROFILES] =
+		"SELECT p.username, p.searchable, p.display_name, p.city, p.country, p.languages"
+		" FROM profiles_fts f JOIN profiles p ON p.user_id = f.rowid"
+		" WHERE profiles_fts MATCH ?1 AND p.searchable = 1"
+		" ORDER BY f.rank, p.username LIMIT ?2",
 };
 
 static const struct pn_db_spec acct_db = {
@@ -386,6 +447,200 @@ int pn_acct_store_count_users(struct pn_acct_store *s, uint64_t *n)
 		err = pn_db_fail(&s->db, "counting users");
 	else
 		*n = (uint64_t)sqlite3_column_int64(st, 0);
+	pn_db_done(st);
+	return err;
+}
+
+/* ---- profiles ---- */
+
+static int bind_profile_text(sqlite3_stmt *st, int i, const char *v, size_t max)
+{
+	size_t n = v ? strnlen(v, max + 1) : max + 1;
+
+	/* Empty fields are allowed here, unlike names. */
+	if (n > max)
+		return SQLITE_RANGE;
+	return pn_db_bind_text(st, i, v, n);
+}
+
+int pn_acct_store_set_profile(struct pn_acct_store *s, const char *username,
+			      const struct pn_acct_profile *p, uint64_t now_s)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err;
+
+	if (!s || !p || !pn_db_u64_ok(now_s))
+		return -EINVAL;
+	ulen = pn_db_text_len(username, ACCT_USERNAME_MAX);
+	if (!ulen)
+		return -EINVAL;
+	if (strnlen(p->display_name, sizeof(p->display_name)) >= sizeof(p->display_name) ||
+	    strnlen(p->city, sizeof(p->city)) >= sizeof(p->city) ||
+	    strnlen(p->country, sizeof(p->country)) >= sizeof(p->country) ||
+	    strnlen(p->languages, sizeof(p->languages)) >= sizeof(p->languages))
+		return -EINVAL;
+	st = s->db.st[ST_SET_PROFILE];
+	if (pn_db_bind_text(st, 1, username, ulen) || sqlite3_bind_int(st, 2, p->searchable ? 1 : 0) ||
+	    bind_profile_text(st, 3, p->display_name, PN_ACCT_PROFILE_TEXT_MAX) ||
+	    bind_profile_text(st, 4, p->city, PN_ACCT_PROFILE_TEXT_MAX) ||
+	    bind_profile_text(st, 5, p->country, PN_ACCT_PROFILE_COUNTRY_MAX) ||
+	    bind_profile_text(st, 6, p->languages, PN_ACCT_PROFILE_LANGS_MAX) ||
+	    pn_db_bind_u64(st, 7, now_s))
+		err = pn_db_fail(&s->db, "binding profile");
+	else
+		err = pn_db_step_write(&s->db, st, "writing profile", -ENOENT);
+	pn_db_done(st);
+	return err;
+}
+
+/* Copies column i into out[cap]; a value that does not fit means a row written by
+ * something else than this store: -EIO. */
+static int profile_col(struct pn_acct_store *s, sqlite3_stmt *st, int i, char *out, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	size_t n = (size_t)sqlite3_column_bytes(st, i);
+
+	if (!t || n >= cap) {
+		pn_err("account store %s: profile column %d is missing or too long", s->db.path, i);
+		return -EIO;
+	}
+	memcpy(out, t, n);
+	out[n] = '\0';
+	return 0;
+}
+
+static int read_profile(struct pn_acct_store *s, sqlite3_stmt *st, struct pn_acct_profile *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->searchable = sqlite3_column_int(st, 1) != 0;
+	if (profile_col(s, st, 0, p->username, sizeof(p->username)) ||
+	    profile_col(s, st, 2, p->display_name, sizeof(p->display_name)) ||
+	    profile_col(s, st, 3, p->city, sizeof(p->city)) ||
+	    profile_col(s, st, 4, p->country, sizeof(p->country)) ||
+	    profile_col(s, st, 5, p->languages, sizeof(p->languages)))
+		return -EIO;
+	return 0;
+}
+
+int pn_acct_store_get_profile(struct pn_acct_store *s, const char *username,
+			      struct pn_acct_profile *out)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err;
+
+	if (!s || !out)
+		return -EINVAL;
+	ulen = pn_db_text_len(username, ACCT_USERNAME_MAX);
+	if (!ulen)
+		return -EINVAL;
+	st = s->db.st[ST_GET_PROFILE];
+	if (pn_db_bind_text(st, 1, username, ulen))
+		err = pn_db_fail(&s->db, "binding username");
+	else
+		err = pn_db_step_row(&s->db, st, "reading profile");
+	if (!err)
+		err = read_profile(s, st, out);
+	pn_db_done(st);
+	return err;
+}
+
+/* A word worth searching for has a letter or digit in it (any byte >= 0x80 counts: it is
+ * part of a non-ASCII character, which the tokenizer decides about). Pure punctuation
+ * would become an empty phrase. */
+static bool word_has_content(const char *w, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)w[i];
+		if (c >= 0x80 || (c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'z'))
+			return true;
+	}
+	return false;
+}
+
+/* Turns user text into an FTS5 query that cannot be a syntax error: every word becomes a
+ * quoted string (an embedded " doubled, which is FTS5's only escape inside a string)
+ * followed by * for a prefix match; the words are joined by spaces, i.e. AND. Returns
+ * the number of words written (0: nothing to search for). out must hold
+ * 2 * PN_ACCT_QUERY_MAX + 4 * PN_ACCT_QUERY_TOKENS + 1 bytes. */
+static unsigned fts_query(char *out, const char *text)
+{
+	unsigned words = 0;
+	size_t o = 0;
+	const char *p = text;
+
+	while (*p && words < PN_ACCT_QUERY_TOKENS) {
+		size_t n;
+
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == '\f' ||
+		       *p == '\v')
+			p++;
+		n = strcspn(p, " \t\n\r\f\v");
+		if (n && word_has_content(p, n)) {
+			if (words)
+				out[o++] = ' ';
+			out[o++] = '"';
+			for (size_t i = 0; i < n; i++) {
+				if (p[i] == '"')
+					out[o++] = '"';
+				out[o++] = p[i];
+			}
+			out[o++] = '"';
+			out[o++] = '*';
+			words++;
+		}
+		p += n;
+	}
+	out[o] = '\0';
+	return words;
+}
+
+int pn_acct_store_search_profiles(struct pn_acct_store *s, const char *text, unsigned limit,
+				  int (*cb)(void *arg, const struct pn_acct_profile *p),
+				  void *arg)
+{
+	char q[2 * PN_ACCT_QUERY_MAX + 4 * PN_ACCT_QUERY_TOKENS + 1];
+	struct pn_acct_profile p;
+	sqlite3_stmt *st;
+	int err = 0, rc, r;
+
+	if (!s || !text || !cb || limit < 1 || limit > 1000 ||
+	    strnlen(text, PN_ACCT_QUERY_MAX + 1) > PN_ACCT_QUERY_MAX)
+		return -EINVAL;
+	if (fts_query(q, text) == 0)
+		return 0;
+	st = s->db.st[ST_SEARCH_PROFILES];
+	if (pn_db_bind_text(st, 1, q, strlen(q)) || sqlite3_bind_int(st, 2, (int)limit)) {
+		err = pn_db_fail(&s->db, "binding search");
+		goto out;
+	}
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			if ((rc & 0xff) == SQLITE_ERROR) {
+				/* The quoting above should make this impossible; should FTS5 still
+				 * refuse the query, the user gets no results rather than an error.
+				 * Debug only: the message quotes what someone searched for. */
+				pn_dbg("account store %s: search query refused: %s", s->db.path,
+				       sqlite3_errmsg(s->db.conn));
+			} else {
+				err = pn_db_fail(&s->db, "searching profiles");
+			}
+			goto out;
+		}
+		err = read_profile(s, st, &p);
+		if (err)
+			goto out;
+		r = cb(arg, &p);
+		if (r) {
+			err = r < 0 ? r : 0;
+			goto out;
+		}
+	}
+out:
 	pn_db_done(st);
 	return err;
 }

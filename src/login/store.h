@@ -47,4 +47,46 @@ int pn_acct_store_revoke_device(struct pn_acct_store *s, const char *username,
 /* 0 and the number of accounts in *n, or -EIO. */
 int pn_acct_store_count_users(struct pn_acct_store *s, uint64_t *n);
 
+/* ---- profiles ----
+ * A user's optional public profile. Only searchable profiles are in the full-text index
+ * (FTS5, unicode61 with diacritics removed, so "zurich" finds "Zürich"); a hidden profile
+ * is stored but never returned by a search. The store checks byte lengths only (the
+ * field rules are the caller's, src/wire pn_profile_valid). */
+enum pn_acct_profile_limits {
+	PN_ACCT_PROFILE_TEXT_MAX = 64, /* display_name, city */
+	PN_ACCT_PROFILE_COUNTRY_MAX = 2,
+	PN_ACCT_PROFILE_LANGS_MAX = 32,
+	PN_ACCT_QUERY_MAX = 255, /* search text, bytes */
+	PN_ACCT_QUERY_TOKENS = 8, /* words of a search beyond this are ignored */
+};
+
+struct pn_acct_profile {
+	char username[33];
+	char display_name[PN_ACCT_PROFILE_TEXT_MAX + 1];
+	char city[PN_ACCT_PROFILE_TEXT_MAX + 1];
+	char country[PN_ACCT_PROFILE_COUNTRY_MAX + 1];
+	char languages[PN_ACCT_PROFILE_LANGS_MAX + 1];
+	bool searchable;
+};
+
+/* Creates or replaces username's profile (p->username is ignored). 0, -ENOENT (no such
+ * user), -EINVAL (a field too long), -EIO. */
+int pn_acct_store_set_profile(struct pn_acct_store *s, const char *username,
+			      const struct pn_acct_profile *p, uint64_t now_s);
+/* 0 and the profile in *out, -ENOENT when the user has none (or does not exist), -EIO. */
+int pn_acct_store_get_profile(struct pn_acct_store *s, const char *username,
+			      struct pn_acct_profile *out);
+/* Full-text search over the searchable profiles (username, display name, city, country,
+ * languages), best match first, at most limit (1..1000) rows, each handed to cb; a cb
+ * that returns non-zero stops the walk (a negative value is passed back).
+ *
+ * The text is never FTS5 syntax: it is split at white space, every word is quoted (so
+ * `"`, `*`, `(`, AND, OR, NOT, NEAR and column filters mean nothing) and matched as a
+ * prefix, and all words must match. Words beyond PN_ACCT_QUERY_TOKENS are ignored; a
+ * text with no word in it matches nothing. 0, -EINVAL (NULL, text longer than
+ * PN_ACCT_QUERY_MAX bytes, bad limit), -EIO. */
+int pn_acct_store_search_profiles(struct pn_acct_store *s, const char *text, unsigned limit,
+				  int (*cb)(void *arg, const struct pn_acct_profile *p),
+				  void *arg);
+
 #endif

@@ -1,4 +1,5 @@
-/* The login server node: registrations, logins and renewals (docs/PROTOCOL.md "Login").
+/* The login server node: registrations, logins, renewals and user profiles
+ * (docs/PROTOCOL.md "Login").
  *
  * Every exchange rides a Noise IK session whose responder key clients pin from the network
  * file, so passwords travel only encrypted to the real login server. Password hashing is
@@ -32,10 +33,13 @@ enum {
 	LS_PW_MAX = 128,
 };
 
-/* Per-source-host token bucket (one for registrations, one for logins). */
+/* What a request draws on: each kind has its own bucket per source host. */
+enum rate_kind { RATE_REGISTER, RATE_LOGIN, RATE_SEARCH, RATE_KINDS };
+
+/* Per-source-host token buckets, one per rate_kind. */
 struct rate_slot {
 	struct pn_addr host;
-	double reg_tokens, login_tokens;
+	double tokens[RATE_KINDS];
 	uint64_t last_ms;
 	bool used;
 };
@@ -55,7 +59,7 @@ struct pn_login_server {
 	struct pn_keys root, me;
 	uint32_t cert_lifetime;
 	uint64_t pw_ops, pw_mem;
-	uint32_t reg_per_min, login_per_min;
+	uint32_t per_min[RATE_KINDS];
 	struct pn_ltab links;
 	struct rate_slot *rate;
 	uint64_t next_housekeep;
@@ -85,8 +89,9 @@ int pn_login_server_new(struct pn_login_server **out, const struct pn_login_conf
 	ls->cert_lifetime = cfg->cert_lifetime_s ? cfg->cert_lifetime_s : 86400;
 	ls->pw_ops = cfg->pwhash_ops ? cfg->pwhash_ops : 2;
 	ls->pw_mem = cfg->pwhash_mem ? cfg->pwhash_mem : 19u * 1024 * 1024;
-	ls->reg_per_min = cfg->register_per_min ? cfg->register_per_min : 10;
-	ls->login_per_min = cfg->login_per_min ? cfg->login_per_min : 30;
+	ls->per_min[RATE_REGISTER] = cfg->register_per_min ? cfg->register_per_min : 10;
+	ls->per_min[RATE_LOGIN] = cfg->login_per_min ? cfg->login_per_min : 30;
+	ls->per_min[RATE_SEARCH] = cfg->search_per_min ? cfg->search_per_min : 30;
 	rc = pn_keys_from_seed(&ls->root, cfg->root_seed);
 	if (!rc)
 		rc = pn_keys_from_seed(&ls->me, cfg->login_seed);
@@ -146,14 +151,14 @@ static uint64_t now_ms(struct pn_login_server *ls)
 	return ls->env.now_ms(ls->env.ctx);
 }
 
-/* Takes one token from the host's bucket; false when it is empty. */
-static bool rate_take(struct pn_login_server *ls, const struct pn_addr *from, bool reg)
+/* Takes one token from the host's bucket of that kind; false when it is empty. */
+static bool rate_take(struct pn_login_server *ls, const struct pn_addr *from, enum rate_kind kind)
 {
 	uint32_t h = 2166136261u;
 	size_t n = from->family == PN_AF_INET ? 4 : 8; /* IPv6: per /64 */
 	struct rate_slot *s;
 	uint64_t now = now_ms(ls);
-	double *tok, per_min;
+	double dt;
 
 	for (size_t i = 0; i < n; i++)
 		h = (h ^ from->ip[i]) * 16777619u;
@@ -165,26 +170,20 @@ static bool rate_take(struct pn_login_server *ls, const struct pn_addr *from, bo
 		s->used = true;
 		s->host = *from;
 		s->host.port = 0;
-		s->reg_tokens = ls->reg_per_min;
-		s->login_tokens = ls->login_per_min;
+		for (int k = 0; k < RATE_KINDS; k++)
+			s->tokens[k] = ls->per_min[k];
 		s->last_ms = now;
 	}
-	{
-		double dt = (double)(now - s->last_ms) / 60000.0;
-		s->reg_tokens += dt * ls->reg_per_min;
-		if (s->reg_tokens > ls->reg_per_min)
-			s->reg_tokens = ls->reg_per_min;
-		s->login_tokens += dt * ls->login_per_min;
-		if (s->login_tokens > ls->login_per_min)
-			s->login_tokens = ls->login_per_min;
-		s->last_ms = now;
+	dt = (double)(now - s->last_ms) / 60000.0;
+	for (int k = 0; k < RATE_KINDS; k++) {
+		s->tokens[k] += dt * ls->per_min[k];
+		if (s->tokens[k] > ls->per_min[k])
+			s->tokens[k] = ls->per_min[k];
 	}
-	tok = reg ? &s->reg_tokens : &s->login_tokens;
-	per_min = reg ? ls->reg_per_min : ls->login_per_min;
-	(void)per_min;
-	if (*tok < 1.0)
+	s->last_ms = now;
+	if (s->tokens[kind] < 1.0)
 		return false;
-	*tok -= 1.0;
+	s->tokens[kind] -= 1.0;
 	return true;
 }
 
@@ -197,6 +196,24 @@ static void send_frame(struct pn_login_server *ls, struct pn_lent *e, const uint
 		ls->env.send(ls->env.ctx, &e->addr, pkt, len);
 }
 
+/* Sends an answer and keeps it as the session's last one, so a retransmitted request
+ * gets the same answer again instead of being executed twice. */
+static void answer(struct pn_login_server *ls, struct pn_lent *e, uint32_t req, const uint8_t *f,
+		   size_t n)
+{
+	send_frame(ls, e, f, n);
+	if (!e->user)
+		e->user = calloc(1, sizeof(struct ls_sess));
+	if (e->user) {
+		struct ls_sess *s = e->user;
+		s->req = req;
+		s->len = n;
+		memcpy(s->frame, f, n);
+	}
+}
+
+/* LOGIN_RESULT. Only an answer that carries a certificate (LOGIN, RENEW) lists the
+ * bootstrap supernodes; REGISTER and PROFILE_SET answer with n = 0. */
 static void reply(struct pn_login_server *ls, struct pn_lent *e, uint32_t req, uint8_t status,
 		  const char *msg, const struct pn_cert *cert)
 {
@@ -215,7 +232,7 @@ static void reply(struct pn_login_server *ls, struct pn_lent *e, uint32_t req, u
 	pn_wr_u8(&w, status);
 	pn_wr_str8(&w, msg ? msg : "");
 	pn_wr_vec16(&w, cb, (size_t)cl);
-	if (status == PN_ST_OK) {
+	if (status == PN_ST_OK && cert) {
 		uint8_t n = 0;
 		for (unsigned i = 0; i < ls->net.n_supernodes; i++)
 			if (ls->net.supernodes[i].has_key)
@@ -232,15 +249,7 @@ static void reply(struct pn_login_server *ls, struct pn_lent *e, uint32_t req, u
 	}
 	if (w.err)
 		return;
-	send_frame(ls, e, f, w.len);
-	if (!e->user)
-		e->user = calloc(1, sizeof(struct ls_sess));
-	if (e->user) {
-		struct ls_sess *s = e->user;
-		s->req = req;
-		s->len = w.len;
-		memcpy(s->frame, f, w.len);
-	}
+	answer(ls, e, req, f, w.len);
 }
 
 static int issue_cert(struct pn_login_server *ls, const char *username, const uint8_t sign_pk[32],
@@ -274,7 +283,7 @@ static void on_register(struct pn_login_server *ls, struct pn_lent *e, struct pn
 		ls->st.bad_packets++;
 		goto out;
 	}
-	if (!rate_take(ls, &e->addr, true)) {
+	if (!rate_take(ls, &e->addr, RATE_REGISTER)) {
 		ls->st.rejected_rate++;
 		reply(ls, e, req, PN_ST_RATE_LIMITED, "too many registrations from your address", NULL);
 		goto out;
@@ -326,7 +335,7 @@ static void on_login(struct pn_login_server *ls, struct pn_lent *e, struct pn_rd
 		ls->st.bad_packets++;
 		goto out;
 	}
-	if (!rate_take(ls, &e->addr, false)) {
+	if (!rate_take(ls, &e->addr, RATE_LOGIN)) {
 		ls->st.rejected_rate++;
 		reply(ls, e, req, PN_ST_RATE_LIMITED, "too many login attempts from your address", NULL);
 		goto out;
@@ -364,15 +373,34 @@ out:
 	sodium_memzero(hash, sizeof(hash));
 }
 
-/* Renewal needs no password: the Noise session already proved the device's static key,
- * which must be the one registered for that device. */
+/* Requests without a password (RENEW, PROFILE_SET): the Noise session already proved the
+ * device's static key, which must be the one registered for that device of that user, and
+ * the device must not be revoked. 0, or answers the request with the refusal and returns
+ * non-zero. */
+static int device_check(struct pn_login_server *ls, struct pn_lent *e, uint32_t req,
+			const char *user, const uint8_t sign_pk[32])
+{
+	uint8_t did[PN_DEVICE_ID], reg_sign[32], reg_dh[32];
+	int rc;
+
+	pn_device_id(did, sign_pk);
+	rc = pn_username_valid(user) ? -ENOENT
+				     : pn_acct_store_get_device(ls->store, user, did, reg_sign, reg_dh);
+	if (rc || !pn_ct_eq(reg_sign, sign_pk, 32) || !pn_ct_eq(reg_dh, e->link.remote_static, 32)) {
+		ls->st.rejected_auth++;
+		reply(ls, e, req, rc == -EACCES ? PN_ST_FORBIDDEN : PN_ST_UNKNOWN_DEVICE,
+		      rc == -EACCES ? "this device was revoked" : "unknown device", NULL);
+		return -EPERM;
+	}
+	return 0;
+}
+
 static void on_renew(struct pn_login_server *ls, struct pn_lent *e, struct pn_rd *r)
 {
 	uint32_t req;
 	char user[64];
-	uint8_t sign_pk[32], did[PN_DEVICE_ID], reg_sign[32], reg_dh[32];
+	uint8_t sign_pk[32];
 	struct pn_cert cert;
-	int rc;
 
 	pn_rd_u32(r, &req);
 	pn_rd_str8(r, user, sizeof(user));
@@ -381,26 +409,147 @@ static void on_renew(struct pn_login_server *ls, struct pn_lent *e, struct pn_rd
 		ls->st.bad_packets++;
 		return;
 	}
-	if (!rate_take(ls, &e->addr, false)) {
+	if (!rate_take(ls, &e->addr, RATE_LOGIN)) {
 		ls->st.rejected_rate++;
 		reply(ls, e, req, PN_ST_RATE_LIMITED, "too many renewals from your address", NULL);
 		return;
 	}
-	pn_device_id(did, sign_pk);
-	rc = pn_username_valid(user) ? -ENOENT
-				     : pn_acct_store_get_device(ls->store, user, did, reg_sign, reg_dh);
-	if (rc || !pn_ct_eq(reg_sign, sign_pk, 32) || !pn_ct_eq(reg_dh, e->link.remote_static, 32)) {
-		ls->st.rejected_auth++;
-		reply(ls, e, req, rc == -EACCES ? PN_ST_FORBIDDEN : PN_ST_UNKNOWN_DEVICE,
-		      rc == -EACCES ? "this device was revoked" : "unknown device", NULL);
+	if (device_check(ls, e, req, user, sign_pk))
 		return;
-	}
-	if (issue_cert(ls, user, sign_pk, reg_dh, &cert)) {
+	/* the registered X25519 key is the session's static, which device_check compared */
+	if (issue_cert(ls, user, sign_pk, e->link.remote_static, &cert)) {
 		reply(ls, e, req, PN_ST_INTERNAL, "could not issue a certificate", NULL);
 		return;
 	}
 	ls->st.renewals++;
 	reply(ls, e, req, PN_ST_OK, "renewed", &cert);
+}
+
+/* ---- profiles ---- */
+
+/* A profile is published by a logged-in device, authenticated as for RENEW; it shares the
+ * login bucket because it costs about as much (one store write). */
+static void on_profile_set(struct pn_login_server *ls, struct pn_lent *e, struct pn_rd *r)
+{
+	uint32_t req;
+	char user[64];
+	uint8_t sign_pk[32], searchable;
+	struct pn_acct_profile p;
+	const char *why;
+	int rc;
+
+	memset(&p, 0, sizeof(p));
+	pn_rd_u32(r, &req);
+	pn_rd_str8(r, user, sizeof(user));
+	pn_rd_bytes(r, sign_pk, 32);
+	pn_rd_u8(r, &searchable);
+	pn_rd_str8(r, p.display_name, sizeof(p.display_name));
+	pn_rd_str8(r, p.city, sizeof(p.city));
+	pn_rd_str8(r, p.country, sizeof(p.country));
+	pn_rd_str8(r, p.languages, sizeof(p.languages));
+	if (pn_rd_end(r)) {
+		ls->st.bad_packets++;
+		return;
+	}
+	if (!rate_take(ls, &e->addr, RATE_LOGIN)) {
+		ls->st.rejected_rate++;
+		reply(ls, e, req, PN_ST_RATE_LIMITED, "too many requests from your address", NULL);
+		return;
+	}
+	if (device_check(ls, e, req, user, sign_pk))
+		return;
+	if (searchable > 1 ||
+	    pn_profile_valid(p.display_name, p.city, p.country, p.languages, &why)) {
+		reply(ls, e, req, PN_ST_BAD_REQUEST, searchable > 1 ? "searchable is 0 or 1" : why,
+		      NULL);
+		return;
+	}
+	p.searchable = searchable == 1;
+	rc = pn_acct_store_set_profile(ls->store, user, &p, ls->env.wall_s(ls->env.ctx));
+	if (rc) {
+		reply(ls, e, req, PN_ST_INTERNAL, "account store error", NULL);
+		return;
+	}
+	ls->st.profiles_set++;
+	reply(ls, e, req, PN_ST_OK, "profile saved", NULL);
+}
+
+struct search_out {
+	struct pn_wr *w;
+	uint8_t n;
+};
+
+/* Appends one result while it fits: the answer is one frame, best matches first. */
+static int search_row_cb(void *arg, const struct pn_acct_profile *p)
+{
+	struct search_out *o = arg;
+	size_t need = 5 + strlen(p->username) + strlen(p->display_name) + strlen(p->city) +
+		      strlen(p->country) + strlen(p->languages);
+
+	if (o->w->len + need > o->w->cap)
+		return 1;
+	pn_wr_str8(o->w, p->username);
+	pn_wr_str8(o->w, p->display_name);
+	pn_wr_str8(o->w, p->city);
+	pn_wr_str8(o->w, p->country);
+	pn_wr_str8(o->w, p->languages);
+	o->n++;
+	return 0;
+}
+
+static void search_reply(struct pn_login_server *ls, struct pn_lent *e, uint32_t req,
+			 uint8_t status, const char *query, unsigned limit)
+{
+	uint8_t f[PN_FRAME_MAX];
+	struct pn_wr w;
+	struct search_out o = {&w, 0};
+	size_t n_at;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_SEARCH_RESULT);
+	pn_wr_u32(&w, req);
+	n_at = w.len + 1;
+	pn_wr_u8(&w, status);
+	pn_wr_u8(&w, 0); /* n, set below */
+	if (status == PN_ST_OK &&
+	    pn_acct_store_search_profiles(ls->store, query, limit, search_row_cb, &o) < 0) {
+		w.len = n_at + 1;
+		o.n = 0;
+		f[n_at - 1] = PN_ST_INTERNAL;
+	}
+	if (w.err)
+		return;
+	f[n_at] = o.n;
+	answer(ls, e, req, f, w.len);
+}
+
+/* Any session may search (no login needed): the answer holds only what users chose to
+ * publish. Searches have their own per-host bucket. */
+static void on_search(struct pn_login_server *ls, struct pn_lent *e, struct pn_rd *r)
+{
+	uint32_t req;
+	char query[PN_PROFILE_QUERY_MAX + 1];
+	uint8_t limit;
+
+	pn_rd_u32(r, &req);
+	pn_rd_str8(r, query, sizeof(query));
+	pn_rd_u8(r, &limit);
+	if (pn_rd_end(r)) {
+		ls->st.bad_packets++;
+		return;
+	}
+	if (!rate_take(ls, &e->addr, RATE_SEARCH)) {
+		ls->st.rejected_rate++;
+		search_reply(ls, e, req, PN_ST_RATE_LIMITED, NULL, 0);
+		return;
+	}
+	if (limit < 1 || limit > PN_PROFILE_SEARCH_MAX ||
+	    pn_text_field_valid(query, PN_PROFILE_QUERY_MAX)) {
+		search_reply(ls, e, req, PN_ST_BAD_REQUEST, NULL, 0);
+		return;
+	}
+	ls->st.searches++;
+	search_reply(ls, e, req, PN_ST_OK, query, limit);
 }
 
 static void on_frame(struct pn_login_server *ls, struct pn_lent *e, const uint8_t *f, size_t n)
@@ -428,6 +577,12 @@ static void on_frame(struct pn_login_server *ls, struct pn_lent *e, const uint8_
 		break;
 	case PN_F_RENEW:
 		on_renew(ls, e, &r);
+		break;
+	case PN_F_PROFILE_SET:
+		on_profile_set(ls, e, &r);
+		break;
+	case PN_F_SEARCH:
+		on_search(ls, e, &r);
 		break;
 	default:
 		ls->st.bad_packets++;

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <sodium.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "base/addr.h"
@@ -22,6 +24,90 @@ int pn_username_valid(const char *s)
 			return -EINVAL;
 	}
 	return 0;
+}
+
+/* Strict UTF-8 (no overlong forms, no surrogates, nothing above U+10FFFF) without C0
+ * controls or DEL: profile text is shown to other users, so it must not be able to move
+ * their terminal's cursor or smuggle in invalid sequences. */
+int pn_text_field_valid(const char *str, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t n, i = 0;
+
+	if (!s)
+		return -EINVAL;
+	n = strnlen(str, max + 1);
+	if (n > max)
+		return -EINVAL;
+	while (i < n) {
+		unsigned char c = s[i];
+		uint32_t cp;
+		size_t len;
+
+		if (c < 0x20 || c == 0x7f)
+			return -EINVAL;
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return -EINVAL;
+		}
+		if (i + len > n)
+			return -EINVAL;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return -EINVAL;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return -EINVAL;
+		i += len;
+	}
+	return 0;
+}
+
+static bool two_letters(const char *s, char lo, char hi)
+{
+	return s[0] >= lo && s[0] <= hi && s[1] >= lo && s[1] <= hi;
+}
+
+int pn_profile_valid(const char *display_name, const char *city, const char *country,
+		     const char *languages, const char **why)
+{
+	const char *bad = NULL;
+	size_t n;
+
+	if (pn_text_field_valid(display_name, PN_PROFILE_NAME_MAX))
+		bad = "display name: at most 64 bytes of UTF-8 without control characters";
+	else if (pn_text_field_valid(city, PN_PROFILE_CITY_MAX))
+		bad = "city: at most 64 bytes of UTF-8 without control characters";
+	else if (!country || (country[0] && (strlen(country) != PN_PROFILE_COUNTRY_LEN ||
+					      !two_letters(country, 'A', 'Z'))))
+		bad = "country: an ISO 3166 alpha-2 code such as CH, or empty";
+	if (!bad) {
+		/* "", or "xx" then ",xx" any number of times, within the byte limit */
+		n = languages ? strnlen(languages, PN_PROFILE_LANGS_MAX + 1) : SIZE_MAX;
+		if (n > PN_PROFILE_LANGS_MAX || (n && n % 3 != 2))
+			bad = "languages: ISO 639-1 codes separated by commas, such as en,de";
+		for (size_t i = 0; !bad && i < n; i += 3)
+			if (!two_letters(languages + i, 'a', 'z') ||
+			    (i + 2 < n && languages[i + 2] != ','))
+				bad = "languages: ISO 639-1 codes separated by commas, such as en,de";
+	}
+	if (why)
+		*why = bad;
+	return bad ? -EINVAL : 0;
 }
 
 void pn_user_key(uint8_t out[32], const char *username)

@@ -126,6 +126,22 @@ check "the queued message reached bob after his restart" \
 wait_for "and alice sees it delivered" "[.messages[] | select(.id == \"$id3\")][0].state == \"delivered\"" \
 	ln_cli alice --json history bob
 
+# -- profiles and search (the login server's full-text index of opt-in profiles)
+check "alice publishes a searchable profile" '. == {}' \
+	"$(ln_cli alice --json profile set --name 'Alice Smith' --city 'Zürich' --country ch --languages de,en)"
+check "bob publishes a hidden one" '. == {}' \
+	"$(ln_cli bob --json profile set --name 'Bob Smith' --city Bern --country CH --languages de --hidden)"
+check "search smith finds alice, never hidden bob" \
+	'[.results[].username] == ["alice"] and .results[0].city == "Zürich" and .results[0].country == "CH"' \
+	"$(ln_cli bob --json search smith)"
+check "search zurich (no umlaut) with FTS syntax around it still finds alice" \
+	'[.results[].username] == ["alice"]' "$(ln_cli bob --json search '"zurich' '(alice*' 'smith)')"
+check "search AND (a plain word here, not an operator) is no error" '.results == []' \
+	"$(ln_cli bob --json search AND)"
+expect_rc "a bad country code is refused (exit 1)" 1 ln_cli alice profile set --country Switzerland
+case "$out" in *Switzerland*bad_profile*) ok "the error names the code and quotes the value";; *) fail "the error names the code and quotes the value" "$out";; esac
+expect_rc "search --limit above 50 is a usage error" 2 ln_cli alice search smith --limit 51
+
 # -- CLI errors
 expect_rc "no daemon: exit 3" 3 "$LN_BIN/parley" --socket "$LN_DIR/nothing-here.sock" status
 case "$out" in *"no daemon"*) ok "no daemon: the message says so";; *) fail "no daemon: the message says so" "$out";; esac

@@ -389,6 +389,240 @@ static void acct_open_failure_logs_path(void **state)
 	assert_non_null(strstr(c.text, path));
 }
 
+/* ---- login account store: profiles ---- */
+
+static void put_profile(struct pn_acct_store *s, const char *user, bool searchable,
+			const char *name, const char *city, const char *country, const char *langs)
+{
+	struct pn_acct_profile p;
+
+	memset(&p, 0, sizeof(p));
+	p.searchable = searchable;
+	snprintf(p.display_name, sizeof(p.display_name), "%s", name);
+	snprintf(p.city, sizeof(p.city), "%s", city);
+	snprintf(p.country, sizeof(p.country), "%s", country);
+	snprintf(p.languages, sizeof(p.languages), "%s", langs);
+	assert_int_equal(pn_acct_store_set_profile(s, user, &p, 2000), 0);
+}
+
+/* Collects the usernames a search returned, in order, joined by spaces. */
+struct found {
+	char names[256];
+	unsigned n, stop_after;
+};
+
+static int found_cb(void *arg, const struct pn_acct_profile *p)
+{
+	struct found *f = arg;
+	size_t l = strlen(f->names);
+
+	assert_true(p->searchable);
+	snprintf(f->names + l, sizeof(f->names) - l, "%s%s", l ? " " : "", p->username);
+	f->n++;
+	return f->stop_after && f->n >= f->stop_after ? 1 : 0;
+}
+
+/* Searches and returns who was found ("" for nobody); the call itself must succeed. */
+static const char *search(struct pn_acct_store *s, const char *text, struct found *f)
+{
+	memset(f, 0, sizeof(*f));
+	assert_int_equal(pn_acct_store_search_profiles(s, text, 50, found_cb, f), 0);
+	return f->names;
+}
+
+/* alice (searchable), bob (hidden), carol (searchable), all with accounts. */
+static void profiles_fixture(struct pn_acct_store **s)
+{
+	acct_open_mem(s);
+	assert_int_equal(pn_acct_store_create_user(*s, "alice", HASH_A, 1000), 0);
+	assert_int_equal(pn_acct_store_create_user(*s, "bob", HASH_B, 1000), 0);
+	assert_int_equal(pn_acct_store_create_user(*s, "carol", HASH_B, 1000), 0);
+	put_profile(*s, "alice", true, "Alice Smith", "Z\xc3\xbcrich", "CH", "de,en");
+	put_profile(*s, "bob", false, "Bob Smith", "Bern", "CH", "de");
+	put_profile(*s, "carol", true, "Carol Jones", "Lyon", "FR", "fr,en");
+}
+
+static void acct_profile_set_get(void **state)
+{
+	struct pn_acct_store *s;
+	struct pn_acct_profile p;
+
+	acct_open_mem(&s);
+	assert_int_equal(pn_acct_store_create_user(s, "alice", HASH_A, 1000), 0);
+	assert_int_equal(pn_acct_store_get_profile(s, "alice", &p), -ENOENT);
+	put_profile(s, "alice", true, "Alice Smith", "Z\xc3\xbcrich", "CH", "de,en");
+	assert_int_equal(pn_acct_store_get_profile(s, "alice", &p), 0);
+	assert_string_equal(p.username, "alice");
+	assert_string_equal(p.display_name, "Alice Smith");
+	assert_string_equal(p.city, "Z\xc3\xbcrich");
+	assert_string_equal(p.country, "CH");
+	assert_string_equal(p.languages, "de,en");
+	assert_true(p.searchable);
+	/* Setting again replaces every field, empty ones included. */
+	put_profile(s, "alice", false, "A. S.", "", "", "");
+	assert_int_equal(pn_acct_store_get_profile(s, "alice", &p), 0);
+	assert_string_equal(p.display_name, "A. S.");
+	assert_string_equal(p.city, "");
+	assert_false(p.searchable);
+	/* No account, no profile. */
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(pn_acct_store_set_profile(s, "nobody", &p, 1), -ENOENT);
+	assert_int_equal(pn_acct_store_get_profile(s, "nobody", &p), -ENOENT);
+	pn_acct_store_free(s);
+}
+
+static void acct_profile_search_finds_searchable(void **state)
+{
+	struct pn_acct_store *s;
+	struct found f;
+
+	profiles_fixture(&s);
+	assert_string_equal(search(s, "smith", &f), "alice");       /* bob is hidden */
+	assert_string_equal(search(s, "john smith", &f), "");       /* every word must match */
+	assert_string_equal(search(s, "alice smith", &f), "alice");
+	assert_string_equal(search(s, "SMITH", &f), "alice");       /* case folded */
+	assert_string_equal(search(s, "smi", &f), "alice");         /* words are prefixes */
+	assert_string_equal(search(s, "zurich", &f), "alice");      /* diacritics removed */
+	assert_string_equal(search(s, "z\xc3\xbcrich", &f), "alice");
+	assert_string_equal(search(s, "Z\xc3\x9cRICH", &f), "alice");
+	assert_string_equal(search(s, "ch", &f), "alice");          /* country; bob hidden */
+	assert_string_equal(search(s, "fr", &f), "carol");          /* country and language */
+	assert_string_equal(search(s, "en", &f), "alice carol");    /* a language, by username */
+	assert_string_equal(search(s, "caro", &f), "carol");        /* username */
+	assert_string_equal(search(s, "bern", &f), "");
+	assert_string_equal(search(s, "bob", &f), "");
+	pn_acct_store_free(s);
+}
+
+static void acct_profile_hidden_never_returned(void **state)
+{
+	struct pn_acct_store *s;
+	struct found f;
+
+	profiles_fixture(&s);
+	/* alice hides her profile: gone from every search */
+	put_profile(s, "alice", false, "Alice Smith", "Z\xc3\xbcrich", "CH", "de,en");
+	assert_string_equal(search(s, "smith", &f), "");
+	assert_string_equal(search(s, "alice", &f), "");
+	/* bob publishes his: found */
+	put_profile(s, "bob", true, "Bob Smith", "Bern", "CH", "de");
+	assert_string_equal(search(s, "smith", &f), "bob");
+	/* a searchable profile that changes leaves no trace of its old words */
+	put_profile(s, "bob", true, "Robert Smith", "Basel", "CH", "de");
+	assert_string_equal(search(s, "bern", &f), "");
+	assert_string_equal(search(s, "basel robert", &f), "bob");
+	/* and alice, searchable again, is back */
+	put_profile(s, "alice", true, "Alice Smith", "Gen\xc3\xa8ve", "CH", "fr");
+	assert_string_equal(search(s, "smith", &f), "alice bob");
+	assert_string_equal(search(s, "geneve", &f), "alice");
+	assert_string_equal(search(s, "zurich", &f), "");
+	pn_acct_store_free(s);
+}
+
+/* FTS5 syntax in user text is just text: never an error, never a way around the rules. */
+static void acct_profile_search_fts_syntax_safe(void **state)
+{
+	static const char *const queries[] = {
+		"\"", "\"\"", "*", "AND", "OR", "NOT", "(", ")", "smith AND", "AND smith",
+		"smith OR bob", "NOT smith", "(smith", "smith)", "NEAR(smith alice)", "\"smith",
+		"smi*", "display_name:smith", "username:bob", "{city}: bern", "^smith", "-smith",
+		"+", "'", "smith\"*", "   ", "\xe2\x80\x94", ":", "a:b:c", "\"\" \"\"",
+	};
+	struct pn_acct_store *s;
+	struct found f;
+
+	profiles_fixture(&s);
+	for (size_t i = 0; i < sizeof(queries) / sizeof(queries[0]); i++) {
+		search(s, queries[i], &f);
+		/* nothing can reveal bob's hidden profile */
+		assert_null(strstr(f.names, "bob"));
+	}
+	/* Quoted words still find what they say: quotes, stars and brackets are dropped by
+	 * the tokenizer inside the quoted word. */
+	assert_string_equal(search(s, "\"smith\"", &f), "alice");
+	assert_string_equal(search(s, "smith*", &f), "alice");
+	assert_string_equal(search(s, "(smith)", &f), "alice");
+	assert_string_equal(search(s, "smith AND", &f), "");  /* "and" is a word like any */
+	assert_string_equal(search(s, "OR", &f), "");
+	/* a column filter is no filter: "username:bob" is the words username and bob */
+	assert_string_equal(search(s, "username:bob", &f), "");
+	pn_acct_store_free(s);
+}
+
+static void acct_profile_search_limit_and_stop(void **state)
+{
+	struct pn_acct_store *s;
+	struct found f;
+
+	profiles_fixture(&s);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(pn_acct_store_search_profiles(s, "en", 1, found_cb, &f), 0);
+	assert_int_equal(f.n, 1);
+	memset(&f, 0, sizeof(f));
+	f.stop_after = 1;
+	assert_int_equal(pn_acct_store_search_profiles(s, "en", 50, found_cb, &f), 0);
+	assert_int_equal(f.n, 1); /* the callback stopped the walk */
+	/* words after the eighth are ignored rather than refused */
+	assert_string_equal(search(s, "a b c d e f g h smith", &f), "");
+	assert_string_equal(search(s, "smith smith smith smith smith smith smith smith xyz",
+				   &f), "alice");
+	pn_acct_store_free(s);
+}
+
+static void acct_profile_rejects_bad_input(void **state)
+{
+	struct pn_acct_store *s;
+	struct pn_acct_profile p;
+	struct found f;
+	char q[300];
+
+	profiles_fixture(&s);
+	memset(&p, 0, sizeof(p));
+	assert_int_equal(pn_acct_store_set_profile(NULL, "alice", &p, 1), -EINVAL);
+	assert_int_equal(pn_acct_store_set_profile(s, NULL, &p, 1), -EINVAL);
+	assert_int_equal(pn_acct_store_set_profile(s, "alice", NULL, 1), -EINVAL);
+	assert_int_equal(pn_acct_store_set_profile(s, "alice", &p, UINT64_MAX), -EINVAL);
+	memset(p.display_name, 'x', sizeof(p.display_name)); /* unterminated */
+	assert_int_equal(pn_acct_store_set_profile(s, "alice", &p, 1), -EINVAL);
+	assert_int_equal(pn_acct_store_get_profile(s, "alice", NULL), -EINVAL);
+	memset(&f, 0, sizeof(f));
+	assert_int_equal(pn_acct_store_search_profiles(s, NULL, 5, found_cb, &f), -EINVAL);
+	assert_int_equal(pn_acct_store_search_profiles(s, "x", 0, found_cb, &f), -EINVAL);
+	assert_int_equal(pn_acct_store_search_profiles(s, "x", 1001, found_cb, &f), -EINVAL);
+	assert_int_equal(pn_acct_store_search_profiles(s, "x", 5, NULL, &f), -EINVAL);
+	memset(q, 'a', sizeof(q) - 1);
+	q[sizeof(q) - 1] = 0;
+	assert_int_equal(pn_acct_store_search_profiles(s, q, 5, found_cb, &f), -EINVAL);
+	/* the failed writes changed nothing */
+	assert_string_equal(search(s, "smith", &f), "alice");
+	pn_acct_store_free(s);
+}
+
+/* A version 1 file (before profiles) gains the profile tables when it is opened. */
+static void acct_profile_v1_file_upgraded(void **state)
+{
+	struct tmpdir t;
+	struct pn_acct_store *s = NULL;
+	sqlite3 *db = NULL;
+	struct found f;
+
+	tmpdir_make(&t);
+	assert_int_equal(sqlite3_open(t.db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "CREATE TABLE users (id INTEGER PRIMARY KEY, username TEXT NOT"
+				      " NULL UNIQUE, pwhash TEXT NOT NULL, created_at INTEGER NOT"
+				      " NULL); INSERT INTO users VALUES (1, 'alice', 'h', 1);"
+				      " PRAGMA user_version = 1;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(pn_acct_store_open(&s, t.db), 0);
+	put_profile(s, "alice", true, "Alice Smith", "", "", "");
+	assert_string_equal(search(s, "smith", &f), "alice");
+	pn_acct_store_free(s);
+	tmpdir_remove(&t);
+}
+
 /* ---- client store: key-value ---- */
 
 static void kv_set_get(void **state)
@@ -1114,6 +1348,13 @@ int main(void)
 		cmocka_unit_test(acct_file_mode_0600),
 		cmocka_unit_test(acct_journal_mode_wal),
 		cmocka_unit_test(acct_open_failure_logs_path),
+		cmocka_unit_test(acct_profile_set_get),
+		cmocka_unit_test(acct_profile_search_finds_searchable),
+		cmocka_unit_test(acct_profile_hidden_never_returned),
+		cmocka_unit_test(acct_profile_search_fts_syntax_safe),
+		cmocka_unit_test(acct_profile_search_limit_and_stop),
+		cmocka_unit_test(acct_profile_rejects_bad_input),
+		cmocka_unit_test(acct_profile_v1_file_upgraded),
 		cmocka_unit_test(kv_set_get),
 		cmocka_unit_test(kv_overwrite),
 		cmocka_unit_test(kv_del),
