@@ -20,7 +20,7 @@ struct pn_stored_rec {
 	uint8_t device_id[16];
 	uint64_t seq, expires;
 	size_t len;
-	uint8_t bytes[PN_REC_MAX];
+	uint8_t *bytes; /* exactly len bytes, owned by the store */
 };
 
 int pn_recstore_new(struct pn_recstore **out);
@@ -33,8 +33,11 @@ int pn_recstore_put(struct pn_recstore *rs, const struct pn_record *r, const uin
 int pn_recstore_get(struct pn_recstore *rs, const char *username, uint64_t now_s,
 		    void (*cb)(void *arg, const struct pn_stored_rec *r), void *arg);
 void pn_recstore_del(struct pn_recstore *rs, const char *username, const uint8_t device_id[16]);
-/* Drops expired records. */
+/* Drops expired records (a whole pass; get() never returns expired ones anyway). */
 void pn_recstore_expire(struct pn_recstore *rs, uint64_t now_s);
+/* The same, for a slice of at most `buckets` hash buckets from an internal cursor: a
+ * supernode calls it every second so that no single tick walks 100,000 users. */
+void pn_recstore_expire_some(struct pn_recstore *rs, uint64_t now_s, unsigned buckets);
 size_t pn_recstore_count(const struct pn_recstore *rs);
 /* Visits live records bucket by bucket from *cursor, at most max records or one full
  * round, and advances *cursor (re-replication walks the store a slice at a time).
