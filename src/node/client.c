@@ -154,6 +154,7 @@ struct pn_client {
 	unsigned sb_cand;
 	uint64_t sb_retry_at, sb_ping_at;
 	bool rx_standby; /* set while a frame from the standby is being handled */
+	bool hosts_asked; /* GET_SUPERNODES sent on this attachment */
 	struct pn_addr reflexive;
 	/* lists */
 	struct pending *pending;
@@ -481,6 +482,7 @@ static void on_attached(struct pn_client *c)
 	publish_record(c);
 	complete_login_waiters(c, true);
 	flush_all(c);
+	c->hosts_asked = false;
 }
 
 static void sn_drop(struct pn_client *c, bool try_next)
@@ -1142,8 +1144,40 @@ static void on_sn_frame(struct pn_client *c, const uint8_t *f, size_t n)
 		if (pn_addr_read(&r, &c->reflexive) == 0 && c->sn_state != SN_UP)
 			on_attached(c);
 		break;
-	case PN_F_PONG:
+	case PN_F_PONG: {
+		uint64_t tok;
+		struct pn_host_row h;
+		if (pn_rd_u64(&r, &tok) || c->rx_standby || tok > now_ms(c) || !c->sn.has_key)
+			break;
+		/* our PING carried the send time: the round trip goes into the host cache */
+		memset(&h, 0, sizeof(h));
+		pn_addr_str(&c->sn.addr, h.addr);
+		memcpy(h.key, c->sn.key, 32);
+		h.last_seen = wall_s(c);
+		h.rtt_ms = (uint32_t)(now_ms(c) - tok);
+		pn_cstore_host_upsert(c->store, &h);
 		break;
+	}
+	case PN_F_SUPERNODES: {
+		uint8_t cnt;
+		pn_rd_u8(&r, &cnt);
+		for (unsigned i = 0; i < cnt && i < 16; i++) {
+			struct pn_net_peer p;
+			struct pn_host_row h;
+			memset(&p, 0, sizeof(p));
+			if (pn_rd_bytes(&r, p.key, 32) || pn_addr_read(&r, &p.addr))
+				break;
+			p.has_key = true;
+			add_candidate(c, &p);
+			/* hearsay: last_seen 0 until we talk to it ourselves, so it is the
+			 * first to go when the cache is full */
+			memset(&h, 0, sizeof(h));
+			pn_addr_str(&p.addr, h.addr);
+			memcpy(h.key, p.key, 32);
+			pn_cstore_host_upsert(c->store, &h);
+		}
+		break;
+	}
 	case PN_F_RESULT: {
 		uint32_t req;
 		uint8_t st;
@@ -1981,6 +2015,13 @@ static void cl_tick(void *node)
 					pn_wr_u64(&w, now);
 					sn_send_frame(c, f, w.len);
 					c->sn_ping_at = now + CL_PING_MS;
+					if (!c->hosts_asked) {
+						/* with the first keepalive of an attachment: refresh
+						 * the host cache from the supernode's overlay view */
+						uint8_t g[1] = {PN_F_GET_SUPERNODES};
+						sn_send_frame(c, g, 1);
+						c->hosts_asked = true;
+					}
 				}
 				if (now >= c->republish_at)
 					publish_record(c);

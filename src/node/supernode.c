@@ -41,6 +41,7 @@ enum {
 	SN_REFRESH_MS = 30000,
 	SN_OUTQ = 8,          /* frames queued while an outbound session comes up */
 	SN_MAX_FAILS = 3,
+	SN_OUT_IDLE_MS = 60000, /* outbound overlay sessions idle this long are re-made */
 	SN_REPLICATE_PER_REFRESH = 32, /* records re-stored on the current r closest per refresh */
 };
 
@@ -203,7 +204,11 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 		goto fail;
 	sn->links.evict_cb = on_evict;
 	sn->links.evict_arg = sn;
-	rc = pn_recstore_new(&sn->recs);
+	{
+		uint8_t hk[16];
+		sn->env.random(sn->env.ctx, hk, sizeof(hk));
+		rc = pn_recstore_new(&sn->recs, hk);
+	}
 	if (rc)
 		goto fail;
 	{
@@ -1094,6 +1099,11 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 		}
 		*pp = r->next;
 		pn_kad_failed(sn->kad, r->to, SN_MAX_FAILS);
+		/* The peer may have dropped our session (it expires idle sessions, or it
+		 * restarted): the next request starts a fresh handshake. */
+		for (struct sn_out *o = sn->outs; o; o = o->next)
+			if (memcmp(o->id, r->to, 32) == 0 && o->link.state == PN_LINK_UP)
+				pn_link_wipe(&o->link);
 		if (r->op) {
 			struct sn_op *op = r->op;
 			uint8_t to[32];
@@ -1113,6 +1123,10 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 			op_finish(sn, op);
 	}
 	for (struct sn_out *o = sn->outs; o; o = o->next) {
+		/* the peer forgets sessions idle for SN_IDLE_MS: forget ours a little sooner */
+		if (o->link.state == PN_LINK_UP && now > o->link.last_rx + SN_OUT_IDLE_MS &&
+		    now > o->link.last_tx + SN_OUT_IDLE_MS)
+			pn_link_wipe(&o->link);
 		if (o->link.state == PN_LINK_WAIT_HS2 &&
 		    now >= o->link.hs_sent_at + ((uint64_t)300 << (o->link.hs_tries - 1))) {
 			if (o->link.hs_tries >= 4) {
@@ -1251,6 +1265,27 @@ static void on_frame(struct pn_supernode *sn, struct pn_lent *e, const uint8_t *
 		pn_wr_u8(&w, PN_F_PONG);
 		pn_wr_u64(&w, tok);
 		send_frame(sn, e, out, w.len);
+		return;
+	}
+	case PN_F_GET_SUPERNODES: {
+		/* for the client's host cache: ourselves and the supernodes nearest to us */
+		uint8_t out[PN_FRAME_MAX];
+		struct pn_wr w;
+		struct pn_kad_contact cs[SN_NODES_MAX - 1];
+		size_t k = pn_kad_closest(sn->kad, sn->id, cs, SN_NODES_MAX - 1);
+		if (pn_rd_end(&r))
+			break;
+		pn_wr_init(&w, out, sizeof(out));
+		pn_wr_u8(&w, PN_F_SUPERNODES);
+		pn_wr_u8(&w, (uint8_t)(k + 1));
+		pn_wr_bytes(&w, sn->me.dh_pk, 32);
+		pn_addr_write(&w, &sn->public_addr);
+		for (size_t i = 0; i < k; i++) {
+			pn_wr_bytes(&w, cs[i].key, 32);
+			pn_addr_write(&w, &cs[i].addr);
+		}
+		if (!w.err)
+			send_frame(sn, e, out, w.len);
 		return;
 	}
 	case PN_F_PUBLISH:

@@ -6,7 +6,7 @@
 #include <string.h>
 
 /* Users hash into a power-of-two table of chains with a keyed hash (SipHash via
- * crypto_shorthash, random key per store), so nobody can pick usernames that pile into one
+ * crypto_shorthash, a secret key per store), so nobody can pick usernames that pile into one
  * chain; the table doubles when it holds twice as many users as buckets. A user entry holds
  * a small array of device records that grows as needed (most users have one device), and
  * each record's bytes are allocated at their exact size: about 500 bytes per record
@@ -40,7 +40,7 @@ static uint64_t hash_name(const struct pn_recstore *rs, const char *s)
 	return v;
 }
 
-int pn_recstore_new(struct pn_recstore **out)
+int pn_recstore_new(struct pn_recstore **out, const uint8_t hash_key[16])
 {
 	struct pn_recstore *rs = calloc(1, sizeof(*rs));
 
@@ -52,7 +52,7 @@ int pn_recstore_new(struct pn_recstore **out)
 		free(rs);
 		return -ENOMEM;
 	}
-	crypto_shorthash_keygen(rs->key);
+	memcpy(rs->key, hash_key, sizeof(rs->key));
 	*out = rs;
 	return 0;
 }

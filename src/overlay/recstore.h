@@ -23,7 +23,9 @@ struct pn_stored_rec {
 	uint8_t *bytes; /* exactly len bytes, owned by the store */
 };
 
-int pn_recstore_new(struct pn_recstore **out);
+/* hash_key: 16 secret random bytes (from the environment, so simulations stay
+ * deterministic) keying the username hash. */
+int pn_recstore_new(struct pn_recstore **out, const uint8_t hash_key[16]);
 void pn_recstore_free(struct pn_recstore *rs);
 /* Stores an already verified record. 0, -ESTALE (seq not newer), -ENOSPC (user has too
  * many devices), -ENOMEM. */

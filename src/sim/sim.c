@@ -52,7 +52,11 @@ struct pn_sim_host {
 	void *node;
 	const struct pn_node_ops *ops;
 	bool up;
+	bool located;   /* has a position for the location latency model */
+	int64_t x_us, y_us;    /* position on the plane, in microseconds of one-way delay */
+	uint64_t access_us;    /* last-mile delay added to every datagram to or from it */
 	uint64_t deadline; /* cached ops->next_deadline(); UINT64_MAX when none or down */
+	size_t dl_pos;     /* index in the deadline heap; SIZE_MAX when not in it */
 	uint64_t tick_at;  /* time of the last tick, for the same-time tick guard */
 	uint32_t ticks_same_time;
 	struct pn_sim_host *hnext; /* hash chain */
@@ -91,6 +95,12 @@ struct pn_sim {
 
 	struct sim_event *heap;
 	size_t nev, ev_cap;
+
+	/* Hosts with a deadline, in a binary min-heap on (deadline, index). Each host knows
+	 * its position, so re-reading one host's deadline is O(log hosts). */
+	struct pn_sim_host **dl_heap;
+	size_t ndl, dl_cap;
+	bool no_refresh_all; /* the caller touches hosts it drives from outside */
 
 	uint64_t events_at; /* guard against zero-delay loops */
 	uint64_t events_same_time;
@@ -341,6 +351,89 @@ static void heap_pop(struct pn_sim *s, struct sim_event *out)
 		s->heap[i] = last;
 }
 
+/* ---- deadline heap, ordered by (deadline, add order) ----
+ *
+ * The same order the former linear scan used (earliest deadline, ties to the host added
+ * first), so runs are event-for-event identical to it. A deadline in the past still sorts
+ * by its raw value, which is also what the scan compared. */
+
+static bool dl_before(const struct pn_sim_host *a, const struct pn_sim_host *b)
+{
+	return a->deadline < b->deadline || (a->deadline == b->deadline && a->index < b->index);
+}
+
+static void dl_set(struct pn_sim *s, size_t i, struct pn_sim_host *h)
+{
+	s->dl_heap[i] = h;
+	h->dl_pos = i;
+}
+
+static void dl_sift_up(struct pn_sim *s, size_t i)
+{
+	struct pn_sim_host *h = s->dl_heap[i];
+
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+
+		if (!dl_before(h, s->dl_heap[parent]))
+			break;
+		dl_set(s, i, s->dl_heap[parent]);
+		i = parent;
+	}
+	dl_set(s, i, h);
+}
+
+static void dl_sift_down(struct pn_sim *s, size_t i)
+{
+	struct pn_sim_host *h = s->dl_heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= s->ndl)
+			break;
+		if (c + 1 < s->ndl && dl_before(s->dl_heap[c + 1], s->dl_heap[c]))
+			c++;
+		if (!dl_before(s->dl_heap[c], h))
+			break;
+		dl_set(s, i, s->dl_heap[c]);
+		i = c;
+	}
+	dl_set(s, i, h);
+}
+
+static void dl_remove(struct pn_sim *s, struct pn_sim_host *h)
+{
+	size_t i = h->dl_pos;
+	struct pn_sim_host *last;
+
+	if (i == SIZE_MAX)
+		return;
+	h->dl_pos = SIZE_MAX;
+	last = s->dl_heap[--s->ndl];
+	if (last == h)
+		return;
+	dl_set(s, i, last);
+	dl_sift_up(s, i);
+	dl_sift_down(s, last->dl_pos);
+}
+
+/* Puts h at its place for its (new) deadline. The heap has room for every host: its
+ * capacity grows in pn_sim_host_add, so this cannot fail. */
+static void dl_update(struct pn_sim *s, struct pn_sim_host *h)
+{
+	if (h->deadline == UINT64_MAX) {
+		dl_remove(s, h);
+		return;
+	}
+	if (h->dl_pos == SIZE_MAX) {
+		h->dl_pos = s->ndl++;
+		s->dl_heap[h->dl_pos] = h;
+	}
+	dl_sift_up(s, h->dl_pos);
+	dl_sift_down(s, h->dl_pos);
+}
+
 /* ---- env callbacks ---- */
 
 static uint64_t env_now_ms(void *ctx)
@@ -362,6 +455,40 @@ static void env_random(void *ctx, void *buf, size_t len)
 	struct pn_sim_host *h = ctx;
 
 	rng_fill(&h->rng, buf, len);
+}
+
+/* floor(sqrt(v)), in integers so every machine gets the same delays. */
+static uint64_t isqrt64(uint64_t v)
+{
+	uint64_t r = 0, bit = 1ull << 62;
+
+	while (bit > v)
+		bit >>= 2;
+	while (bit) {
+		if (v >= r + bit) {
+			v -= r + bit;
+			r = (r >> 1) + bit;
+		} else {
+			r >>= 1;
+		}
+		bit >>= 2;
+	}
+	return r;
+}
+
+/* The location model's part of a delay: the distance on the plane plus both hosts' access
+ * delays, rounded to the nearest ms. Only between two hosts that both have a location.
+ * Coordinates are bounded (|x|, |y| < 1e6 ms), so the squares cannot overflow. */
+static uint64_t location_delay(const struct pn_sim_host *a, const struct pn_sim_host *b)
+{
+	uint64_t dx, dy, d;
+
+	if (!a->located || !b->located)
+		return 0;
+	dx = (uint64_t)(a->x_us > b->x_us ? a->x_us - b->x_us : b->x_us - a->x_us);
+	dy = (uint64_t)(a->y_us > b->y_us ? a->y_us - b->y_us : b->y_us - a->y_us);
+	d = isqrt64(dx * dx + dy * dy) + a->access_us + b->access_us;
+	return (d + 500) / 1000;
 }
 
 static int env_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, size_t len)
@@ -397,6 +524,8 @@ static int env_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, siz
 	}
 	memset(&ev, 0, sizeof(ev));
 	ev.time = s->now + l->delay_ms + jitter;
+	if (l == &s->default_link)
+		ev.time += location_delay(h, dst);
 	ev.seq = s->seq++;
 	ev.to = dst;
 	ev.from = h->addr;
@@ -437,6 +566,7 @@ void pn_sim_free(struct pn_sim *s)
 	for (size_t i = 0; i < s->nev; i++)
 		free(s->heap[i].buf);
 	free(s->heap);
+	free(s->dl_heap);
 	for (size_t i = 0; i < s->link_tab_size; i++) {
 		struct sim_link_entry *e = s->link_tab[i], *next;
 
@@ -472,6 +602,15 @@ int pn_sim_host_add(struct pn_sim *s, const struct pn_addr *addr, struct pn_sim_
 		s->hosts = hosts;
 		s->hosts_cap = cap;
 	}
+	if (s->nhosts == s->dl_cap) {
+		size_t cap = s->dl_cap ? s->dl_cap * 2 : 16;
+		struct pn_sim_host **dl = realloc(s->dl_heap, cap * sizeof(*dl));
+
+		if (!dl)
+			return -ENOMEM;
+		s->dl_heap = dl;
+		s->dl_cap = cap;
+	}
 	if (s->nhosts + 1 > s->host_tab_size) {
 		ret = host_tab_grow(s);
 		if (ret)
@@ -485,6 +624,7 @@ int pn_sim_host_add(struct pn_sim *s, const struct pn_addr *addr, struct pn_sim_
 	h->index = s->nhosts;
 	h->up = true;
 	h->deadline = UINT64_MAX;
+	h->dl_pos = SIZE_MAX;
 	h->env.ctx = h;
 	h->env.now_ms = env_now_ms;
 	h->env.wall_s = env_wall_s;
@@ -507,10 +647,51 @@ const struct pn_env *pn_sim_host_env(struct pn_sim_host *h)
 
 static void host_refresh_deadline(struct pn_sim_host *h)
 {
+	uint64_t old = h->deadline;
+
 	if (h->up && h->node && h->ops && h->ops->next_deadline && h->ops->tick)
 		h->deadline = h->ops->next_deadline(h->node);
 	else
 		h->deadline = UINT64_MAX;
+	if (h->deadline != old || (h->deadline != UINT64_MAX && h->dl_pos == SIZE_MAX))
+		dl_update(h->sim, h);
+}
+
+void pn_sim_host_touch(struct pn_sim_host *h)
+{
+	host_refresh_deadline(h);
+}
+
+void pn_sim_set_refresh_all(struct pn_sim *s, bool on)
+{
+	s->no_refresh_all = !on;
+}
+
+int pn_sim_host_set_location(struct pn_sim_host *h, double x_ms, double y_ms, double access_ms)
+{
+	/* The comparisons also reject NaN; the bound keeps the squared distance in 64 bits. */
+	if (!(x_ms > -1e6 && x_ms < 1e6 && y_ms > -1e6 && y_ms < 1e6 && access_ms >= 0.0 &&
+	      access_ms < 1e6))
+		return -EINVAL;
+	/* Rounded once here, so the delays themselves are computed in integers. */
+	h->x_us = (int64_t)(x_ms * 1000.0 + (x_ms < 0 ? -0.5 : 0.5));
+	h->y_us = (int64_t)(y_ms * 1000.0 + (y_ms < 0 ? -0.5 : 0.5));
+	h->access_us = (uint64_t)(access_ms * 1000.0 + 0.5);
+	h->located = true;
+	return 0;
+}
+
+uint64_t pn_sim_path_delay(const struct pn_sim *s, const struct pn_sim_host *from,
+			   const struct pn_sim_host *to)
+{
+	const struct pn_sim_link *l = link_find(s, &from->addr, &to->addr);
+
+	return l->delay_ms + (l == &s->default_link ? location_delay(from, to) : 0);
+}
+
+struct pn_sim_host *pn_sim_host_find(struct pn_sim *s, const struct pn_addr *addr)
+{
+	return s && addr ? host_find(s, addr) : NULL;
 }
 
 void pn_sim_host_set_node(struct pn_sim_host *h, void *node, const struct pn_node_ops *ops)
@@ -594,22 +775,17 @@ void pn_sim_get_stats(const struct pn_sim *s, struct pn_sim_stats *st)
  * event can have changed its own. */
 static void refresh_all_deadlines(struct pn_sim *s)
 {
+	if (s->no_refresh_all)
+		return;
 	for (size_t i = 0; i < s->nhosts; i++)
 		host_refresh_deadline(s->hosts[i]);
 }
 
-/* Earliest deadline among up hosts; ties go to the host added first. O(hosts). */
+/* Earliest deadline among up hosts; ties go to the host added first. O(1): the top of
+ * the deadline heap. */
 static struct pn_sim_host *earliest_deadline(const struct pn_sim *s)
 {
-	struct pn_sim_host *best = NULL;
-
-	for (size_t i = 0; i < s->nhosts; i++) {
-		struct pn_sim_host *h = s->hosts[i];
-
-		if (h->deadline != UINT64_MAX && (!best || h->deadline < best->deadline))
-			best = h;
-	}
-	return best;
+	return s->ndl ? s->dl_heap[0] : NULL;
 }
 
 static void count_event(struct pn_sim *s)

@@ -51,4 +51,29 @@ bool pn_sim_run_while_not(struct pn_sim *s, bool (*pred)(void *arg), void *arg,
 			  uint64_t limit_ms);
 void pn_sim_get_stats(const struct pn_sim *s, struct pn_sim_stats *st);
 
+/* ---- scale and latency model (see docs/SIMULATOR.md) ---- */
+
+/* Re-reads one host's next_deadline() now. Safe inside a node callback: a test or driver
+ * node that drives another node from its own tick() or recv() touches that node's host
+ * afterwards. O(log hosts). */
+void pn_sim_host_touch(struct pn_sim_host *h);
+/* By default every run starts by re-reading every host's deadline (O(hosts)), so nodes
+ * driven from outside between runs need no care. A caller with many hosts and many short
+ * runs can turn this off (on = false) and then must pn_sim_host_touch() each host whose
+ * node it drove from outside. */
+void pn_sim_set_refresh_all(struct pn_sim *s, bool on);
+/* Location latency model: a host gets a position on a plane and an access (last-mile)
+ * delay, all in milliseconds of one-way delay. A datagram between two located hosts that
+ * use the default link takes default delay + Euclidean distance + access(from) +
+ * access(to), rounded to the ms, plus the default jitter. A per-pair link set with
+ * pn_sim_set_link replaces the whole model for that direction. |x|, |y| < 1e6 and
+ * 0 <= access < 1e6; -EINVAL otherwise (also NaN). */
+int pn_sim_host_set_location(struct pn_sim_host *h, double x_ms, double y_ms,
+			     double access_ms);
+/* The one-way delay from one host to another without jitter (what a send would get). */
+uint64_t pn_sim_path_delay(const struct pn_sim *s, const struct pn_sim_host *from,
+			   const struct pn_sim_host *to);
+/* The host at addr, or NULL. */
+struct pn_sim_host *pn_sim_host_find(struct pn_sim *s, const struct pn_addr *addr);
+
 #endif

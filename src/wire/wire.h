@@ -99,6 +99,9 @@ enum pn_frame_type {
 	/* to a device attached to another supernode (named by its key, from the record) */
 	PN_F_FORWARD_VIA = 0x2a, /* 16 dst device id | 32 dst supernode key | u16 len | packet */
 	PN_F_DELIVER_VIA = 0x2b, /* 16 src device id | 32 src supernode key | u16 len | packet */
+	/* host cache refresh: other supernodes this one knows (client -> asks, <- answers) */
+	PN_F_GET_SUPERNODES = 0x2d, /* (empty) */
+	PN_F_SUPERNODES = 0x2c,     /* u8 n | n x (32 key | addr), n <= 16 */
 
 	/* supernode <-> supernode (purpose OVERLAY); requests go over the requester's own
 	 * outbound session, answers come back on it */

@@ -17,6 +17,8 @@
 
 #include "base/addr.h"
 #include "overlay/recstore.h"
+
+static const uint8_t test_hash_key[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 #include "parley/network.h"
 #include "wire/wire.h"
 
@@ -101,7 +103,7 @@ static void recstore_put_get(void **state)
 	struct pn_recstore *rs = NULL;
 	struct seen s;
 
-	assert_int_equal(pn_recstore_new(&rs), 0);
+	assert_int_equal(pn_recstore_new(&rs, test_hash_key), 0);
 	assert_int_equal(pn_recstore_count(rs), 0);
 	assert_int_equal(pn_recstore_get(rs, "alice", 100, seen_cb, NULL), 0);
 	assert_int_equal(put(rs, "alice", 1, 5, 1000), 0);
@@ -129,7 +131,7 @@ static void recstore_seq_rules(void **state)
 	struct pn_recstore *rs = NULL;
 	struct seen s;
 
-	assert_int_equal(pn_recstore_new(&rs), 0);
+	assert_int_equal(pn_recstore_new(&rs, test_hash_key), 0);
 	assert_int_equal(put(rs, "alice", 1, 5, 1000), 0);
 	assert_int_equal(put(rs, "alice", 1, 5, 2000), -ESTALE);
 	assert_int_equal(put(rs, "alice", 1, 4, 2000), -ESTALE);
@@ -157,7 +159,7 @@ static void recstore_device_cap(void **state)
 {
 	struct pn_recstore *rs = NULL;
 
-	assert_int_equal(pn_recstore_new(&rs), 0);
+	assert_int_equal(pn_recstore_new(&rs, test_hash_key), 0);
 	for (uint8_t d = 1; d <= PN_RECSTORE_MAX_DEVICES; d++)
 		assert_int_equal(put(rs, "alice", d, 1, 1000), 0);
 	assert_int_equal(put(rs, "alice", PN_RECSTORE_MAX_DEVICES + 1, 1, 1000), -ENOSPC);
@@ -184,7 +186,7 @@ static void recstore_put_too_long(void **state)
 	struct pn_record r;
 	static uint8_t big[PN_REC_MAX + 1];
 
-	assert_int_equal(pn_recstore_new(&rs), 0);
+	assert_int_equal(pn_recstore_new(&rs, test_hash_key), 0);
 	rec(&r, "alice", 1, 1, 1000);
 	assert_int_equal(pn_recstore_put(rs, &r, big, sizeof(big)), -EINVAL);
 	assert_int_equal(pn_recstore_put(rs, &r, big, PN_REC_MAX), 0);
@@ -197,7 +199,7 @@ static void recstore_expiry_skip_on_get(void **state)
 	struct pn_recstore *rs = NULL;
 	struct seen s;
 
-	assert_int_equal(pn_recstore_new(&rs), 0);
+	assert_int_equal(pn_recstore_new(&rs, test_hash_key), 0);
 	assert_int_equal(put(rs, "alice", 1, 1, 1000), 0);
 	assert_int_equal(put(rs, "alice", 2, 1, 2000), 0);
 	assert_int_equal(get(rs, "alice", 1000).n, 2); /* valid through its expiry second */
@@ -216,7 +218,7 @@ static void recstore_expire_removes(void **state)
 	char name[16];
 	struct seen s;
 
-	assert_int_equal(pn_recstore_new(&rs), 0);
+	assert_int_equal(pn_recstore_new(&rs, test_hash_key), 0);
 	/* Many users (several share hash buckets' neighbourhood), each with a mix. */
 	for (int u = 0; u < 300; u++) {
 		snprintf(name, sizeof(name), "user%d", u);
@@ -254,7 +256,7 @@ static void recstore_del(void **state)
 	memset(id1, 1, sizeof(id1));
 	memset(id2, 2, sizeof(id2));
 	memset(id9, 9, sizeof(id9));
-	assert_int_equal(pn_recstore_new(&rs), 0);
+	assert_int_equal(pn_recstore_new(&rs, test_hash_key), 0);
 	assert_int_equal(put(rs, "alice", 1, 3, 1000), 0);
 	assert_int_equal(put(rs, "alice", 2, 3, 1000), 0);
 	pn_recstore_del(rs, "alice", id9);
