@@ -361,34 +361,48 @@ static uint64_t next_hs_ts(struct pn_client *c)
 	return t;
 }
 
-static void sn_connect(struct pn_client *c)
+/* Starts a handshake on l as initiator: fresh ephemeral key and index, our static key,
+ * the current handshake timestamp and (with_cert) our certificate. rs = NULL means XX.
+ * The first message is then in l->hs_pkt for the caller to send. */
+static int link_start(struct pn_client *c, struct pn_link *l, uint8_t purpose, const uint8_t *rs,
+		      bool with_cert)
 {
 	struct pn_link_params p;
 	uint8_t e_sk[32];
 	uint32_t idx;
+	int rc;
 
-	if (!c->logged_in || c->n_cands == 0)
-		return;
-	c->sn = c->cands[c->cand_i % c->n_cands];
 	c->env.random(c->env.ctx, e_sk, sizeof(e_sk));
 	c->env.random(c->env.ctx, &idx, sizeof(idx));
 	memset(&p, 0, sizeof(p));
-	p.pattern = c->sn.has_key ? PN_PATTERN_IK : PN_PATTERN_XX;
-	p.purpose = PN_PURPOSE_ATTACH;
+	p.pattern = rs ? PN_PATTERN_IK : PN_PATTERN_XX;
+	p.purpose = purpose;
 	p.s_sk = c->keys.dh_sk;
-	p.rs = c->sn.has_key ? c->sn.key : NULL;
+	p.rs = rs;
 	p.e_sk = e_sk;
 	p.local_idx = idx;
 	p.timestamp_ms = next_hs_ts(c);
-	p.cert = c->cert_bytes;
-	p.cert_len = c->cert_len;
+	if (with_cert) {
+		p.cert = c->cert_bytes;
+		p.cert_len = c->cert_len;
+	}
 	p.now = now_ms(c);
-	if (pn_link_connect(&c->sn_link, &p) == 0) {
+	rc = pn_link_connect(l, &p);
+	sodium_memzero(e_sk, sizeof(e_sk));
+	return rc;
+}
+
+static void sn_connect(struct pn_client *c)
+{
+	if (!c->logged_in || c->n_cands == 0)
+		return;
+	c->sn = c->cands[c->cand_i % c->n_cands];
+	if (link_start(c, &c->sn_link, PN_PURPOSE_ATTACH, c->sn.has_key ? c->sn.key : NULL,
+		       true) == 0) {
 		c->env.send(c->env.ctx, &c->sn.addr, c->sn_link.hs_pkt, c->sn_link.hs_pkt_len);
 		set_sn_state(c, SN_CONNECTING);
-		c->sn_retry_at = p.now + CL_HS_RETRY_MS;
+		c->sn_retry_at = now_ms(c) + CL_HS_RETRY_MS;
 	}
-	sodium_memzero(e_sk, sizeof(e_sk));
 }
 
 static void publish_record(struct pn_client *c)
@@ -600,26 +614,9 @@ static void peer_send_frame(struct pn_client *c, struct peer *p, const uint8_t *
 
 static void peer_connect(struct pn_client *c, struct peer *p, const struct pn_cert *cert)
 {
-	struct pn_link_params lp;
-	uint8_t e_sk[32];
-	uint32_t idx;
-
-	c->env.random(c->env.ctx, e_sk, sizeof(e_sk));
-	c->env.random(c->env.ctx, &idx, sizeof(idx));
-	memset(&lp, 0, sizeof(lp));
-	lp.pattern = PN_PATTERN_IK; /* the directory gave us the device's static key */
-	lp.purpose = PN_PURPOSE_E2E;
-	lp.s_sk = c->keys.dh_sk;
-	lp.rs = cert->dh_pk;
-	lp.e_sk = e_sk;
-	lp.local_idx = idx;
-	lp.timestamp_ms = next_hs_ts(c);
-	lp.cert = c->cert_bytes;
-	lp.cert_len = c->cert_len;
-	lp.now = now_ms(c);
-	if (pn_link_connect(&p->link, &lp) == 0)
+	/* IK: the directory gave us the device's static key */
+	if (link_start(c, &p->link, PN_PURPOSE_E2E, cert->dh_pk, true) == 0)
 		forward(c, p->device_id, p->link.hs_pkt, p->link.hs_pkt_len);
-	sodium_memzero(e_sk, sizeof(e_sk));
 }
 
 static void send_chat(struct pn_client *c, struct peer *p, const struct outmsg *m)
@@ -1236,31 +1233,17 @@ static void op_fail(struct pn_client *c, int err, const char *code, const char *
 static int op_start(struct pn_client *c, enum op_kind k, const char *user, const char *pw,
 		    pn_client_reply_cb cb, void *arg)
 {
-	struct pn_link_params p;
-	uint8_t e_sk[32];
-	uint32_t idx;
 	int rc;
 
 	if (c->op != OP_NONE)
 		return -EBUSY;
-	c->env.random(c->env.ctx, e_sk, sizeof(e_sk));
-	c->env.random(c->env.ctx, &idx, sizeof(idx));
-	memset(&p, 0, sizeof(p));
-	p.pattern = PN_PATTERN_IK; /* the login server's key is pinned in the network file */
-	p.purpose = PN_PURPOSE_LOGIN;
-	p.s_sk = c->keys.dh_sk;
-	p.rs = c->net.login.key;
-	p.e_sk = e_sk;
-	p.local_idx = idx;
-	p.timestamp_ms = next_hs_ts(c);
-	p.now = now_ms(c);
-	rc = pn_link_connect(&c->op_link, &p);
-	sodium_memzero(e_sk, sizeof(e_sk));
+	/* IK: the login server's key is pinned in the network file */
+	rc = link_start(c, &c->op_link, PN_PURPOSE_LOGIN, c->net.login.key, false);
 	if (rc)
 		return rc;
 	c->op = k;
 	c->op_req = new_req(c);
-	c->op_deadline = p.now + CL_LOGIN_TIMEOUT_MS;
+	c->op_deadline = now_ms(c) + CL_LOGIN_TIMEOUT_MS;
 	snprintf(c->op_user, sizeof(c->op_user), "%s", user);
 	snprintf(c->op_pw, sizeof(c->op_pw), "%s", pw ? pw : "");
 	c->op_cb = cb;
@@ -1754,9 +1737,6 @@ static void sb_drop(struct pn_client *c)
 /* Attaches to a second supernode (one whose key we know, other than the primary). */
 static void sb_connect(struct pn_client *c)
 {
-	struct pn_link_params p;
-	uint8_t e_sk[32];
-	uint32_t idx;
 
 	for (unsigned k = 0; k < c->n_cands; k++) {
 		const struct pn_net_peer *cand = &c->cands[(c->sb_cand + k) % c->n_cands];
@@ -1770,24 +1750,10 @@ static void sb_connect(struct pn_client *c)
 		c->sb_retry_at = now_ms(c) + CL_QUEUED_RETRY_MS;
 		return;
 	}
-	c->env.random(c->env.ctx, e_sk, sizeof(e_sk));
-	c->env.random(c->env.ctx, &idx, sizeof(idx));
-	memset(&p, 0, sizeof(p));
-	p.pattern = PN_PATTERN_IK;
-	p.purpose = PN_PURPOSE_ATTACH;
-	p.s_sk = c->keys.dh_sk;
-	p.rs = c->sb.key;
-	p.e_sk = e_sk;
-	p.local_idx = idx;
-	p.timestamp_ms = next_hs_ts(c);
-	p.cert = c->cert_bytes;
-	p.cert_len = c->cert_len;
-	p.now = now_ms(c);
-	if (pn_link_connect(&c->sb_link, &p) == 0) {
+	if (link_start(c, &c->sb_link, PN_PURPOSE_ATTACH, c->sb.key, true) == 0) {
 		c->env.send(c->env.ctx, &c->sb.addr, c->sb_link.hs_pkt, c->sb_link.hs_pkt_len);
 		c->sb_state = 1;
 	}
-	sodium_memzero(e_sk, sizeof(e_sk));
 }
 
 /* The primary stopped answering: the warm standby takes over at once (no handshake), a new
