@@ -1624,6 +1624,9 @@ static void on_login_result(struct pn_client *c, struct pn_rd *r)
 
 /* ---- packet input -------------------------------------------------------------------- */
 
+static void sb_drop(struct pn_client *c);
+static void sb_promote(struct pn_client *c);
+
 static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, size_t len)
 {
 	struct pn_client *c = node;
@@ -1635,6 +1638,27 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 
 	if (pn_pkt_parse(&h, buf, len) || h.type == PN_PKT_HS1) {
 		c->rx_bad++;
+		return;
+	}
+	if (h.type == PN_PKT_RESET) {
+		/* A supernode lost our session (it restarted): attach again now rather than
+		 * after the keepalive times out. Only the index we use there counts. */
+		if (c->sn_state == SN_UP && c->sn_link.state == PN_LINK_UP &&
+		    pn_addr_eq(from, &c->sn.addr) && h.receiver_idx == c->sn_link.remote_idx) {
+			pn_warn("supernode lost our session; attaching again");
+			if (c->sb_state == 2) {
+				sb_promote(c);
+			} else {
+				sn_drop(c, false);
+				c->sn_retry_at = now;
+			}
+		} else if (c->sb_state && c->sb_link.state == PN_LINK_UP &&
+			   pn_addr_eq(from, &c->sb.addr) && h.receiver_idx == c->sb_link.remote_idx) {
+			sb_drop(c);
+			c->sb_retry_at = now;
+		} else {
+			c->rx_bad++;
+		}
 		return;
 	}
 	if (c->op != OP_NONE && pn_addr_eq(from, &c->net.login.addr) &&

@@ -120,6 +120,8 @@ struct pn_supernode {
 	uint64_t next_refresh, last_hs_ts;
 	int misbehave;
 	unsigned replicate_cursor;
+	uint64_t reset_window;
+	unsigned resets_in_window;
 	void (*lookup_hook)(void *arg, bool found, unsigned hops, uint64_t ms);
 	void *lookup_hook_arg;
 	struct pn_supernode_stats st;
@@ -1369,6 +1371,28 @@ static void handle_hs1(struct pn_supernode *sn, const struct pn_addr *from, cons
 	}
 }
 
+/* DATA for a session we do not have (we restarted, or it expired): tell the sender, so it
+ * handshakes again instead of waiting for its keepalive to time out. Unauthenticated and
+ * smaller than the DATA that caused it (no amplification); it names the index the sender
+ * used, which an off-path attacker cannot guess; at most 200 a second. */
+static void send_reset(struct pn_supernode *sn, const struct pn_addr *to, uint32_t idx)
+{
+	uint8_t pkt[PN_RESET_LEN];
+	struct pn_wr w;
+	uint64_t now = now_ms(sn);
+
+	if (now / 1000 != sn->reset_window) {
+		sn->reset_window = now / 1000;
+		sn->resets_in_window = 0;
+	}
+	if (++sn->resets_in_window > 200)
+		return;
+	pn_wr_init(&w, pkt, sizeof(pkt));
+	pn_wr_u8(&w, PN_PKT_RESET);
+	pn_wr_u32(&w, idx);
+	sn->env.send(sn->env.ctx, to, pkt, w.len);
+}
+
 static void sn_recv(void *node, const struct pn_addr *from, const uint8_t *buf, size_t len)
 {
 	struct pn_supernode *sn = node;
@@ -1390,10 +1414,20 @@ static void sn_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 	e = pn_ltab_find(&sn->links, h.receiver_idx);
 	if (!e) {
 		struct sn_out *o = out_find_idx(sn, h.receiver_idx);
-		if (o && pn_addr_eq(from, &o->addr))
+		if (o && pn_addr_eq(from, &o->addr)) {
 			out_input(sn, o, &h);
-		else
-			sn->st.bad_packets++;
+			return;
+		}
+		sn->st.bad_packets++;
+		if (h.type == PN_PKT_RESET) {
+			/* a peer supernode lost the session we use (it restarted): re-make it */
+			for (o = sn->outs; o; o = o->next)
+				if (o->link.state == PN_LINK_UP && o->link.remote_idx == h.receiver_idx &&
+				    pn_addr_eq(from, &o->addr))
+					pn_link_wipe(&o->link);
+		} else if (h.type == PN_PKT_DATA) {
+			send_reset(sn, from, h.receiver_idx);
+		}
 		return;
 	}
 	if (pn_link_input(&e->link, &h, now, f, sizeof(f), &n, &ev)) {

@@ -104,6 +104,9 @@ int sc_net_init_multi(struct sc_net *n, uint64_t seed, const struct pn_sim_link 
 		rc = pn_supernode_new(&n->sns[i], &sc);
 		if (rc)
 			return rc;
+		memcpy(n->sn_seed[i], sn_seed[i], 32);
+		memcpy(n->sn_cert[i], cb, (size_t)cl);
+		n->sn_cert_len[i] = (size_t)cl;
 		pn_sim_host_set_node(n->sn_hosts[i], n->sns[i], &pn_supernode_ops);
 		pn_keys_wipe(&sk[i]);
 	}
@@ -111,6 +114,31 @@ int sc_net_init_multi(struct sc_net *n, uint64_t seed, const struct pn_sim_link 
 	n->sn = n->sns[0];
 	n->sn_host = n->sn_hosts[0];
 	pn_keys_wipe(&root);
+	return 0;
+}
+
+int sc_restart_supernode(struct sc_net *n, unsigned i)
+{
+	struct pn_supernode_config sc;
+	int rc;
+
+	if (i >= n->n_sns)
+		return -EINVAL;
+	pn_supernode_free(n->sns[i]);
+	n->sns[i] = NULL;
+	memset(&sc, 0, sizeof(sc));
+	sc.env = pn_sim_host_env(n->sn_hosts[i]);
+	sc.net = &n->net;
+	memcpy(sc.seed, n->sn_seed[i], 32);
+	sc.cert = n->sn_cert[i];
+	sc.cert_len = n->sn_cert_len[i];
+	sc.public_addr = n->net.supernodes[i].addr;
+	rc = pn_supernode_new(&n->sns[i], &sc);
+	if (rc)
+		return rc;
+	pn_sim_host_set_node(n->sn_hosts[i], n->sns[i], &pn_supernode_ops);
+	if (i == 0)
+		n->sn = n->sns[0];
 	return 0;
 }
 

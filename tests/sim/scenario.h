@@ -9,6 +9,7 @@
 #include "parley/client.h"
 #include "parley/login.h"
 #include "parley/network.h"
+#include "crypto/cert.h"
 #include "parley/supernode.h"
 #include "sim/sim.h"
 
@@ -30,6 +31,9 @@ struct sc_net {
 	struct pn_supernode *sns[SC_MAX_SNS];
 	struct pn_sim_host *sn_hosts[SC_MAX_SNS];
 	unsigned n_sns;
+	uint8_t sn_seed[SC_MAX_SNS][32];
+	uint8_t sn_cert[SC_MAX_SNS][PN_CERT_MAX];
+	size_t sn_cert_len[SC_MAX_SNS];
 	struct pn_client *clients[SC_MAX_CLIENTS];
 	struct pn_sim_host *client_hosts[SC_MAX_CLIENTS];
 	unsigned n_clients;
@@ -53,6 +57,9 @@ int sc_net_init(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link)
 int sc_net_init_multi(struct sc_net *n, uint64_t seed, const struct pn_sim_link *link,
 		      unsigned count);
 int sc_net_add_client(struct sc_net *n, const char *addr);
+/* Replaces supernode i by a fresh process with the same key and certificate: everything
+ * it held in memory (sessions, records) is gone, as after a crash and restart. */
+int sc_restart_supernode(struct sc_net *n, unsigned i);
 /* A client whose network file lists supernode sn_index first (its primary). */
 int sc_net_add_client_at(struct sc_net *n, const char *addr, unsigned sn_index);
 void sc_net_free(struct sc_net *n);

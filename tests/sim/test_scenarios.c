@@ -532,6 +532,36 @@ static void standby_takes_over_when_primary_dies(void **state)
 	sc_net_free(&n);
 }
 
+/* A supernode crashes and restarts at once, forgetting every session. Its clients learn
+ * it from the RESET their next packet provokes (or from an unanswered keepalive) and
+ * attach again within seconds, instead of waiting for the 65 s dead timer. */
+static void restarted_supernode_gets_its_clients_back(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link l = {.delay_ms = 10, .jitter_ms = 5, .loss = 0};
+	struct pn_supernode_stats st;
+
+	assert_int_equal(sc_net_init_multi(&n, 93, &l, 2), 0);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.1:5000", 0), ALICE);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.2:5000", 1), BOB);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	up_user(&n, ALICE, "alice");
+	up_user(&n, BOB, "bob");
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000);
+	assert_int_equal(sc_restart_supernode(&n, 0), 0);
+	pn_supernode_stats(n.sns[0], &st);
+	assert_int_equal(st.clients, 0);
+	/* within one keepalive period (20 s) plus a few seconds, the clients notice (RESET
+	 * or an unanswered keepalive) and attach to the restarted supernode again, as
+	 * primary or standby */
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 25000);
+	pn_supernode_stats(n.sns[0], &st);
+	assert_true(st.clients >= 1);
+	exchange(&n, BOB, ALICE, "alice", "after the restart");
+	exchange(&n, ALICE, BOB, "bob", "and back");
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -544,6 +574,7 @@ int main(void)
 		cmocka_unit_test(replayed_packets_rejected),
 		cmocka_unit_test(overlay_across_supernodes),
 		cmocka_unit_test(standby_takes_over_when_primary_dies),
+		cmocka_unit_test(restarted_supernode_gets_its_clients_back),
 	};
 	if (sodium_init() < 0)
 		return 1;
