@@ -1,5 +1,11 @@
 #include "scenario.h"
 
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -274,4 +280,71 @@ int sc_wait_event(struct sc_net *n, int i, const char *name, unsigned from, uint
 	if (!ev_seen(&w))
 		pn_sim_run_while_not(n->sim, ev_seen, &w, pn_sim_now(n->sim) + limit_ms);
 	return w.found;
+}
+
+/* ---- story steps shared by the scenario files (they assert with cmocka) ---- */
+
+json_t *sc_args2(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	return k2 ? json_pack("{s:s,s:s}", k1, v1, k2, v2) : json_pack("{s:s}", k1, v1);
+}
+
+/* Registers and logs in alice and bob; asserts every step. */
+void sc_bring_up(struct sc_net *n)
+{
+	struct sc_reply r;
+	const char *names[2] = {"alice", "bob"};
+
+	assert_int_equal(sc_net_add_client(n, "198.18.1.1:5000"), 0);
+	assert_int_equal(sc_net_add_client(n, "198.18.1.2:5000"), 1);
+	for (int i = 0; i < 2; i++) {
+		assert_true(sc_call(n, i, "register",
+				    sc_args2("username", names[i], "password", "correct horse"), &r, 10000));
+		assert_int_equal(r.err, 0);
+		sc_reply_clear(&r);
+		assert_true(sc_call(n, i, "login", sc_args2("username", names[i], "password", "correct horse"),
+				    &r, 10000));
+		assert_int_equal(r.err, 0);
+		assert_string_equal(json_string_value(json_object_get(r.result, "username")), names[i]);
+		sc_reply_clear(&r);
+		assert_true(sc_call(n, i, "status", NULL, &r, 1000));
+		assert_string_equal(json_string_value(json_object_get(r.result, "state")), "online");
+		sc_reply_clear(&r);
+	}
+}
+
+uint64_t sc_exchange(struct sc_net *n, int from, int to, const char *to_name, const char *text)
+{
+	struct sc_reply r;
+	unsigned ev0 = n->n_events;
+	int k;
+	char id[64];
+
+	assert_true(sc_call(n, from, "send", sc_args2("to", to_name, "text", text), &r, 1000));
+	assert_int_equal(r.err, 0);
+	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.result, "id")));
+	sc_reply_clear(&r);
+	k = sc_wait_event(n, to, "message.received", ev0, 20000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "text")), text);
+	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "id")), id);
+	k = sc_wait_event(n, from, "message.state", ev0, 20000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "state")), "delivered");
+	return n->events[k].at;
+}
+
+/* Registers and logs in one user on client i (for multi-supernode scenarios). */
+void sc_up_user(struct sc_net *n, int i, const char *name)
+{
+	struct sc_reply r;
+
+	assert_true(sc_call(n, i, "register", sc_args2("username", name, "password", "correct horse"),
+			    &r, 10000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_true(sc_call(n, i, "login", sc_args2("username", name, "password", "correct horse"), &r,
+			    10000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
 }

@@ -72,4 +72,15 @@ void sc_reply_clear(struct sc_reply *r);
  * index or -1. */
 int sc_wait_event(struct sc_net *n, int i, const char *name, unsigned from, uint64_t limit_ms);
 
+/* Story steps shared by the scenario files; they assert (cmocka) on every step.
+ * sc_args2: a JSON object of one or two string pairs (k2 NULL for one).
+ * sc_bring_up: clients 0 (alice) and 1 (bob), registered, logged in, online.
+ * sc_up_user: registers and logs in `name` on client i.
+ * sc_exchange: from sends text to to_name (client to); asserts received once and the
+ * receipt; returns the virtual time of the delivered event. */
+json_t *sc_args2(const char *k1, const char *v1, const char *k2, const char *v2);
+void sc_bring_up(struct sc_net *n);
+void sc_up_user(struct sc_net *n, int i, const char *name);
+uint64_t sc_exchange(struct sc_net *n, int from, int to, const char *to_name, const char *text);
+
 #endif

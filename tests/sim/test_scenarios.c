@@ -21,56 +21,6 @@
 
 enum { ALICE = 0, BOB = 1 };
 
-static json_t *args2(const char *k1, const char *v1, const char *k2, const char *v2)
-{
-	return k2 ? json_pack("{s:s,s:s}", k1, v1, k2, v2) : json_pack("{s:s}", k1, v1);
-}
-
-/* Registers and logs in alice and bob; asserts every step. */
-static void bring_up(struct sc_net *n)
-{
-	struct sc_reply r;
-	const char *names[2] = {"alice", "bob"};
-
-	assert_int_equal(sc_net_add_client(n, "198.18.1.1:5000"), ALICE);
-	assert_int_equal(sc_net_add_client(n, "198.18.1.2:5000"), BOB);
-	for (int i = 0; i < 2; i++) {
-		assert_true(sc_call(n, i, "register",
-				    args2("username", names[i], "password", "correct horse"), &r, 10000));
-		assert_int_equal(r.err, 0);
-		sc_reply_clear(&r);
-		assert_true(sc_call(n, i, "login", args2("username", names[i], "password", "correct horse"),
-				    &r, 10000));
-		assert_int_equal(r.err, 0);
-		assert_string_equal(json_string_value(json_object_get(r.result, "username")), names[i]);
-		sc_reply_clear(&r);
-		assert_true(sc_call(n, i, "status", NULL, &r, 1000));
-		assert_string_equal(json_string_value(json_object_get(r.result, "state")), "online");
-		sc_reply_clear(&r);
-	}
-}
-
-static uint64_t exchange(struct sc_net *n, int from, int to, const char *to_name, const char *text)
-{
-	struct sc_reply r;
-	unsigned ev0 = n->n_events;
-	int k;
-	char id[64];
-
-	assert_true(sc_call(n, from, "send", args2("to", to_name, "text", text), &r, 1000));
-	assert_int_equal(r.err, 0);
-	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.result, "id")));
-	sc_reply_clear(&r);
-	k = sc_wait_event(n, to, "message.received", ev0, 20000);
-	assert_true(k >= 0);
-	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "text")), text);
-	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "id")), id);
-	k = sc_wait_event(n, from, "message.state", ev0, 20000);
-	assert_true(k >= 0);
-	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "state")), "delivered");
-	return n->events[k].at;
-}
-
 static void register_login_message_both_ways(void **state)
 {
 	struct sc_net n;
@@ -78,19 +28,19 @@ static void register_login_message_both_ways(void **state)
 	json_t *msgs;
 
 	assert_int_equal(sc_net_init(&n, 42, NULL), 0);
-	bring_up(&n);
-	assert_true(sc_call(&n, ALICE, "contacts.add", args2("username", "bob", NULL, NULL), &r, 100));
+	sc_bring_up(&n);
+	assert_true(sc_call(&n, ALICE, "contacts.add", sc_args2("username", "bob", NULL, NULL), &r, 100));
 	assert_int_equal(r.err, 0);
 	sc_reply_clear(&r);
-	assert_true(sc_call(&n, ALICE, "whois", args2("username", "bob", NULL, NULL), &r, 10000));
+	assert_true(sc_call(&n, ALICE, "whois", sc_args2("username", "bob", NULL, NULL), &r, 10000));
 	assert_int_equal(r.err, 0);
 	assert_true(json_is_true(json_object_get(r.result, "online")));
 	assert_int_equal(json_array_size(json_object_get(r.result, "devices")), 1);
 	sc_reply_clear(&r);
-	exchange(&n, ALICE, BOB, "bob", "hello bob");
-	exchange(&n, BOB, ALICE, "alice", "hello alice");
+	sc_exchange(&n, ALICE, BOB, "bob", "hello bob");
+	sc_exchange(&n, BOB, ALICE, "alice", "hello alice");
 	/* Both histories hold both messages, in order, with final states. */
-	assert_true(sc_call(&n, ALICE, "history", args2("with", "bob", NULL, NULL), &r, 100));
+	assert_true(sc_call(&n, ALICE, "history", sc_args2("with", "bob", NULL, NULL), &r, 100));
 	msgs = json_object_get(r.result, "messages");
 	assert_int_equal(json_array_size(msgs), 2);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(msgs, 0), "text")),
@@ -109,24 +59,24 @@ static void wrong_password_and_bad_username(void **state)
 	struct sc_reply r;
 
 	assert_int_equal(sc_net_init(&n, 7, NULL), 0);
-	bring_up(&n);
-	assert_true(sc_call(&n, ALICE, "register", args2("username", "bob", "password", "whatever12"),
+	sc_bring_up(&n);
+	assert_true(sc_call(&n, ALICE, "register", sc_args2("username", "bob", "password", "whatever12"),
 			    &r, 10000));
 	assert_string_equal(r.code, "username_taken");
 	sc_reply_clear(&r);
-	assert_true(sc_call(&n, BOB, "login", args2("username", "alice", "password", "not her pass"),
+	assert_true(sc_call(&n, BOB, "login", sc_args2("username", "alice", "password", "not her pass"),
 			    &r, 10000));
 	assert_string_equal(r.code, "wrong_password");
 	sc_reply_clear(&r);
-	assert_true(sc_call(&n, BOB, "login", args2("username", "nobody", "password", "whatever12"),
+	assert_true(sc_call(&n, BOB, "login", sc_args2("username", "nobody", "password", "whatever12"),
 			    &r, 10000));
 	assert_string_equal(r.code, "wrong_password"); /* no username oracle */
 	sc_reply_clear(&r);
-	assert_true(sc_call(&n, BOB, "register", args2("username", "Bad Name", "password", "whatever12"),
+	assert_true(sc_call(&n, BOB, "register", sc_args2("username", "Bad Name", "password", "whatever12"),
 			    &r, 100));
 	assert_string_equal(r.code, "bad_username");
 	sc_reply_clear(&r);
-	assert_true(sc_call(&n, ALICE, "whois", args2("username", "nobody", NULL, NULL), &r, 10000));
+	assert_true(sc_call(&n, ALICE, "whois", sc_args2("username", "nobody", NULL, NULL), &r, 10000));
 	assert_string_equal(r.code, "no_such_user");
 	sc_reply_clear(&r);
 	sc_net_free(&n);
@@ -141,8 +91,8 @@ static void deterministic_with_seed(void **state)
 		struct sc_net n;
 		struct pn_sim_link l = {.delay_ms = 15, .jitter_ms = 10, .loss = 0.05};
 		assert_int_equal(sc_net_init(&n, 99, &l), 0);
-		bring_up(&n);
-		t[run] = exchange(&n, ALICE, BOB, "bob", "same every time");
+		sc_bring_up(&n);
+		t[run] = sc_exchange(&n, ALICE, BOB, "bob", "same every time");
 		sc_net_free(&n);
 	}
 	assert_true(t[0] == t[1]);
@@ -158,10 +108,10 @@ static void lossy_links_deliver_everything_once(void **state)
 	int received = 0;
 
 	assert_int_equal(sc_net_init(&n, 1234, &l), 0);
-	bring_up(&n);
+	sc_bring_up(&n);
 	for (int i = 0; i < 20; i++) {
 		snprintf(text, sizeof(text), "msg %d", i);
-		assert_true(sc_call(&n, ALICE, "send", args2("to", "bob", "text", text), &r, 1000));
+		assert_true(sc_call(&n, ALICE, "send", sc_args2("to", "bob", "text", text), &r, 1000));
 		assert_int_equal(r.err, 0);
 		sc_reply_clear(&r);
 	}
@@ -222,10 +172,10 @@ static void supernode_sees_only_ciphertext(void **state)
 	struct tap_ctx t = {0, 0};
 
 	assert_int_equal(sc_net_init(&n, 5, NULL), 0);
-	bring_up(&n);
+	sc_bring_up(&n);
 	pn_supernode_set_forward_hook(n.sn, fwd_hook, NULL);
 	pn_sim_set_tap(n.sim, tap, &t);
-	exchange(&n, ALICE, BOB, "bob", canary);
+	sc_exchange(&n, ALICE, BOB, "bob", canary);
 	assert_true(forwarded > 0);
 	assert_int_equal(canary_hits, 0);
 	assert_true(t.total > 0);
@@ -367,8 +317,8 @@ static void replayed_packets_rejected(void **state)
 	assert_int_equal(sc_net_init(&n, 3, NULL), 0);
 	cap.to = n.net.supernodes[0].addr;
 	pn_sim_set_tap(n.sim, cap_tap, &cap);
-	bring_up(&n);
-	exchange(&n, ALICE, BOB, "bob", "to be replayed");
+	sc_bring_up(&n);
+	sc_exchange(&n, ALICE, BOB, "bob", "to be replayed");
 	pn_sim_set_tap(n.sim, NULL, NULL);
 	assert_true(cap.data_len > 0 && cap.hs1_len > 0);
 	pn_addr_parse(&ma, "198.18.6.6:666");
@@ -386,23 +336,8 @@ static void replayed_packets_rejected(void **state)
 	assert_int_equal(after.clients, before.clients);
 	assert_int_equal(after.forwarded, before.forwarded);
 	/* and the network still works */
-	exchange(&n, BOB, ALICE, "alice", "still fine");
+	sc_exchange(&n, BOB, ALICE, "alice", "still fine");
 	sc_net_free(&n);
-}
-
-/* Registers and logs in one user on client i (for multi-supernode scenarios). */
-static void up_user(struct sc_net *n, int i, const char *name)
-{
-	struct sc_reply r;
-
-	assert_true(sc_call(n, i, "register", args2("username", name, "password", "correct horse"),
-			    &r, 10000));
-	assert_int_equal(r.err, 0);
-	sc_reply_clear(&r);
-	assert_true(sc_call(n, i, "login", args2("username", name, "password", "correct horse"), &r,
-			    10000));
-	assert_int_equal(r.err, 0);
-	sc_reply_clear(&r);
 }
 
 /* Five supernodes form an overlay: alice attached to the first reaches bob attached to the
@@ -422,19 +357,19 @@ static void overlay_across_supernodes(void **state)
 	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.1:5000", 0), ALICE);
 	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.2:5000", 4), BOB);
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000); /* supernodes join */
-	up_user(&n, ALICE, "alice");
-	up_user(&n, BOB, "bob");
+	sc_up_user(&n, ALICE, "alice");
+	sc_up_user(&n, BOB, "bob");
 	assert_true(sc_call(&n, BOB, "status", NULL, &r, 1000));
 	assert_string_equal(json_string_value(json_object_get(r.result, "supernode")), "198.18.14.2:7701");
 	sc_reply_clear(&r);
-	assert_true(sc_call(&n, ALICE, "whois", args2("username", "bob", NULL, NULL), &r, 10000));
+	assert_true(sc_call(&n, ALICE, "whois", sc_args2("username", "bob", NULL, NULL), &r, 10000));
 	assert_int_equal(r.err, 0);
 	assert_string_equal(json_string_value(json_array_get(json_object_get(
 				    json_array_get(json_object_get(r.result, "devices"), 0), "supernodes"), 0)),
 			    "198.18.14.2:7701");
 	sc_reply_clear(&r);
-	exchange(&n, ALICE, BOB, "bob", "across the overlay");
-	exchange(&n, BOB, ALICE, "alice", "and back");
+	sc_exchange(&n, ALICE, BOB, "bob", "across the overlay");
+	sc_exchange(&n, BOB, ALICE, "alice", "and back");
 	for (unsigned i = 0; i < n.n_sns; i++) {
 		pn_supernode_stats(n.sns[i], &st);
 		relayed += st.sn_forwarded;
@@ -473,11 +408,11 @@ static void overlay_across_supernodes(void **state)
 		killed++;
 	}
 	assert_int_equal(killed, 2);
-	assert_true(sc_call(&n, ALICE, "whois", args2("username", "bob", NULL, NULL), &r, 15000));
+	assert_true(sc_call(&n, ALICE, "whois", sc_args2("username", "bob", NULL, NULL), &r, 15000));
 	assert_int_equal(r.err, 0);
 	assert_true(json_is_true(json_object_get(r.result, "online")));
 	sc_reply_clear(&r);
-	exchange(&n, ALICE, BOB, "bob", "still reachable");
+	sc_exchange(&n, ALICE, BOB, "bob", "still reachable");
 	sc_net_free(&n);
 }
 
@@ -497,21 +432,21 @@ static void standby_takes_over_when_primary_dies(void **state)
 	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.1:5000", 0), ALICE);
 	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.2:5000", 2), BOB);
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
-	up_user(&n, ALICE, "alice");
-	up_user(&n, BOB, "bob");
+	sc_up_user(&n, ALICE, "alice");
+	sc_up_user(&n, BOB, "bob");
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000); /* standbys attach, records name both */
-	assert_true(sc_call(&n, BOB, "whois", args2("username", "alice", NULL, NULL), &r, 10000));
+	assert_true(sc_call(&n, BOB, "whois", sc_args2("username", "alice", NULL, NULL), &r, 10000));
 	assert_int_equal(r.err, 0);
 	assert_int_equal(json_array_size(json_object_get(
 				 json_array_get(json_object_get(r.result, "devices"), 0), "supernodes")),
 			 2);
 	sc_reply_clear(&r);
-	exchange(&n, BOB, ALICE, "alice", "before");
+	sc_exchange(&n, BOB, ALICE, "alice", "before");
 
 	pn_sim_host_set_up(n.sn_hosts[0], false); /* alice's primary dies */
 	t_kill = pn_sim_now(n.sim);
 	ev0 = n.n_events;
-	assert_true(sc_call(&n, BOB, "send", args2("to", "alice", "text", "are you there?"), &r, 1000));
+	assert_true(sc_call(&n, BOB, "send", sc_args2("to", "alice", "text", "are you there?"), &r, 1000));
 	assert_int_equal(r.err, 0);
 	sc_reply_clear(&r);
 	k = sc_wait_event(&n, ALICE, "message.received", ev0, 10000);
@@ -524,7 +459,7 @@ static void standby_takes_over_when_primary_dies(void **state)
 	print_message("failover: receipt back at bob after %llu ms\n",
 		      (unsigned long long)(n.events[k].at - t_kill));
 	/* alice now runs on her standby and reaches bob */
-	exchange(&n, ALICE, BOB, "bob", "after");
+	sc_exchange(&n, ALICE, BOB, "bob", "after");
 	assert_true(sc_call(&n, ALICE, "status", NULL, &r, 1000));
 	assert_string_not_equal(json_string_value(json_object_get(r.result, "supernode")),
 				"198.18.10.2:7701");
@@ -545,8 +480,8 @@ static void restarted_supernode_gets_its_clients_back(void **state)
 	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.1:5000", 0), ALICE);
 	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.2:5000", 1), BOB);
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
-	up_user(&n, ALICE, "alice");
-	up_user(&n, BOB, "bob");
+	sc_up_user(&n, ALICE, "alice");
+	sc_up_user(&n, BOB, "bob");
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000);
 	assert_int_equal(sc_restart_supernode(&n, 0), 0);
 	pn_supernode_stats(n.sns[0], &st);
@@ -557,8 +492,8 @@ static void restarted_supernode_gets_its_clients_back(void **state)
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 25000);
 	pn_supernode_stats(n.sns[0], &st);
 	assert_true(st.clients >= 1);
-	exchange(&n, BOB, ALICE, "alice", "after the restart");
-	exchange(&n, ALICE, BOB, "bob", "and back");
+	sc_exchange(&n, BOB, ALICE, "alice", "after the restart");
+	sc_exchange(&n, ALICE, BOB, "bob", "and back");
 	sc_net_free(&n);
 }
 

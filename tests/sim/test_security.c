@@ -37,55 +37,6 @@ enum {
 
 /* ---- the honest network --------------------------------------------------------------------- */
 
-static json_t *args2(const char *k1, const char *v1, const char *k2, const char *v2)
-{
-	return k2 ? json_pack("{s:s,s:s}", k1, v1, k2, v2) : json_pack("{s:s}", k1, v1);
-}
-
-/* Registers and logs in alice and bob; asserts every step. */
-static void bring_up(struct sc_net *n)
-{
-	struct sc_reply r;
-	const char *names[2] = {"alice", "bob"};
-
-	assert_int_equal(sc_net_add_client(n, "198.18.1.1:5000"), ALICE);
-	assert_int_equal(sc_net_add_client(n, "198.18.1.2:5000"), BOB);
-	for (int i = 0; i < 2; i++) {
-		assert_true(sc_call(n, i, "register",
-				    args2("username", names[i], "password", "correct horse"), &r, 10000));
-		assert_int_equal(r.err, 0);
-		sc_reply_clear(&r);
-		assert_true(sc_call(n, i, "login", args2("username", names[i], "password", "correct horse"),
-				    &r, 10000));
-		assert_int_equal(r.err, 0);
-		sc_reply_clear(&r);
-		assert_true(sc_call(n, i, "status", NULL, &r, 1000));
-		assert_string_equal(json_string_value(json_object_get(r.result, "state")), "online");
-		sc_reply_clear(&r);
-	}
-}
-
-/* A message from one honest client to another arrives and is acknowledged. */
-static void exchange(struct sc_net *n, int from, int to, const char *to_name, const char *text)
-{
-	struct sc_reply r;
-	unsigned ev0 = n->n_events;
-	int k;
-	char id[64];
-
-	assert_true(sc_call(n, from, "send", args2("to", to_name, "text", text), &r, 1000));
-	assert_int_equal(r.err, 0);
-	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.result, "id")));
-	sc_reply_clear(&r);
-	k = sc_wait_event(n, to, "message.received", ev0, 20000);
-	assert_true(k >= 0);
-	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "text")), text);
-	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "id")), id);
-	k = sc_wait_event(n, from, "message.state", ev0, 20000);
-	assert_true(k >= 0);
-	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "state")), "delivered");
-}
-
 /* How many events named name client i emitted from index from on. */
 static unsigned count_events(const struct sc_net *n, int i, const char *name, unsigned from)
 {
@@ -102,7 +53,7 @@ static size_t history_len(struct sc_net *n, int i, const char *with)
 	struct sc_reply r;
 	size_t len;
 
-	assert_true(sc_call(n, i, "history", args2("with", with, NULL, NULL), &r, 100));
+	assert_true(sc_call(n, i, "history", sc_args2("with", with, NULL, NULL), &r, 100));
 	assert_int_equal(r.err, 0);
 	len = json_array_size(json_object_get(r.result, "messages"));
 	sc_reply_clear(&r);
@@ -409,7 +360,7 @@ static void mal_chat(struct mallory *m, const char *from, const char *to, const 
 static void setup(struct sc_net *n, struct mallory *m, uint64_t seed, struct pn_record *bob)
 {
 	assert_int_equal(sc_net_init(n, seed, NULL), 0);
-	bring_up(n);
+	sc_bring_up(n);
 	mal_init(m, n, "198.18.6.6:666");
 	assert_int_equal(mal_lookup(m, "bob", bob, 1), 1);
 	assert_string_equal(bob->cert.name, "bob");
@@ -627,8 +578,8 @@ static void forward_flood_is_capped_per_device(void **state)
 	assert_true(delivered <= FLOOD_CAP + FLOOD_MARGIN);
 	assert_true(delivered >= FLOOD_CAP / 2); /* the flood did reach the supernode */
 	assert_true(dropped + delivered >= FLOOD_N);
-	exchange(&n, ALICE, BOB, "bob", "still here after the flood");
-	exchange(&n, BOB, ALICE, "alice", "me too");
+	sc_exchange(&n, ALICE, BOB, "bob", "still here after the flood");
+	sc_exchange(&n, BOB, ALICE, "alice", "me too");
 	sc_net_free(&n);
 }
 
@@ -675,7 +626,7 @@ static void random_datagrams_are_counted_and_survived(void **state)
 	const struct pn_addr *to[3];
 
 	assert_int_equal(sc_net_init(&n, 106, NULL), 0);
-	bring_up(&n);
+	sc_bring_up(&n);
 	assert_int_equal(pn_addr_parse(&a, "198.18.7.7:7"), 0);
 	assert_int_equal(pn_sim_host_add(n.sim, &a, &h), 0);
 	env = pn_sim_host_env(h);
@@ -707,8 +658,8 @@ static void random_datagrams_are_counted_and_survived(void **state)
 	assert_true(sc_call(&n, BOB, "status", NULL, &r, 1000));
 	assert_string_equal(json_string_value(json_object_get(r.result, "state")), "online");
 	sc_reply_clear(&r);
-	exchange(&n, ALICE, BOB, "bob", "after the noise");
-	exchange(&n, BOB, ALICE, "alice", "loud and clear");
+	sc_exchange(&n, ALICE, BOB, "bob", "after the noise");
+	sc_exchange(&n, BOB, ALICE, "alice", "loud and clear");
 	sc_net_free(&n);
 }
 
@@ -771,8 +722,8 @@ static void garbage_inside_sessions_is_survived(void **state)
 	}
 	run_for(&n, WAIT_MS);
 	assert_int_equal(count_events(&n, BOB, "message.received", ev0), 0);
-	exchange(&n, ALICE, BOB, "bob", "after the garbage");
-	exchange(&n, BOB, ALICE, "alice", "none got through");
+	sc_exchange(&n, ALICE, BOB, "bob", "after the garbage");
+	sc_exchange(&n, BOB, ALICE, "alice", "none got through");
 	sc_net_free(&n);
 }
 
