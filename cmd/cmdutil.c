@@ -13,7 +13,9 @@
 
 #include <sodium.h>
 
+#include "base/addr.h"
 #include "base/hex.h"
+#include "parley/runtime.h"
 #include "base/log.h"
 
 static char *trim(char *s)
@@ -329,4 +331,15 @@ void cu_opts_free(const struct cu_prog *p)
 		free(p->opt[i]);
 		p->opt[i] = NULL;
 	}
+}
+
+int cu_serve(const char *prog, struct pn_rt *rt, const struct pn_addr *bound, void *node,
+	     const struct pn_node_ops *ops)
+{
+	char a[PN_ADDR_STRLEN];
+
+	pn_rt_set_node(rt, node, ops);
+	printf("%s: ready udp=%s\n", prog, pn_addr_str(bound, a));
+	fflush(stdout);
+	return pn_rt_run(rt) ? 1 : 0;
 }

@@ -52,4 +52,12 @@ int cu_prelude(const struct cu_prog *p, int argc, char **argv, const char **sub,
 	       char **netpath, bool *stop);
 void cu_opts_free(const struct cu_prog *p);
 
+struct pn_rt;
+struct pn_addr;
+struct pn_node_ops;
+/* Hands node to the runtime, prints "prog: ready udp=ADDR" (scripts wait for it) and runs
+ * until a signal. Returns the exit status (0 clean stop, 1 runtime error). */
+int cu_serve(const char *prog, struct pn_rt *rt, const struct pn_addr *bound, void *node,
+	     const struct pn_node_ops *ops);
+
 #endif

@@ -327,10 +327,7 @@ static int cmd_serve(const char *dir, const char *netpath)
 		rc = 1;
 		goto out;
 	}
-	pn_rt_set_node(rt, ls, &pn_login_server_ops);
-	printf("%s: ready udp=%s\n", prog, pn_addr_str(&bound, a));
-	fflush(stdout);
-	rc = pn_rt_run(rt) ? 1 : 0;
+	rc = cu_serve(prog, rt, &bound, ls, &pn_login_server_ops);
 	{
 		struct pn_login_stats st;
 		pn_login_server_stats(ls, &st);

@@ -186,10 +186,7 @@ static int cmd_serve(const char *dir, const char *netpath)
 		rc = 1;
 		goto out;
 	}
-	pn_rt_set_node(rt, sn, &pn_supernode_ops);
-	printf("%s: ready udp=%s\n", prog, pn_addr_str(&bound, a));
-	fflush(stdout);
-	rc = pn_rt_run(rt) ? 1 : 0;
+	rc = cu_serve(prog, rt, &bound, sn, &pn_supernode_ops);
 	{
 		struct pn_supernode_stats st;
 		pn_supernode_stats(sn, &st);
