@@ -116,6 +116,8 @@ enum pn_frame_type {
 	/* end-to-end, device <-> device inside a forwarded session */
 	PN_F_CHAT = 0x40,      /* 16 msg id | u64 sent_at_ms | str8 from | str8 to | u16 len | text */
 	PN_F_RECEIPT = 0x41,   /* 16 msg id | u8 kind (1 delivered, 2 read) */
+	PN_F_CALL = 0x42,      /* 16 call id | u32 seq | u8 kind | body (src/call/signal.h) */
+	PN_F_CALL_ACK = 0x43,  /* 16 call id | u32 seq */
 };
 
 enum pn_status {
