@@ -78,6 +78,14 @@ static void usage(FILE *f)
 		"  profile set [--name N] [--city C] [--country CC] [--languages en,de] [--hidden]\n"
 		"                                           publish this account's profile\n"
 		"  search TEXT... [--limit N]               find people by their published profiles\n"
+		"  call USER [--play WAV] [--record WAV] [--duration S] [--detach]\n"
+		"                                           call USER (every device rings)\n"
+		"  call stats [ID]                          statistics of the current call\n"
+		"  answer [ID] [--play WAV] [--record WAV]  answer the ringing call\n"
+		"  decline [ID] | hangup [ID]               refuse a ringing call / end a call\n"
+		"  hold [ID] | resume [ID]                  put the call on hold and back\n"
+		"  calls [--limit N]                        current call and the call log\n"
+		"  settings [calls-from contacts|anyone]    show or change settings\n"
 		"  events [--count N]                       print events as they happen\n"
 		"  ping                                     check that the daemon answers\n"
 		"  shutdown                                 stop the daemon\n"
@@ -134,6 +142,26 @@ static const struct cmd_help cmd_helps[] = {
 		   "for every word of TEXT, each as a word prefix; accents and case do not\n"
 		   "matter (zurich finds Zürich). Shows up to N (default 20, at most 50) people.\n"
 		   "Hidden profiles are never shown. To reach a known username, use `whois'.\n"},
+	{"call", "usage: parley call USER [--play WAV] [--record WAV] [--duration S] [--detach]\n"
+		 "       parley call stats [ID]\n"
+		 "Calls USER: every online device of USER rings and the first to answer takes\n"
+		 "the call. Follows the call until it ends, printing its progress and, every\n"
+		 "second, its statistics; Ctrl-C hangs up. --play sends a WAV file (any rate,\n"
+		 "mono or stereo) instead of silence, --record writes what is heard to a WAV\n"
+		 "file (48 kHz mono), --duration hangs up S seconds after the answer, --detach\n"
+		 "returns once the call is placed. `call stats' shows path, RTT, jitter, loss\n"
+		 "before and after FEC, bitrate, jitter-buffer delay, concealment and MOS.\n"
+		 "Exit status 0 when the call was answered, 1 otherwise (busy, declined, ...).\n"},
+	{"answer", "usage: parley answer [ID] [--play WAV] [--record WAV]\n"
+		   "Answers the ringing call (or call ID); --play/--record as for `call'.\n"},
+	{"decline", "usage: parley decline [ID]\nRefuses the ringing call on every device.\n"},
+	{"hangup", "usage: parley hangup [ID]\nEnds the current call (or cancels it while it rings).\n"},
+	{"hold", "usage: parley hold [ID]\nPuts the current call on hold (no audio either way).\n"},
+	{"resume", "usage: parley resume [ID]\nTakes the call off hold.\n"},
+	{"calls", "usage: parley calls [--limit N]\nShows the current call and the last N (default 20) calls.\n"},
+	{"settings", "usage: parley settings [calls-from contacts|anyone]\n"
+		     "Shows the settings, or sets who may call: only contacts (the default) or\n"
+		     "anyone.\n"},
 	{"events", "usage: parley events [--count N]\n"
 		   "Prints events (messages, delivery states, status changes) as they happen,\n"
 		   "until N events were printed or it is interrupted.\n"},
@@ -689,6 +717,63 @@ static void show_search(json_t *r)
 	}
 }
 
+static void show_call(json_t *r, bool stats)
+{
+	json_t *st = json_object_get(r, "stats");
+
+	printf("call %s %s ", jstr(r, "id"), strcmp(jstr(r, "direction"), "outgoing") == 0 ? "to" : "from");
+	put_clean(stdout, jstr(r, "peer"));
+	printf(": %s", jstr(r, "state"));
+	if (json_object_get(r, "reason"))
+		printf(" (%s)", jstr(r, "reason"));
+	if (json_is_true(json_object_get(r, "local_hold")))
+		printf(", on hold");
+	if (json_is_true(json_object_get(r, "remote_hold")))
+		printf(", held by the other side");
+	if (json_is_integer(json_object_get(r, "duration_ms")))
+		printf(", %.1f s", (double)json_integer_value(json_object_get(r, "duration_ms")) / 1000.0);
+	putchar('\n');
+	if (stats && st) {
+		printf("  path %s, rtt %.0f ms, jitter %.1f ms, loss %.1f %% before FEC, %.1f %% after\n",
+		       json_object_get(r, "path") ? jstr(r, "path") : "relayed",
+		       json_number_value(json_object_get(st, "rtt_ms")),
+		       json_number_value(json_object_get(st, "jitter_ms")),
+		       100 * json_number_value(json_object_get(st, "loss_pre_fec")),
+		       100 * json_number_value(json_object_get(st, "loss_post_fec")));
+		printf("  bitrate %.1f kbit/s%s, jitter buffer %.0f ms, concealed %.1f %%, MOS %.2f\n",
+		       (double)json_integer_value(json_object_get(st, "bitrate_bps")) / 1000.0,
+		       json_is_true(json_object_get(st, "fec")) ? " + FEC" : "",
+		       json_number_value(json_object_get(st, "jitter_buffer_ms")),
+		       json_number_value(json_object_get(st, "concealed_pct")),
+		       json_number_value(json_object_get(st, "mos")));
+	}
+}
+
+static void show_calls(json_t *r)
+{
+	json_t *cur = json_object_get(r, "current"), *hist = json_object_get(r, "history"), *e;
+	size_t i;
+	char when[32];
+
+	json_array_foreach(cur, i, e)
+		show_call(e, false);
+	if (json_array_size(cur) == 0)
+		printf("no call in progress\n");
+	json_array_foreach(hist, i, e) {
+		json_int_t a = json_integer_value(json_object_get(e, "answered_at"));
+		json_int_t z = json_integer_value(json_object_get(e, "ended_at"));
+		fmt_time(when, json_integer_value(json_object_get(e, "started_at")) / 1000);
+		printf("%s  %s ", when, strcmp(jstr(e, "direction"), "outgoing") == 0 ? "to  " : "from");
+		put_clean(stdout, jstr(e, "peer"));
+		printf("  %s", jstr(e, "reason"));
+		if (a)
+			printf(", %.0f s", (double)(z - a) / 1000.0);
+		if (json_is_number(json_object_get(e, "mos")))
+			printf(", MOS %.2f", json_number_value(json_object_get(e, "mos")));
+		putchar('\n');
+	}
+}
+
 static void show_event(json_t *ev)
 {
 	const char *name = jstr(ev, "event");
@@ -706,6 +791,10 @@ static void show_event(json_t *ev)
 		printf("message %s to ", jstr(d, "id"));
 		put_clean(stdout, jstr(d, "to"));
 		printf(": %s\n", jstr(d, "state"));
+	} else if (strcmp(name, "call.state") == 0) {
+		show_call(d, false);
+	} else if (strcmp(name, "call.stats") == 0) {
+		show_call(d, true);
 	} else if (strcmp(name, "status.changed") == 0) {
 		printf("status: %s", jstr(d, "state"));
 		if (json_object_get(d, "supernode"))
@@ -768,6 +857,16 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 		printf("profile published\n");
 	} else if (strcmp(cmd, "search") == 0) {
 		show_search(r);
+	} else if (strcmp(cmd, "call") == 0 || strcmp(cmd, "answer") == 0 ||
+		   strcmp(cmd, "decline") == 0 || strcmp(cmd, "hangup") == 0 ||
+		   strcmp(cmd, "hold") == 0 || strcmp(cmd, "resume") == 0) {
+		show_call(r, strcmp(sub, "stats") == 0);
+	} else if (strcmp(cmd, "calls") == 0) {
+		show_calls(r);
+	} else if (strcmp(cmd, "settings") == 0) {
+		printf("calls from: %s\n", jstr(r, "calls_from"));
+		if (json_is_true(json_object_get(r, "echo_bot")))
+			printf("echo test service: on\n");
 	} else if (strcmp(cmd, "ping") == 0) {
 		printf("pong from parleyd %s\n", jstr(r, "version"));
 	} else if (strcmp(cmd, "shutdown") == 0) {
@@ -828,7 +927,12 @@ enum cmd_opt {
 	OPT_COUNTRY = 1 << 6,
 	OPT_LANGUAGES = 1 << 7,
 	OPT_HIDDEN = 1 << 8,
+	OPT_PLAY = 1 << 9,
+	OPT_RECORD = 1 << 10,
+	OPT_DURATION = 1 << 11,
+	OPT_DETACH = 1 << 12,
 	OPT_PROFILE = OPT_NAME | OPT_CITY | OPT_COUNTRY | OPT_LANGUAGES | OPT_HIDDEN,
+	OPT_MEDIA = OPT_PLAY | OPT_RECORD,
 };
 
 struct cmd_spec {
@@ -848,6 +952,14 @@ static const struct cmd_spec cmd_specs[] = {
 	{"history", 1, 1, OPT_LIMIT},
 	{"profile", 1, 1, OPT_PROFILE},
 	{"search", 1, -1, OPT_LIMIT},
+	{"call", 1, 2, OPT_MEDIA | OPT_DURATION | OPT_DETACH},
+	{"answer", 0, 1, OPT_MEDIA},
+	{"decline", 0, 1, 0},
+	{"hangup", 0, 1, 0},
+	{"hold", 0, 1, 0},
+	{"resume", 0, 1, 0},
+	{"calls", 0, 0, OPT_LIMIT},
+	{"settings", 0, 2, 0},
 	{"events", 0, 0, OPT_COUNT},
 	{"ping", 0, 0, 0},
 	{"shutdown", 0, 0, 0},
@@ -855,7 +967,7 @@ static const struct cmd_spec cmd_specs[] = {
 
 static const char *const opt_names[] = {"--password-stdin", "--device-name", "--limit",
 					"--count", "--name", "--city", "--country", "--languages",
-					"--hidden"};
+					"--hidden", "--play", "--record", "--duration", "--detach"};
 
 static int run_events(struct cli *c, unsigned long count)
 {
@@ -895,6 +1007,127 @@ static int run_events(struct cli *c, unsigned long count)
 	return EXIT_OK;
 }
 
+/* ---- calls ------------------------------------------------------------------------------- */
+
+/* The daemon opens the files, maybe in another directory: send absolute paths. */
+static char *abs_path(const char *p, bool must_exist)
+{
+	char *r;
+
+	if (must_exist) {
+		r = realpath(p, NULL);
+		if (!r)
+			fprintf(stderr, "parley: cannot open `%s': %s\n", p, strerror(errno));
+		return r;
+	}
+	if (p[0] == '/')
+		return strdup(p);
+	{
+		char *cwd = getcwd(NULL, 0);
+		r = cwd ? path_join(cwd, p) : NULL;
+		if (!cwd)
+			fprintf(stderr, "parley: cannot find the current directory: %s\n", strerror(errno));
+		free(cwd);
+	}
+	return r;
+}
+
+static volatile sig_atomic_t call_interrupted;
+
+static void on_call_signal(int sig)
+{
+	(void)sig;
+	call_interrupted = 1;
+}
+
+/* `parley call USER': places the call, then follows its events until it ends. Ctrl-C
+ * (or --duration after the answer) hangs up. 0 when the call was answered. */
+static int run_call(struct cli *c, json_t *args, bool detach, unsigned long duration)
+{
+	json_t *res = NULL;
+	char id[40];
+	bool answered = false;
+	int64_t hangup_at = -1;
+	int rc;
+
+	rc = cli_request(c, "events.subscribe", NULL, NULL, &res);
+	json_decref(res);
+	res = NULL;
+	if (rc != EXIT_OK)
+		return rc;
+	rc = cli_request(c, "call", args, NULL, &res);
+	if (rc != EXIT_OK)
+		return rc;
+	snprintf(id, sizeof(id), "%s", jstr(res, "id"));
+	if (c->json)
+		print_json(res);
+	else
+		show_call(res, false);
+	fflush(stdout);
+	json_decref(res);
+	if (detach)
+		return EXIT_OK;
+	signal(SIGINT, on_call_signal);
+	signal(SIGTERM, on_call_signal);
+	for (;;) {
+		char *line;
+		size_t used;
+		json_t *j, *d;
+		const char *ev;
+
+		if (call_interrupted || (hangup_at >= 0 && now_ms() >= hangup_at)) {
+			json_t *ha = json_pack("{s:s}", "id", id);
+			call_interrupted = 0;
+			hangup_at = -1;
+			rc = cli_request(c, "call.hangup", ha, NULL, &res);
+			json_decref(ha);
+			if (rc == EXIT_OK) {
+				if (c->json)
+					print_json(res);
+				else
+					show_call(res, false);
+				json_decref(res);
+				res = NULL;
+				rc = answered ? EXIT_OK : EXIT_DAEMON_ERROR;
+			}
+			break;
+		}
+		rc = cli_read_line(c, now_ms() + 200, &line, &used);
+		if (rc == EXIT_TIMEOUT)
+			continue;
+		if (rc != EXIT_OK)
+			break;
+		j = json_loads(line, 0, NULL);
+		cli_consume(c, used);
+		ev = j ? jstr(j, "event") : "";
+		d = j ? json_object_get(j, "data") : NULL;
+		if (!d || (strcmp(ev, "call.state") != 0 && strcmp(ev, "call.stats") != 0) ||
+		    strcmp(jstr(d, "id"), id) != 0) {
+			json_decref(j);
+			continue;
+		}
+		if (c->json)
+			print_json(j);
+		else
+			show_call(d, strcmp(ev, "call.stats") == 0);
+		fflush(stdout);
+		if (strcmp(jstr(d, "state"), "active") == 0 && !answered) {
+			answered = true;
+			if (duration)
+				hangup_at = now_ms() + (int64_t)duration * 1000;
+		}
+		if (strcmp(jstr(d, "state"), "ended") == 0) {
+			rc = answered ? EXIT_OK : EXIT_DAEMON_ERROR;
+			json_decref(j);
+			break;
+		}
+		json_decref(j);
+	}
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -913,13 +1146,18 @@ int main(int argc, char **argv)
 		{"country", required_argument, NULL, 'K'},
 		{"languages", required_argument, NULL, 'L'},
 		{"hidden", no_argument, NULL, 'H'},
+		{"play", required_argument, NULL, 'p'},
+		{"record", required_argument, NULL, 'r'},
+		{"duration", required_argument, NULL, 'D'},
+		{"detach", no_argument, NULL, 'X'},
 		{NULL, 0, NULL, 0},
 	};
 	struct cli c = {.timeout_s = 30, .fd = -1};
 	const struct cmd_spec *spec = NULL;
 	const char *device_name = NULL, *cmd, *sub = "", *env;
 	const char *p_name = NULL, *p_city = NULL, *p_country = NULL, *p_langs = NULL;
-	unsigned long limit = 50, count = 0;
+	unsigned long limit = 50, count = 0, duration = 0;
+	char *play = NULL, *record = NULL;
 	unsigned used_opts = 0;
 	bool help = false, pw_stdin = false;
 	char *text = NULL, *pw = NULL;
@@ -996,6 +1234,28 @@ int main(int argc, char **argv)
 			break;
 		case 'H':
 			used_opts |= OPT_HIDDEN;
+			break;
+		case 'p':
+			free(play);
+			play = abs_path(optarg, true);
+			if (!play)
+				goto out;
+			used_opts |= OPT_PLAY;
+			break;
+		case 'r':
+			free(record);
+			record = abs_path(optarg, false);
+			if (!record)
+				goto out;
+			used_opts |= OPT_RECORD;
+			break;
+		case 'D':
+			if (parse_uint("--duration", optarg, 1, 86400, &duration) < 0)
+				goto out;
+			used_opts |= OPT_DURATION;
+			break;
+		case 'X':
+			used_opts |= OPT_DETACH;
 			break;
 		default:
 			fputs("Try `parley --help'.\n", stderr);
@@ -1156,7 +1416,39 @@ int main(int argc, char **argv)
 		if (add_str(args, "with", pos[0]) < 0)
 			goto out;
 		json_object_set_new(args, "limit", json_integer((json_int_t)limit));
+	} else if (strcmp(cmd, "call") == 0 && strcmp(pos[0], "stats") == 0) {
+		sub = "stats";
+		if (nargs == 2 && add_str(args, "id", pos[1]) < 0)
+			goto out;
+	} else if (strcmp(cmd, "call") == 0) {
+		if (nargs != 1) {
+			fprintf(stderr, "parley: wrong number of arguments for `call'\n%s",
+				find_cmd_help(cmd));
+			goto out;
+		}
+		if (add_str(args, "username", pos[0]) < 0)
+			goto out;
+	} else if (strcmp(cmd, "answer") == 0 || strcmp(cmd, "decline") == 0 ||
+		   strcmp(cmd, "hangup") == 0 || strcmp(cmd, "hold") == 0 ||
+		   strcmp(cmd, "resume") == 0) {
+		if (nargs == 1 && add_str(args, "id", pos[0]) < 0)
+			goto out;
+	} else if (strcmp(cmd, "calls") == 0) {
+		if (used_opts & OPT_LIMIT)
+			json_object_set_new(args, "limit", json_integer((json_int_t)limit));
+	} else if (strcmp(cmd, "settings") == 0) {
+		if (nargs == 1 || (nargs == 2 && strcmp(pos[0], "calls-from") != 0)) {
+			fprintf(stderr, "parley: unknown setting `%s'\n%s", pos[0], find_cmd_help(cmd));
+			goto out;
+		}
+		if (nargs == 2) {
+			sub = "set";
+			if (add_str(args, "calls_from", pos[1]) < 0)
+				goto out;
+		}
 	}
+	if ((play && add_str(args, "play", play) < 0) || (record && add_str(args, "record", record) < 0))
+		goto out;
 
 	rc = cli_connect(&c);
 	if (rc != EXIT_OK)
@@ -1165,11 +1457,23 @@ int main(int argc, char **argv)
 		rc = run_events(&c, count);
 		goto out;
 	}
+	if (strcmp(cmd, "call") == 0 && !*sub) {
+		rc = run_call(&c, args, (used_opts & OPT_DETACH) != 0, duration);
+		goto out;
+	}
 	{
 		char api_cmd[32];
 
-		if (strcmp(cmd, "contacts") == 0 || strcmp(cmd, "profile") == 0)
+		if (strcmp(cmd, "contacts") == 0 || strcmp(cmd, "profile") == 0 ||
+		    strcmp(cmd, "call") == 0)
 			snprintf(api_cmd, sizeof(api_cmd), "%s.%s", cmd, sub);
+		else if (strcmp(cmd, "answer") == 0 || strcmp(cmd, "hangup") == 0 ||
+			 strcmp(cmd, "hold") == 0 || strcmp(cmd, "resume") == 0)
+			snprintf(api_cmd, sizeof(api_cmd), "call.%s", cmd);
+		else if (strcmp(cmd, "decline") == 0)
+			snprintf(api_cmd, sizeof(api_cmd), "call.hangup");
+		else if (strcmp(cmd, "settings") == 0)
+			snprintf(api_cmd, sizeof(api_cmd), "settings.%s", *sub ? "set" : "get");
 		else
 			snprintf(api_cmd, sizeof(api_cmd), "%s", cmd);
 		rc = cli_request(&c, api_cmd, args, pw, &result);
@@ -1194,6 +1498,8 @@ out:
 	json_decref(args);
 	json_decref(result);
 	free(text);
+	free(play);
+	free(record);
 	free(c.rbuf);
 	free(c.data_dir);
 	free(c.sock_path);

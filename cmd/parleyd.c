@@ -52,6 +52,8 @@ static void usage(FILE *f)
 		"                      socket, log-level, device-name. Flags override the file.\n"
 		"  --log-level LEVEL   error, warn, info (default) or debug\n"
 		"  --device-name NAME  name of this device in device lists (default: host name)\n"
+		"  --echo              be an echo test service: answer every call (from anyone)\n"
+		"                      and play back what the caller said, a second later\n"
 		"  --help              show this help\n"
 		"  --version           show the version\n"
 		"\n"
@@ -123,6 +125,7 @@ int main(int argc, char **argv)
 		{"config", required_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'L'},
 		{"device-name", required_argument, NULL, 'N'},
+		{"echo", no_argument, NULL, 'E'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -153,6 +156,9 @@ int main(int argc, char **argv)
 		case 'c': slot = &o.config; break;
 		case 'L': slot = &o.log_level; break;
 		case 'N': slot = &o.device_name; break;
+		case 'E':
+			cfg.echo_bot = true;
+			continue;
 		case 'h':
 			usage(stdout);
 			rc = 0;

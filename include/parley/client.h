@@ -21,6 +21,9 @@ struct pn_client_config {
 	const struct pn_network *net;
 	const char *db_path;    /* SQLite file (":memory:" in simulations) */
 	const char *device_name; /* shown in device lists; default "device" */
+	/* The echo test service: answer every call (from anyone) and play back what was
+	 * heard, a second later. */
+	bool echo_bot;
 };
 
 /* Completion of a request. On success err is 0 and result is a JSON object (borrowed:

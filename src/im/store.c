@@ -67,7 +67,17 @@ static const char schema_sql[] =
 	" key BLOB NOT NULL CHECK (length(key) = 32),"
 	" last_seen INTEGER NOT NULL,"
 	" rtt_ms INTEGER NOT NULL) WITHOUT ROWID;"
-	"CREATE INDEX IF NOT EXISTS hosts_by_last_seen ON hosts(last_seen);";
+	"CREATE INDEX IF NOT EXISTS hosts_by_last_seen ON hosts(last_seen);"
+	"CREATE TABLE IF NOT EXISTS calls ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL UNIQUE CHECK (length(id) = 32),"
+	" peer TEXT NOT NULL,"
+	" outgoing INTEGER NOT NULL CHECK (outgoing IN (0, 1)),"
+	" started_at INTEGER NOT NULL,"
+	" answered_at INTEGER NOT NULL,"
+	" ended_at INTEGER NOT NULL,"
+	" reason TEXT NOT NULL,"
+	" mos REAL NOT NULL);";
 
 #define MSG_COLS "m.id, m.peer, m.dir, m.state, m.sent_at, m.updated_at, m.text"
 
@@ -89,6 +99,8 @@ enum cstore_stmt {
 	ST_HOST_UPSERT,
 	ST_HOST_EVICT,
 	ST_HOST_LIST,
+	ST_CALL_INSERT,
+	ST_CALL_LIST,
 	ST_COUNT,
 };
 
@@ -131,6 +143,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 			  " LIMIT max(0, (SELECT count(*) FROM hosts) - ?1))",
 	[ST_HOST_LIST] = "SELECT addr, key, last_seen, rtt_ms FROM hosts"
 			 " ORDER BY last_seen DESC, addr",
+	[ST_CALL_INSERT] = "INSERT INTO calls (id, peer, outgoing, started_at, answered_at,"
+			   " ended_at, reason, mos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+			   " ON CONFLICT (id) DO NOTHING",
+	[ST_CALL_LIST] = "SELECT * FROM (SELECT id, peer, outgoing, started_at, answered_at,"
+			 " ended_at, reason, mos, seq FROM calls ORDER BY seq DESC LIMIT ?1)"
+			 " ORDER BY seq",
 };
 
 static const struct pn_db_spec cstore_db = {
@@ -708,6 +726,73 @@ int pn_cstore_host_list(struct pn_cstore *s, int (*cb)(void *arg, const struct p
 		h.last_seen = (uint64_t)sqlite3_column_int64(st, 2);
 		h.rtt_ms = (uint32_t)sqlite3_column_int64(st, 3);
 		ret = cb(arg, &h);
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			break;
+		}
+	}
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_call_insert(struct pn_cstore *s, const struct pn_call_row *c)
+{
+	sqlite3_stmt *st;
+	size_t plen, rlen;
+	int err;
+
+	if (!s || !c || strlen(c->id) != PN_MSG_ID_HEX || !pn_db_u64_ok(c->started_at) ||
+	    !pn_db_u64_ok(c->answered_at) || !pn_db_u64_ok(c->ended_at))
+		return -EINVAL;
+	plen = pn_db_text_len(c->peer, sizeof(c->peer) - 1);
+	rlen = pn_db_text_len(c->reason, sizeof(c->reason) - 1);
+	if (!plen || !rlen)
+		return -EINVAL;
+	st = s->db.st[ST_CALL_INSERT];
+	if (pn_db_bind_text(st, 1, c->id, PN_MSG_ID_HEX) || pn_db_bind_text(st, 2, c->peer, plen) ||
+	    sqlite3_bind_int(st, 3, c->outgoing ? 1 : 0) || pn_db_bind_u64(st, 4, c->started_at) ||
+	    pn_db_bind_u64(st, 5, c->answered_at) || pn_db_bind_u64(st, 6, c->ended_at) ||
+	    pn_db_bind_text(st, 7, c->reason, rlen) || sqlite3_bind_double(st, 8, c->mos))
+		err = pn_db_fail(&s->db, "binding call");
+	else
+		err = pn_db_step(&s->db, st, "writing call");
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_call_list(struct pn_cstore *s, unsigned limit,
+			int (*cb)(void *arg, const struct pn_call_row *c), void *arg)
+{
+	struct pn_call_row c;
+	sqlite3_stmt *st;
+	int err, ret;
+
+	if (!s || !cb || limit == 0)
+		return -EINVAL;
+	st = s->db.st[ST_CALL_LIST];
+	if (sqlite3_bind_int(st, 1, (int)limit)) {
+		err = pn_db_fail(&s->db, "binding call list");
+		pn_db_done(st);
+		return err;
+	}
+	for (;;) {
+		err = pn_db_step_next(&s->db, st, "listing calls");
+		if (err <= 0)
+			break;
+		memset(&c, 0, sizeof(c));
+		err = col_str(s, st, 0, c.id, sizeof(c.id));
+		if (!err)
+			err = col_str(s, st, 1, c.peer, sizeof(c.peer));
+		if (!err)
+			err = col_str(s, st, 6, c.reason, sizeof(c.reason));
+		if (err)
+			break;
+		c.outgoing = sqlite3_column_int(st, 2) != 0;
+		c.started_at = (uint64_t)sqlite3_column_int64(st, 3);
+		c.answered_at = (uint64_t)sqlite3_column_int64(st, 4);
+		c.ended_at = (uint64_t)sqlite3_column_int64(st, 5);
+		c.mos = sqlite3_column_double(st, 7);
+		ret = cb(arg, &c);
 		if (ret) {
 			err = ret < 0 ? ret : 0;
 			break;

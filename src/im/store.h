@@ -70,6 +70,17 @@ struct pn_host_row {
 	uint32_t rtt_ms;
 };
 
+/* One finished call in the call log. Times are ms since the epoch; answered_at 0 when
+ * never answered; mos 0 when no media ran. */
+struct pn_call_row {
+	char id[PN_MSG_ID_HEX + 1];
+	char peer[PN_USERNAME_MAX + 1];
+	bool outgoing;
+	uint64_t started_at, answered_at, ended_at;
+	char reason[32];
+	double mos;
+};
+
 /* "queued", "sent", ...; "unknown" for a value outside the enum. */
 const char *pn_msg_state_name(enum pn_msg_state st);
 
@@ -123,6 +134,12 @@ int pn_cstore_msg_search(struct pn_cstore *s, const char *query, unsigned limit,
 /* Host cache of supernodes, at most PN_HOST_CACHE_MAX rows (oldest last_seen evicted,
  * which may be the row just written). upsert keyed by addr (1..63 bytes); a row older than
  * the stored one for the same addr is ignored. list: most recently seen first. */
+/* The call log: insert (a duplicate id is ignored) and the latest `limit` calls, oldest
+ * first. */
+int pn_cstore_call_insert(struct pn_cstore *s, const struct pn_call_row *c);
+int pn_cstore_call_list(struct pn_cstore *s, unsigned limit,
+			int (*cb)(void *arg, const struct pn_call_row *c), void *arg);
+
 int pn_cstore_host_upsert(struct pn_cstore *s, const struct pn_host_row *h);
 int pn_cstore_host_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_host_row *h),
 			void *arg);

@@ -19,6 +19,8 @@
 #include "base/buf.h"
 #include "base/hex.h"
 #include "base/log.h"
+#include "call/callmedia.h"
+#include "call/signal.h"
 #include "crypto/cert.h"
 #include "crypto/keys.h"
 #include "im/store.h"
@@ -46,6 +48,13 @@ enum {
 	CL_SUSPECT_MS = 2500,      /* primary silent this long after we sent to it: probe it */
 	CL_PROBE_MS = 1000,        /* probe unanswered this long: switch to the standby */   /* one datagram; chunking is future work */
 	CL_PW_MAX = 128,
+	CL_PATH_MAX = 512,
+	CL_OFFERS_BURST = 10,      /* incoming call offers: 10 at once, then one per 3 s */
+	CL_OFFER_REFILL_MS = 3000,
+	CL_OFFERS_PER_USER = 3,    /* ... and at most 3 per caller per 30 s */
+	CL_OFFER_USER_WINDOW_MS = 30000,
+	CL_ECHO_ANSWER_MS = 300,   /* the echo bot picks up after this */
+	CL_CALL_STATS_MS = 1000,
 };
 
 enum sn_state { SN_NONE = 0, SN_CONNECTING, SN_UP };
@@ -54,8 +63,9 @@ enum op_kind { OP_NONE = 0, OP_REGISTER, OP_LOGIN, OP_RENEW, OP_PROFILE_SET, OP_
 /* A command waiting for the network. */
 struct pending {
 	struct pending *next;
-	enum { P_WHOIS, P_LOGIN_ATTACH } kind;
+	enum { P_WHOIS, P_LOGIN_ATTACH, P_CALL } kind;
 	char username[PN_USERNAME_MAX + 1];
+	struct call_opts *call; /* P_CALL: the media options of the call to place */
 	uint64_t deadline;
 	pn_client_reply_cb cb;
 	void *arg;
@@ -166,11 +176,40 @@ struct pn_client {
 	bool want_exit;
 	uint64_t renew_check_at;
 	uint64_t wall_anchor, mono_anchor; /* see wall_ms() */
+	/* calls */
+	struct pn_calls *calls;
+	bool calls_from_anyone;  /* setting: take calls from non-contacts too */
+	bool echo_bot;           /* answer every call and play back what was heard */
+	double offer_tokens;     /* incoming call offers: a token bucket, plus per user */
+	uint64_t offer_refill_at;
+	struct { char user[PN_USERNAME_MAX + 1]; uint64_t at[CL_OFFERS_PER_USER]; } offer_users[8];
+	unsigned offer_users_i;
+	uint64_t calls_rate_limited, calls_refused, media_bad;
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
 };
 
+/* A call's media options and running media (struct pn_call.user). */
+struct call_opts {
+	char play[CL_PATH_MAX], record[CL_PATH_MAX];
+	bool echo;
+	uint64_t auto_answer_at; /* the echo bot answers here; 0 = not */
+	uint64_t stats_at;       /* next call.stats event */
+	struct pn_callmedia *media;
+};
+
 /* ---- small helpers ---------------------------------------------------------------- */
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+static void pending_free(struct pending *p)
+{
+	free(p->call);
+	free(p);
+}
 
 static uint64_t now_ms(struct pn_client *c)
 {
@@ -636,6 +675,8 @@ static void send_chat(struct pn_client *c, struct peer *p, const struct outmsg *
 		peer_send_frame(c, p, f, w.len);
 }
 
+static struct peer *peer_for(struct pn_client *c, struct ruser *u, unsigned i);
+
 /* Pushes unacknowledged messages for user u towards each of its devices: over an
  * established session, or by starting one (the session's arrival flushes them). With
  * `only`, just that message goes (a retransmission); without, all of u's (a session or a
@@ -650,18 +691,9 @@ static void push_user(struct pn_client *c, struct ruser *u, const struct outmsg 
 	if (!any)
 		return;
 	for (unsigned i = 0; i < u->n; i++) {
-		struct peer *p = peer_get(c, u->certs[i].device_id, true);
+		struct peer *p = peer_for(c, u, i);
 		if (!p)
 			continue;
-		strcpy(p->username, u->name);
-		p->n_routes = u->recs[i].n_sn;
-		for (unsigned k = 0; k < p->n_routes; k++)
-			memcpy(p->routes[k], u->recs[i].sn_key[k], 32);
-		if (p->route_i >= p->n_routes)
-			p->route_i = 0;
-		p->has_sn = p->n_routes > 0;
-		if (p->has_sn)
-			memcpy(p->sn_key, p->routes[p->route_i], 32);
 		if (p->link.state == PN_LINK_UP) {
 			if (only) {
 				send_chat(c, p, only);
@@ -828,6 +860,311 @@ static void on_receipt(struct pn_client *c, struct peer *p, struct pn_rd *r)
 	}
 }
 
+/* ---- calls ------------------------------------------------------------------------------ */
+/* The signaling state machine is src/call/signal.c, the media src/call/callmedia.c; this
+ * section gives them transport (the end-to-end sessions), policy (contacts, rate limits),
+ * events, the call log and timers. */
+
+/* Sets up the peer entry for device i of user u (routes through its supernodes). */
+static struct peer *peer_for(struct pn_client *c, struct ruser *u, unsigned i)
+{
+	struct peer *p = peer_get(c, u->certs[i].device_id, true);
+
+	if (!p)
+		return NULL;
+	strcpy(p->username, u->name);
+	p->n_routes = u->recs[i].n_sn;
+	for (unsigned k = 0; k < p->n_routes; k++)
+		memcpy(p->routes[k], u->recs[i].sn_key[k], 32);
+	if (p->route_i >= p->n_routes)
+		p->route_i = 0;
+	p->has_sn = p->n_routes > 0;
+	if (p->has_sn)
+		memcpy(p->sn_key, p->routes[p->route_i], 32);
+	return p;
+}
+
+static void call_send(void *ctx, const uint8_t dev[16], const uint8_t *f, size_t n)
+{
+	struct pn_client *c = ctx;
+	struct peer *p = peer_get(c, dev, false);
+
+	if (p && p->link.state == PN_LINK_UP) {
+		peer_send_frame(c, p, f, n);
+		return;
+	}
+	if (p && p->link.state == PN_LINK_WAIT_HS2)
+		return; /* the session's arrival flushes the call's frames */
+	/* no session yet: open one (the frame goes again when it is up) */
+	for (struct ruser *u = c->rusers; u; u = u->next)
+		for (unsigned i = 0; i < u->n; i++)
+			if (memcmp(u->certs[i].device_id, dev, 16) == 0) {
+				p = peer_for(c, u, i);
+				if (p)
+					peer_connect(c, p, &u->certs[i]);
+				return;
+			}
+}
+
+static void call_random(void *ctx, void *buf, size_t len)
+{
+	struct pn_client *c = ctx;
+	c->env.random(c->env.ctx, buf, len);
+}
+
+/* Incoming offers: only to us, rate limited overall and per caller, and from contacts
+ * unless the user takes calls from anyone. */
+static enum pn_call_policy call_policy(void *ctx, const char *from, const char *to)
+{
+	struct pn_client *c = ctx;
+	uint64_t now = now_ms(c);
+	unsigned slot = UINT32_MAX, recent = 0;
+
+	if (!c->logged_in || strcmp(to, c->username) != 0) {
+		c->calls_refused++;
+		return PN_CALL_REFUSE;
+	}
+	if (c->offer_refill_at == 0) {
+		c->offer_tokens = CL_OFFERS_BURST;
+		c->offer_refill_at = now;
+	}
+	c->offer_tokens += (double)(now - c->offer_refill_at) / CL_OFFER_REFILL_MS;
+	if (c->offer_tokens > CL_OFFERS_BURST)
+		c->offer_tokens = CL_OFFERS_BURST;
+	c->offer_refill_at = now;
+	for (unsigned i = 0; i < sizeof(c->offer_users) / sizeof(c->offer_users[0]); i++)
+		if (strcmp(c->offer_users[i].user, from) == 0)
+			slot = i;
+	if (slot == UINT32_MAX) {
+		slot = c->offer_users_i++ % (sizeof(c->offer_users) / sizeof(c->offer_users[0]));
+		memset(&c->offer_users[slot], 0, sizeof(c->offer_users[slot]));
+		strcpy(c->offer_users[slot].user, from);
+	}
+	for (unsigned k = 0; k < CL_OFFERS_PER_USER; k++)
+		if (c->offer_users[slot].at[k] && now - c->offer_users[slot].at[k] < CL_OFFER_USER_WINDOW_MS)
+			recent++;
+	if (c->offer_tokens < 1.0 || recent >= CL_OFFERS_PER_USER) {
+		c->calls_rate_limited++;
+		return PN_CALL_DROP;
+	}
+	c->offer_tokens -= 1.0;
+	memmove(&c->offer_users[slot].at[1], &c->offer_users[slot].at[0],
+		sizeof(uint64_t) * (CL_OFFERS_PER_USER - 1));
+	c->offer_users[slot].at[0] = now;
+	if (!c->calls_from_anyone && !c->echo_bot && !pn_cstore_contact_has(c->store, from)) {
+		c->calls_refused++;
+		emit(c, "call.refused", json_pack("{s:s,s:s}", "from", from, "reason", "not_a_contact"));
+		return PN_CALL_REFUSE;
+	}
+	return PN_CALL_ACCEPT;
+}
+
+static json_t *call_json(struct pn_client *c, struct pn_call *call)
+{
+	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "id", call->id_hex, "peer", call->peer,
+			      "direction", call->outgoing ? "outgoing" : "incoming", "state",
+			      pn_call_state_name(call->state), "local_hold", call->local_hold,
+			      "remote_hold", call->remote_hold);
+	struct call_opts *o = call->user;
+
+	(void)c;
+	if (call->state == PN_CALL_ENDED)
+		json_object_set_new(j, "reason", json_string(pn_call_reason_name(call->reason)));
+	if (call->answered_at && call->state >= PN_CALL_ACTIVE) {
+		uint64_t end = call->state == PN_CALL_ENDED ? call->ended_at : now_ms(c);
+		json_object_set_new(j, "duration_ms", json_integer((json_int_t)(end - call->answered_at)));
+	}
+	if (o && o->media)
+		json_object_set_new(j, "stats", pn_callmedia_stats_json(o->media));
+	return j;
+}
+
+/* The route media and signaling take to the peer, for the stats. */
+static const char *call_path(struct pn_client *c)
+{
+	return c->sn.addr.family == PN_AF_INET6 ? "relayed-ipv6" : "relayed-ipv4";
+}
+
+static void call_media_start(struct pn_client *c, struct pn_call *call)
+{
+	struct call_opts *o = call->user;
+	struct pn_callmedia_config mc;
+	char err[160];
+
+	if (!o || o->media)
+		return;
+	memset(&mc, 0, sizeof(mc));
+	mc.secret = call->secret;
+	mc.caller = call->outgoing;
+	mc.local_tag = call->local_tag;
+	mc.remote_tag = call->remote_tag;
+	mc.play = o->play[0] ? o->play : NULL;
+	mc.record = o->record[0] ? o->record : NULL;
+	mc.echo = o->echo;
+	mc.now = now_ms(c);
+	if (pn_callmedia_new(&o->media, &mc, err, sizeof(err))) {
+		pn_warn("call %s: media failed to start: %s", call->id_hex, err);
+		emit(c, "call.error", json_pack("{s:s,s:s}", "id", call->id_hex, "message", err));
+		pn_call_abort(c->calls, call, now_ms(c), PN_CALL_R_HANGUP);
+		return;
+	}
+	o->stats_at = now_ms(c) + CL_CALL_STATS_MS;
+}
+
+static void call_log(struct pn_client *c, struct pn_call *call)
+{
+	struct pn_call_row row;
+	struct call_opts *o = call->user;
+
+	memset(&row, 0, sizeof(row));
+	snprintf(row.id, sizeof(row.id), "%s", call->id_hex);
+	snprintf(row.peer, sizeof(row.peer), "%s", call->peer);
+	row.outgoing = call->outgoing;
+	uint64_t wall = wall_ms(c), now = now_ms(c);
+	row.started_at = wall - (now - call->created_at);
+	row.answered_at = call->answered_at ? wall - (now - call->answered_at) : 0;
+	row.ended_at = wall;
+	snprintf(row.reason, sizeof(row.reason), "%s", pn_call_reason_name(call->reason));
+	if (o && o->media)
+		row.mos = pn_callmedia_mos(o->media);
+	pn_cstore_call_insert(c->store, &row);
+}
+
+static void call_changed(void *ctx, struct pn_call *call, enum pn_call_state old)
+{
+	struct pn_client *c = ctx;
+	struct call_opts *o = call->user;
+
+	if (!o && !call->outgoing && call->state != PN_CALL_ENDED) {
+		/* an incoming call: options come with the answer */
+		o = calloc(1, sizeof(*o));
+		call->user = o;
+		if (o && c->echo_bot) {
+			o->echo = true;
+			o->auto_answer_at = now_ms(c) + CL_ECHO_ANSWER_MS;
+		}
+	}
+	/* media runs from the answer on: the callee listens before CONNECT arrives */
+	if (call->state == PN_CALL_ANSWERING || (call->state == PN_CALL_ACTIVE && old != call->state))
+		call_media_start(c, call);
+	{
+		json_t *j = call_json(c, call);
+		json_object_set_new(j, "path", json_string(call_path(c)));
+		emit(c, "call.state", j);
+	}
+	if (call->state == PN_CALL_ENDED && old != PN_CALL_ENDED) {
+		call_log(c, call);
+		if (o) {
+			pn_callmedia_free(o->media); /* finishes the recording */
+			o->media = NULL;
+		}
+	}
+}
+
+/* After a lookup: places the call the user asked for. */
+static void call_place(struct pn_client *c, struct ruser *u, struct pending *p)
+{
+	uint8_t devs[PN_CALL_MAX_DEV][16];
+	unsigned n = 0;
+	struct pn_call *call;
+	int err;
+
+	for (unsigned i = 0; i < u->n && n < PN_CALL_MAX_DEV; i++)
+		memcpy(devs[n++], u->certs[i].device_id, 16);
+	if (!u->found || n == 0) {
+		reply_err(p->cb, p->arg, -ENOENT, "no_such_user",
+			  "no device of that user is reachable (unknown or offline)");
+		return;
+	}
+	call = pn_calls_dial(c->calls, now_ms(c), c->username, u->name, (const uint8_t(*)[16])devs,
+			    n, &err);
+	if (!call) {
+		reply_err(p->cb, p->arg, err, err == -EBUSY ? "busy" : "internal",
+			  err == -EBUSY ? "a call is already in progress" : "cannot place the call");
+		return;
+	}
+	call->user = p->call; /* the media options */
+	p->call = NULL;
+	reply_ok(p->cb, p->arg, call_json(c, call));
+}
+
+static void on_call_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	if (pn_calls_on_frame(c->calls, now_ms(c), p->device_id, p->username, f, n))
+		c->rx_e2e_bad++;
+}
+
+/* A media packet from device src (relayed by the supernodes like any end-to-end packet). */
+static void on_media_packet(struct pn_client *c, const uint8_t src[16], const uint8_t *pkt, size_t n)
+{
+	uint32_t tag;
+	struct pn_call *call;
+	struct call_opts *o;
+
+	if (pn_media_peek_tag(pkt, n, &tag) || !(call = pn_calls_find_tag(c->calls, tag)) ||
+	    call->peer_dev < 0 || memcmp(call->dev[call->peer_dev].id, src, 16) != 0 ||
+	    !(o = call->user) || !o->media) {
+		c->media_bad++;
+		return;
+	}
+	if (pn_callmedia_on_packet(o->media, now_ms(c), pkt, n) == 0)
+		pn_call_alive(call, now_ms(c));
+}
+
+static uint64_t calls_deadline(struct pn_client *c)
+{
+	uint64_t t = pn_calls_next_deadline(c->calls);
+
+	for (struct pn_call *call = pn_calls_first(c->calls); call; call = call->next) {
+		struct call_opts *o = call->user;
+		if (!o)
+			continue;
+		if (o->auto_answer_at && call->state == PN_CALL_RINGING)
+			t = min64(t, o->auto_answer_at);
+		if (o->media) {
+			t = min64(t, pn_callmedia_next_deadline(o->media));
+			t = min64(t, o->stats_at);
+		}
+	}
+	return t;
+}
+
+struct media_tx {
+	struct pn_client *c;
+	const uint8_t *dev;
+};
+
+static void media_tx(void *arg, const uint8_t *pkt, size_t n)
+{
+	struct media_tx *t = arg;
+	forward(t->c, t->dev, pkt, n);
+}
+
+static void calls_tick(struct pn_client *c, uint64_t now)
+{
+	pn_calls_tick(c->calls, now);
+	for (struct pn_call *call = pn_calls_first(c->calls); call; call = call->next) {
+		struct call_opts *o = call->user;
+		if (!o)
+			continue;
+		if (o->auto_answer_at && now >= o->auto_answer_at) {
+			o->auto_answer_at = 0;
+			if (call->state == PN_CALL_RINGING)
+				pn_call_answer(c->calls, call, now);
+		}
+		if (o->media && call->state != PN_CALL_ENDED && call->peer_dev >= 0) {
+			struct media_tx t = {c, call->dev[call->peer_dev].id};
+			pn_callmedia_tick(o->media, now, call->local_hold || call->remote_hold, media_tx, &t);
+			if (now >= o->stats_at) {
+				json_t *j = call_json(c, call);
+				o->stats_at = now + CL_CALL_STATS_MS;
+				json_object_set_new(j, "path", json_string(call_path(c)));
+				emit(c, "call.stats", j);
+			}
+		}
+	}
+}
+
 static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
 {
 	struct pn_rd r;
@@ -840,6 +1177,8 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		on_chat(c, p, &r);
 	else if (type == PN_F_RECEIPT)
 		on_receipt(c, p, &r);
+	else if (type == PN_F_CALL || type == PN_F_CALL_ACK)
+		on_call_frame(c, p, f, n);
 	else
 		c->rx_e2e_bad++;
 }
@@ -916,6 +1255,10 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 	if (via)
 		pn_rd_bytes(r, via_key, 32);
 	pn_rd_vec16(r, &pkt, &n, PN_PKT_RX_MAX);
+	if (!pn_rd_end(r) && n > 0 && pkt[0] == PN_PKT_MEDIA) {
+		on_media_packet(c, src, pkt, n);
+		return;
+	}
 	if (pn_rd_end(r) || pn_pkt_parse(&h, pkt, n)) {
 		c->rx_e2e_bad++;
 		return;
@@ -978,6 +1321,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 			if (u && u->found)
 				flush_user(c, u);
 		}
+		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		return;
 	}
 	p = peer_get(c, src, false);
@@ -1015,6 +1359,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		u = ruser_get(c, p->username, false);
 		if (u)
 			flush_user(c, u);
+		pn_calls_flush_dev(c->calls, src, now_ms(c));
 	} else if (ev == PN_LINK_EV_DATA) {
 		on_e2e_frame(c, p, f, fl);
 	}
@@ -1047,11 +1392,16 @@ static void finish_whois(struct pn_client *c, struct ruser *u, bool timeout)
 
 	while (*pp) {
 		struct pending *p = *pp;
-		if (p->kind != P_WHOIS || strcmp(p->username, u->name) != 0) {
+		if ((p->kind != P_WHOIS && p->kind != P_CALL) || strcmp(p->username, u->name) != 0) {
 			pp = &p->next;
 			continue;
 		}
 		*pp = p->next;
+		if (p->kind == P_CALL && !timeout) {
+			call_place(c, u, p);
+			pending_free(p);
+			continue;
+		}
 		if (timeout)
 			reply_err(p->cb, p->arg, -ETIMEDOUT, "timeout", "the supernode did not answer");
 		else if (!u->found)
@@ -1061,7 +1411,7 @@ static void finish_whois(struct pn_client *c, struct ruser *u, bool timeout)
 			reply_ok(p->cb, p->arg,
 				 json_pack("{s:s,s:b,s:o}", "username", u->name, "online", u->n > 0,
 					   "devices", devices_json(u)));
-		free(p);
+		pending_free(p);
 	}
 }
 
@@ -1734,10 +2084,6 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 
 /* ---- timers ---------------------------------------------------------------------------- */
 
-static uint64_t min64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
 
 static uint64_t hs_retry_time(const struct pn_link *l)
 {
@@ -1902,7 +2248,7 @@ static uint64_t cl_deadline(void *node)
 	if (c->sn_state == SN_UP)
 		for (struct outmsg *m = c->out; m; m = m->next)
 			t = min64(t, m->next_try);
-	return t;
+	return min64(t, calls_deadline(c));
 }
 
 static void tick_messages(struct pn_client *c, uint64_t now)
@@ -2065,7 +2411,7 @@ static void cl_tick(void *node)
 				  "logged in, but no supernode answered yet; still trying");
 		else
 			reply_err(p->cb, p->arg, -ETIMEDOUT, "timeout", "the supernode did not answer");
-		free(p);
+		pending_free(p);
 	}
 	for (struct ruser *u = c->rusers; u; u = u->next) {
 		if (u->lookup_req && now >= u->lookup_deadline) {
@@ -2088,6 +2434,7 @@ static void cl_tick(void *node)
 	}
 	if (c->sn_state == SN_UP)
 		tick_messages(c, now);
+	calls_tick(c, now);
 }
 
 const struct pn_node_ops pn_client_ops = {cl_recv, cl_deadline, cl_tick};
@@ -2364,6 +2711,180 @@ static void cmd_history(struct pn_client *c, json_t *args, pn_client_reply_cb cb
 	reply_ok(cb, arg, json_pack("{s:o}", "messages", h.arr));
 }
 
+/* ---- call commands --------------------------------------------------------------------- */
+
+/* Reads the media options of a call/answer command; NULL (and a reply) when bad. */
+static struct call_opts *call_opts_from(struct pn_client *c, json_t *args, pn_client_reply_cb cb,
+					void *arg)
+{
+	const char *play = arg_str(args, "play"), *rec = arg_str(args, "record");
+	struct call_opts *o;
+	char err[200];
+
+	(void)c;
+	if ((play && (play[0] != '/' || strlen(play) >= CL_PATH_MAX)) ||
+	    (rec && (rec[0] != '/' || strlen(rec) >= CL_PATH_MAX))) {
+		reply_err(cb, arg, -EINVAL, "bad_path", "play and record take absolute file paths");
+		return NULL;
+	}
+	if (pn_callmedia_check(play, rec, err, sizeof(err))) {
+		reply_err(cb, arg, -EINVAL, "bad_path", err);
+		return NULL;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
+		return NULL;
+	}
+	if (play)
+		snprintf(o->play, sizeof(o->play), "%s", play);
+	if (rec)
+		snprintf(o->record, sizeof(o->record), "%s", rec);
+	return o;
+}
+
+static void cmd_call(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *user = arg_str(args, "username");
+	struct pending *p;
+	struct ruser *u;
+	struct call_opts *o;
+
+	if (!user || pn_username_valid(user)) {
+		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
+		return;
+	}
+	if (c->sn_state != SN_UP) {
+		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "not attached to the network");
+		return;
+	}
+	if (strcmp(user, c->username) == 0) {
+		reply_err(cb, arg, -EINVAL, "bad_username", "you cannot call yourself");
+		return;
+	}
+	if (pn_calls_current(c->calls)) {
+		reply_err(cb, arg, -EBUSY, "busy", "a call is already in progress");
+		return;
+	}
+	o = call_opts_from(c, args, cb, arg);
+	if (!o)
+		return;
+	u = ruser_get(c, user, true);
+	p = calloc(1, sizeof(*p));
+	if (!u || !p) {
+		free(p);
+		free(o);
+		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
+		return;
+	}
+	p->kind = P_CALL;
+	p->call = o;
+	strcpy(p->username, user);
+	p->cb = cb;
+	p->arg = arg;
+	if (u->found && now_ms(c) - u->fetched_at <= CL_LOOKUP_CACHE_MS) {
+		call_place(c, u, p); /* fresh records: no lookup needed */
+		pending_free(p);
+		return;
+	}
+	p->deadline = now_ms(c) + CL_LOOKUP_TIMEOUT_MS + 1000;
+	p->next = c->pending;
+	c->pending = p;
+	lookup_start(c, u);
+}
+
+/* The call a command names by "id", else the current one. */
+static struct pn_call *call_arg(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *id = arg_str(args, "id");
+	struct pn_call *call = id ? pn_calls_find(c->calls, id) : pn_calls_current(c->calls);
+
+	if (!call)
+		reply_err(cb, arg, -ENOENT, "no_such_call", id ? "no call with that id" : "no call in progress");
+	return call;
+}
+
+static void cmd_call_action(struct pn_client *c, const char *what, json_t *args,
+			    pn_client_reply_cb cb, void *arg)
+{
+	struct pn_call *call = call_arg(c, args, cb, arg);
+	uint64_t now = now_ms(c);
+	int rc;
+
+	if (!call)
+		return;
+	if (strcmp(what, "answer") == 0) {
+		struct call_opts *o;
+		if (call->outgoing || call->state != PN_CALL_RINGING) {
+			reply_err(cb, arg, -EINVAL, "bad_state", "the call is not ringing here");
+			return;
+		}
+		o = call_opts_from(c, args, cb, arg);
+		if (!o)
+			return;
+		free(call->user);
+		call->user = o;
+		rc = pn_call_answer(c->calls, call, now);
+	} else if (strcmp(what, "hangup") == 0) {
+		rc = pn_call_hangup(c->calls, call, now);
+	} else if (strcmp(what, "hold") == 0 || strcmp(what, "resume") == 0) {
+		rc = pn_call_hold(c->calls, call, now, what[0] == 'h');
+	} else {
+		reply_ok(cb, arg, call_json(c, call)); /* stats */
+		return;
+	}
+	if (rc)
+		reply_err(cb, arg, rc, "bad_state", "not possible in the call's current state");
+	else
+		reply_ok(cb, arg, call_json(c, call));
+}
+
+static int call_row_cb(void *arg, const struct pn_call_row *r)
+{
+	json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:s}", "id", r->id, "peer", r->peer,
+			      "direction", r->outgoing ? "outgoing" : "incoming", "started_at",
+			      (json_int_t)r->started_at, "answered_at", (json_int_t)r->answered_at,
+			      "ended_at", (json_int_t)r->ended_at, "reason", r->reason);
+	if (r->mos > 0)
+		json_object_set_new(j, "mos", json_real(r->mos));
+	json_array_append_new(arg, j);
+	return 0;
+}
+
+static void cmd_calls(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	json_t *cur = json_array(), *hist = json_array(), *lim = args ? json_object_get(args, "limit") : NULL;
+	json_int_t limit = json_is_integer(lim) ? json_integer_value(lim) : 20;
+
+	if (limit < 1 || limit > 1000)
+		limit = 20;
+	for (struct pn_call *call = pn_calls_first(c->calls); call; call = call->next)
+		if (call->state != PN_CALL_ENDED)
+			json_array_append_new(cur, call_json(c, call));
+	pn_cstore_call_list(c->store, (unsigned)limit, call_row_cb, hist);
+	reply_ok(cb, arg, json_pack("{s:o,s:o}", "current", cur, "history", hist));
+}
+
+static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *from = arg_str(args, "calls_from");
+
+	if (set) {
+		if (!from || (strcmp(from, "contacts") != 0 && strcmp(from, "anyone") != 0)) {
+			reply_err(cb, arg, -EINVAL, "bad_request",
+				  "calls_from must be \"contacts\" or \"anyone\"");
+			return;
+		}
+		if (pn_cstore_kv_set(c->store, "calls_from", from, strlen(from))) {
+			reply_err(cb, arg, -EIO, "internal", "settings store error");
+			return;
+		}
+		c->calls_from_anyone = from[0] == 'a';
+	}
+	reply_ok(cb, arg, json_pack("{s:s,s:b}", "calls_from",
+				    c->calls_from_anyone ? "anyone" : "contacts", "echo_bot", c->echo_bot));
+}
+
 void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_client_reply_cb cb,
 		       void *arg)
 {
@@ -2394,6 +2915,16 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 		cmd_profile_set(c, args, cb, arg);
 	else if (strcmp(cmd, "search") == 0)
 		cmd_search(c, args, cb, arg);
+	else if (strcmp(cmd, "call") == 0)
+		cmd_call(c, args, cb, arg);
+	else if (strncmp(cmd, "call.", 5) == 0 &&
+		 (!strcmp(cmd + 5, "answer") || !strcmp(cmd + 5, "hangup") || !strcmp(cmd + 5, "hold") ||
+		  !strcmp(cmd + 5, "resume") || !strcmp(cmd + 5, "stats")))
+		cmd_call_action(c, cmd + 5, args, cb, arg);
+	else if (strcmp(cmd, "calls") == 0)
+		cmd_calls(c, args, cb, arg);
+	else if (strcmp(cmd, "settings.get") == 0 || strcmp(cmd, "settings.set") == 0)
+		cmd_settings(c, cmd[9] == 's', args, cb, arg);
 	else if (strcmp(cmd, "shutdown") == 0) {
 		c->want_exit = true;
 		reply_ok(cb, arg, NULL);
@@ -2407,7 +2938,7 @@ void pn_client_cancel(struct pn_client *c, void *arg)
 		if ((*pp)->arg == arg) {
 			struct pending *p = *pp;
 			*pp = p->next;
-			free(p);
+			pending_free(p);
 		} else {
 			pp = &(*pp)->next;
 		}
@@ -2460,6 +2991,24 @@ int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
 	rc = load_identity(c);
 	if (rc)
 		goto fail;
+	{
+		struct pn_call_ops co = {
+			.ctx = c, .send = call_send, .random = call_random,
+			.offer_policy = call_policy, .changed = call_changed,
+		};
+		char v[16];
+		size_t vl;
+		c->calls = pn_calls_new(&co);
+		if (!c->calls) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		c->echo_bot = cfg->echo_bot;
+		if (pn_cstore_kv_get(c->store, "calls_from", v, sizeof(v) - 1, &vl) == 0) {
+			v[vl] = 0;
+			c->calls_from_anyone = strcmp(v, "anyone") == 0;
+		}
+	}
 	c->env.random(c->env.ctx, &c->next_req, sizeof(c->next_req));
 	load_candidates(c);
 	/* Messages that were not delivered before the last shutdown go out again. */
@@ -2486,7 +3035,7 @@ void pn_client_free(struct pn_client *c)
 	while (c->pending) {
 		struct pending *p = c->pending;
 		c->pending = p->next;
-		free(p);
+		pending_free(p);
 	}
 	while (c->rusers) {
 		struct ruser *u = c->rusers;
@@ -2503,6 +3052,15 @@ void pn_client_free(struct pn_client *c)
 		struct outmsg *m = c->out;
 		c->out = m->next;
 		outmsg_free(m);
+	}
+	if (c->calls) {
+		for (struct pn_call *call = pn_calls_first(c->calls); call; call = call->next) {
+			struct call_opts *o = call->user;
+			if (o)
+				pn_callmedia_free(o->media);
+			free(o);
+		}
+		pn_calls_free(c->calls);
 	}
 	op_finish(c);
 	pn_link_wipe(&c->sn_link);

@@ -40,6 +40,7 @@ struct sc_net {
 	struct sc_event events[SC_MAX_EVENTS];
 	unsigned n_events;
 	uint8_t root_seed[32];
+	unsigned echo_mask; /* bit i: client i is an echo test service (set before adding it) */
 };
 
 struct sc_reply {
