@@ -39,6 +39,7 @@ check-unit:
 check-e2e:
 	tests/e2e/e2e.sh $(BUILD)/cmd
 	tests/e2e/overlay.sh $(BUILD)/cmd
+	tests/e2e/calls.sh $(BUILD)/cmd
 
 check-asan:
 	@test -f $(ASAN_BUILD)/build.ninja || meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined \
@@ -50,6 +51,8 @@ check-asan:
 		tests/e2e/e2e.sh $(ASAN_BUILD)/cmd
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		tests/e2e/overlay.sh $(ASAN_BUILD)/cmd
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+		tests/e2e/calls.sh $(ASAN_BUILD)/cmd
 
 check-fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-10} scripts/fuzz.sh

@@ -79,9 +79,9 @@ ln_start_supernode() { # [NAME] (default: the first supernode, "sn")
 		--listen "127.0.0.1:$port" --overlay-per-prefix 64
 }
 
-ln_start_client() { # NAME [NETWORK-FILE]
+ln_start_client() { # NAME [NETWORK-FILE [PARLEYD-OPTIONS...]]
 	ln_spawn "$1" "$LN_BIN/parleyd" --data-dir "$LN_DIR/$1" --network "${2:-$LN_NET}" \
-		--listen 127.0.0.1:0 --device-name "$1-laptop"
+		--listen 127.0.0.1:0 --device-name "$1-laptop" "${@:3}"
 }
 
 ln_cli() { # NAME ARGS...

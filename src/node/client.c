@@ -959,6 +959,12 @@ static enum pn_call_policy call_policy(void *ctx, const char *from, const char *
 	return PN_CALL_ACCEPT;
 }
 
+/* The route media and signaling take to the peer, for the stats. */
+static const char *call_path(struct pn_client *c)
+{
+	return c->sn.addr.family == PN_AF_INET6 ? "relayed-ipv6" : "relayed-ipv4";
+}
+
 static json_t *call_json(struct pn_client *c, struct pn_call *call)
 {
 	json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:b,s:b}", "id", call->id_hex, "peer", call->peer,
@@ -967,22 +973,17 @@ static json_t *call_json(struct pn_client *c, struct pn_call *call)
 			      "remote_hold", call->remote_hold);
 	struct call_opts *o = call->user;
 
-	(void)c;
 	if (call->state == PN_CALL_ENDED)
 		json_object_set_new(j, "reason", json_string(pn_call_reason_name(call->reason)));
 	if (call->answered_at && call->state >= PN_CALL_ACTIVE) {
 		uint64_t end = call->state == PN_CALL_ENDED ? call->ended_at : now_ms(c);
 		json_object_set_new(j, "duration_ms", json_integer((json_int_t)(end - call->answered_at)));
 	}
-	if (o && o->media)
+	if (o && o->media) {
+		json_object_set_new(j, "path", json_string(call_path(c)));
 		json_object_set_new(j, "stats", pn_callmedia_stats_json(o->media));
+	}
 	return j;
-}
-
-/* The route media and signaling take to the peer, for the stats. */
-static const char *call_path(struct pn_client *c)
-{
-	return c->sn.addr.family == PN_AF_INET6 ? "relayed-ipv6" : "relayed-ipv4";
 }
 
 static void call_media_start(struct pn_client *c, struct pn_call *call)
@@ -1047,11 +1048,7 @@ static void call_changed(void *ctx, struct pn_call *call, enum pn_call_state old
 	/* media runs from the answer on: the callee listens before CONNECT arrives */
 	if (call->state == PN_CALL_ANSWERING || (call->state == PN_CALL_ACTIVE && old != call->state))
 		call_media_start(c, call);
-	{
-		json_t *j = call_json(c, call);
-		json_object_set_new(j, "path", json_string(call_path(c)));
-		emit(c, "call.state", j);
-	}
+	emit(c, "call.state", call_json(c, call));
 	if (call->state == PN_CALL_ENDED && old != PN_CALL_ENDED) {
 		call_log(c, call);
 		if (o) {
@@ -1156,10 +1153,8 @@ static void calls_tick(struct pn_client *c, uint64_t now)
 			struct media_tx t = {c, call->dev[call->peer_dev].id};
 			pn_callmedia_tick(o->media, now, call->local_hold || call->remote_hold, media_tx, &t);
 			if (now >= o->stats_at) {
-				json_t *j = call_json(c, call);
 				o->stats_at = now + CL_CALL_STATS_MS;
-				json_object_set_new(j, "path", json_string(call_path(c)));
-				emit(c, "call.stats", j);
+				emit(c, "call.stats", call_json(c, call));
 			}
 		}
 	}
