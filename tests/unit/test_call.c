@@ -218,8 +218,17 @@ static void test_frames_round_trip(void **state)
 	f.media = PN_CALL_MEDIA_AUDIO;
 	pn_wr_init(&w, b, sizeof(b));
 	assert_int_equal(pn_callf_encode(&f, &w), 0);
-	/* 1 + 16 + 4 + 1 + (1+5) + (1+3) + 4 + 32 + 1 */
+	/* 1 + 16 + 4 + 1 + (1+5) + (1+3) + 4 + 32 + 1; the vector of docs/PROTOCOL.md 3.6 */
 	assert_int_equal(w.len, 69);
+	{
+		static const char vec[] =
+			"4207070707070707070707070707070707000000030105616c69636503626f62010203040909"
+			"09090909090909090909090909090909090909090909090909090909090901";
+		char hex[2 * 69 + 1];
+		for (size_t i = 0; i < w.len; i++)
+			snprintf(hex + 2 * i, 3, "%02x", b[i]);
+		assert_string_equal(hex, vec);
+	}
 	pn_rd_init(&r, b, w.len);
 	pn_rd_u8(&r, &t);
 	assert_int_equal(t, PN_F_CALL);
