@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The parley demo: a complete network on this machine's loopback — a login server, a
 # supernode and two client daemons (alice and bob) in a temporary directory — registering,
-# logging in, adding a contact and exchanging end-to-end encrypted messages, narrated with
-# timings. Usage: scripts/demo.sh BINDIR   (make demo does this)
+# logging in, adding a contact, exchanging end-to-end encrypted messages and calling the
+# echo test service (a third daemon), narrated with timings. Usage: scripts/demo.sh BINDIR   (make demo does this)
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 LN_BIN=$(cd "${1:?usage: demo.sh BINDIR}" && pwd)
@@ -30,7 +30,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 command -v bc >/dev/null || bc() { python3 -c "import sys; print(round(eval(sys.stdin.read()), 3))"; }
 
-printf '%sparley demo%s: a whole network on loopback, end-to-end encrypted messages\n' "$B" "$R"
+printf '%sparley demo%s: a whole network on loopback, end-to-end encrypted messages and a call\n' "$B" "$R"
 
 step "1. Create the network: root key, login server key, network file"
 ln_setup || { echo "demo: setup failed" >&2; exit 1; }
@@ -38,21 +38,23 @@ sed 's/^/          /' "$LN_DIR/init.log"
 say "network file ($LN_NET):"
 grep -v '^#' "$LN_NET" | sed 's/^/            /'
 
-step "2. Start the login server, the supernode and two client daemons"
+step "2. Start the login server, the supernode, two client daemons and the echo service"
 s=$(date +%s%N); ln_start_login || exit 1; say "login server  ready on 127.0.0.1:$LN_LOGIN_PORT ($(ms "$s") ms)"
 s=$(date +%s%N); ln_start_supernode || exit 1; say "supernode     ready on 127.0.0.1:$LN_SN_PORT ($(ms "$s") ms)"
 for u in alice bob; do
 	s=$(date +%s%N); ln_start_client $u || exit 1
 	say "parleyd $u  ready, API socket $LN_DIR/$u/parleyd.sock ($(ms "$s") ms)"
 done
+s=$(date +%s%N); ln_start_client echo "$LN_NET" --echo || exit 1
+say "parleyd echo   ready: the echo test service, answers any call ($(ms "$s") ms)"
 
-step "3. Register both accounts (the password travels only inside a Noise session)"
-for u in alice bob; do
+step "3. Register the accounts (the password travels only inside a Noise session)"
+for u in alice bob echo; do
 	run "parley register $u" sh -c "echo 'demo password for $u' | '$LN_BIN/parley' --data-dir '$LN_DIR/$u' register $u --password-stdin" || exit 1
 done
 
-step "4. Log both devices in: each gets a 24 h certificate and attaches to the supernode"
-for u in alice bob; do
+step "4. Log the devices in: each gets a 24 h certificate and attaches to the supernode"
+for u in alice bob echo; do
 	run "parley login $u" sh -c "echo 'demo password for $u' | '$LN_BIN/parley' --data-dir '$LN_DIR/$u' login $u --password-stdin" || exit 1
 done
 run "parley status    (alice)" ln_cli alice status || exit 1
@@ -99,8 +101,23 @@ step "7. History on both devices (SQLite, with delivery states)"
 run "parley history bob    (alice)" ln_cli alice history bob
 run "parley history alice    (bob)" ln_cli bob history alice
 
-step "8. Shut everything down cleanly"
-for u in alice bob; do ln_cli $u shutdown >/dev/null && say "parleyd $u stopped"; done
+step "8. alice calls the echo test service: it plays back what it hears a second later"
+speech=$LN_DIR/speech.wav
+if espeak-ng -s 150 -w "$speech" "Hello, this is alice testing her microphone on parley." 2>/dev/null; then
+	say "speech for the call made with espeak-ng ($speech)"
+	run "parley call echo --play speech.wav --record heard.wav --duration 6    (alice)" \
+		ln_cli alice call echo --play "$speech" --record "$LN_DIR/heard.wav" --duration 6
+	if [ -x "$LN_BIN/../tests/wavcmp" ]; then
+		q=$("$LN_BIN/../tests/wavcmp" "$speech" "$LN_DIR/heard.wav" --skip-ms 1000 2>/dev/null)
+		[ -n "$q" ] && say "what came back, compared with what alice sent: $q"
+	fi
+	run "parley calls    (alice)" ln_cli alice calls
+else
+	say "(espeak-ng is not installed: skipping the call; scripts/deps.sh check installs it)"
+fi
+
+step "9. Shut everything down cleanly"
+for u in alice bob echo; do ln_cli $u shutdown >/dev/null && say "parleyd $u stopped"; done
 ln_stop sn && say "supernode stopped"
 ln_stop login && say "login server stopped"
 say "supernode summary: $(grep -o 'stopping:.*' "$LN_DIR/sn.log" | head -1)"
