@@ -4,7 +4,7 @@
 # explains the figures.
 #
 # usage: bench/run.sh [--quick] [--no-build] [BENCH...]
-#   BENCH        any of: noise login startup latency rss (default: all, in that order)
+#   BENCH        any of: noise login startup latency rss call (default: all, in that order)
 #   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
 #                20 RSS clients); the figures are then not the documented ones
 #   --no-build   use BUILD as it is
@@ -25,7 +25,7 @@ for a in "$@"; do
 	case $a in
 	--quick) QUICK=1 ;;
 	--no-build) BUILD_IT=0 ;;
-	noise | login | startup | latency | rss) BENCHES+=("$a") ;;
+	noise | login | startup | latency | rss | call) BENCHES+=("$a") ;;
 	-h | --help)
 		sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
@@ -36,7 +36,7 @@ for a in "$@"; do
 		;;
 	esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call)
 
 for tool in python3 awk; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
@@ -94,11 +94,13 @@ if [ $QUICK = 1 ]; then
 	STARTUP_ARGS=(--runs 5 --cold-runs 5)
 	LATENCY_ARGS=(--messages 200)
 	RSS_ENV=(RSS_CLIENTS=20)
+	CALL_ARGS=(--calls 5 --cold 3)
 else
 	LOGIN_ARGS=()
 	STARTUP_ARGS=()
 	LATENCY_ARGS=()
 	RSS_ENV=()
+	CALL_ARGS=()
 fi
 
 FAILED=()
@@ -130,6 +132,7 @@ for b in "${BENCHES[@]}"; do
 	startup) run_bench startup python3 "$HERE/bench_startup.py" "${STARTUP_ARGS[@]}" ;;
 	latency) run_bench latency python3 "$HERE/bench_latency.py" "${LATENCY_ARGS[@]}" ;;
 	rss) run_bench rss env "${RSS_ENV[@]}" bash "$HERE/bench_rss.sh" ;;
+	call) run_bench call python3 "$HERE/bench_call.py" "${CALL_ARGS[@]}" ;;
 	esac
 done
 env_line loadavg_1min_after "$(loadavg)" load
@@ -151,6 +154,8 @@ goals = [
     ("parleyd start (stored cert) -> reachable, median", ("startup", "warm_reachable_ms_median"), 300, "ms"),
     ("message latency p50", ("latency", "message_latency_ms_p50"), 2, "ms"),
     ("parleyd idle RSS", ("rss", "parleyd_idle_kib"), 8192, "KiB"),
+    ("call set-up, established session, p50", ("call", "setup_established_ms_p50"), 100, "ms"),
+    ("call set-up, cold start, p50", ("call", "setup_cold_ms_p50"), 300, "ms"),
 ]
 print()
 print("  goals:")

@@ -9,19 +9,19 @@
 #include <string.h>
 
 #include <sndfile.h>
-
-#include "audio/wav.h"
+#include <speex/speex_resampler.h>
 
 enum {
 	CM_ECHO_FRAMES = PN_CALLMEDIA_ECHO_MS / PN_MEDIA_FRAME_MS,
 	CM_MAX_CATCHUP = 5,       /* frames run in one tick after a late wake-up */
 	CM_RESYNC_MS = 200,       /* later than this: skip ahead instead of catching up */
+	SRC_CHUNK = 256,          /* input frames decoded at a time */
+	SRC_FIFO = PN_MEDIA_FRAME + SRC_CHUNK * 8, /* room for a chunk at up to 8x upsampling */
 };
 
 struct pn_callmedia {
 	struct pn_media *media;
-	int16_t *src;        /* the whole file to play, 48 kHz mono */
-	size_t src_n, src_pos;
+	struct src *src;     /* the file to play, decoded 20 ms at a time */
 	SNDFILE *sink;       /* the recording, written as the call goes */
 	bool echo;
 	int16_t *echo_line; /* CM_ECHO_FRAMES frames, a ring */
@@ -31,15 +31,99 @@ struct pn_callmedia {
 	uint64_t tx_packets, tx_bytes;
 };
 
-static int open_play(const char *path, int16_t **pcm, size_t *n, char *err, size_t cap)
-{
-	int rc = pn_wav_read(path, pcm, n);
+/* A file source: decoded, mixed down to mono and resampled to 48 kHz as the call goes, so
+ * starting a call costs no more than opening the file however long it is. */
+struct src {
+	SNDFILE *f;
+	int channels;
+	SpeexResamplerState *rs; /* NULL when the file is at 48 kHz */
+	float in[SRC_CHUNK * 8];  /* one chunk of interleaved input frames */
+	int16_t out[SRC_FIFO];    /* resampled, not yet used */
+	size_t n_out;
+	bool eof;
+};
 
-	if (rc)
-		snprintf(err, cap, "cannot play %s: %s", path,
-			 rc == -EINVAL ? "not a usable audio file (or longer than an hour)"
-				       : strerror(-rc));
-	return rc;
+static void src_close(struct src *s)
+{
+	if (!s)
+		return;
+	if (s->rs)
+		speex_resampler_destroy(s->rs);
+	if (s->f)
+		sf_close(s->f);
+	free(s);
+}
+
+static struct src *src_open(const char *path, char *err, size_t cap)
+{
+	SF_INFO info = {0};
+	struct src *s = calloc(1, sizeof(*s));
+	int e;
+
+	if (!s) {
+		snprintf(err, cap, "out of memory");
+		return NULL;
+	}
+	s->f = sf_open(path, SFM_READ, &info);
+	if (!s->f) {
+		snprintf(err, cap, "cannot play %s: %s", path, sf_strerror(NULL));
+		goto fail;
+	}
+	if (info.channels < 1 || info.channels > 8 || info.samplerate < 8000 ||
+	    info.samplerate > 192000 || info.frames <= 0) {
+		snprintf(err, cap, "cannot play %s: %d channels at %d Hz is not a usable voice file",
+			 path, info.channels, info.samplerate);
+		goto fail;
+	}
+	s->channels = info.channels;
+	if (info.samplerate != PN_MEDIA_RATE) {
+		s->rs = speex_resampler_init(1, (spx_uint32_t)info.samplerate, PN_MEDIA_RATE, 5, &e);
+		if (!s->rs) {
+			snprintf(err, cap, "cannot play %s: no resampler for %d Hz", path, info.samplerate);
+			goto fail;
+		}
+		speex_resampler_skip_zeros(s->rs);
+	}
+	return s;
+fail:
+	src_close(s);
+	return NULL;
+}
+
+/* Fills pcm with the next frame; zeros after the end of the file. */
+static void src_read(struct src *s, int16_t pcm[PN_MEDIA_FRAME])
+{
+	while (s->n_out < PN_MEDIA_FRAME && !s->eof) {
+		int16_t m16[SRC_CHUNK];
+		sf_count_t got = sf_readf_float(s->f, s->in, SRC_CHUNK);
+		if (got <= 0) {
+			s->eof = true;
+			break;
+		}
+		for (sf_count_t i = 0; i < got; i++) {
+			float acc = 0;
+			for (int ch = 0; ch < s->channels; ch++)
+				acc += s->in[i * s->channels + ch];
+			acc /= (float)s->channels;
+			acc = acc > 1.0f ? 1.0f : acc < -1.0f ? -1.0f : acc;
+			m16[i] = (int16_t)(acc * 32767.0f);
+		}
+		if (!s->rs) {
+			memcpy(s->out + s->n_out, m16, (size_t)got * sizeof(int16_t));
+			s->n_out += (size_t)got;
+		} else {
+			spx_uint32_t ilen = (spx_uint32_t)got, olen = (spx_uint32_t)(SRC_FIFO - s->n_out);
+			speex_resampler_process_int(s->rs, 0, m16, &ilen, s->out + s->n_out, &olen);
+			s->n_out += olen;
+		}
+	}
+	memset(pcm, 0, PN_MEDIA_FRAME * sizeof(int16_t));
+	{
+		size_t k = s->n_out < PN_MEDIA_FRAME ? s->n_out : PN_MEDIA_FRAME;
+		memcpy(pcm, s->out, k * sizeof(int16_t));
+		memmove(s->out, s->out + k, (s->n_out - k) * sizeof(int16_t));
+		s->n_out -= k;
+	}
 }
 
 static SNDFILE *open_record(const char *path, char *err, size_t cap)
@@ -56,11 +140,10 @@ static SNDFILE *open_record(const char *path, char *err, size_t cap)
 int pn_callmedia_check(const char *play, const char *record, char *err, size_t cap)
 {
 	if (play) {
-		int16_t *pcm;
-		size_t n;
-		if (open_play(play, &pcm, &n, err, cap))
+		struct src *s = src_open(play, err, cap);
+		if (!s)
 			return -EINVAL;
-		free(pcm);
+		src_close(s);
 	}
 	if (record) {
 		/* the recording is created when the call's media starts; here only check the
@@ -94,7 +177,7 @@ int pn_callmedia_new(struct pn_callmedia **out, const struct pn_callmedia_config
 		snprintf(err, cap, "cannot start the media pipeline (%d)", rc);
 		goto fail;
 	}
-	if (cfg->play && open_play(cfg->play, &m->src, &m->src_n, err, cap))
+	if (cfg->play && !(m->src = src_open(cfg->play, err, cap)))
 		goto fail;
 	if (cfg->record && !(m->sink = open_record(cfg->record, err, cap)))
 		goto fail;
@@ -119,7 +202,7 @@ void pn_callmedia_free(struct pn_callmedia *m)
 	if (!m)
 		return;
 	pn_media_free(m->media);
-	free(m->src);
+	src_close(m->src);
 	if (m->sink)
 		sf_close(m->sink); /* writes the final header */
 	free(m->echo_line);
@@ -138,11 +221,8 @@ static void capture(struct pn_callmedia *m, int16_t pcm[PN_MEDIA_FRAME])
 	if (m->echo) {
 		memcpy(pcm, m->echo_line + (size_t)m->echo_pos * PN_MEDIA_FRAME,
 		       PN_MEDIA_FRAME * sizeof(int16_t));
-	} else if (m->src && m->src_pos < m->src_n) {
-		/* after the file: silence */
-		size_t k = m->src_n - m->src_pos < PN_MEDIA_FRAME ? m->src_n - m->src_pos : PN_MEDIA_FRAME;
-		memcpy(pcm, m->src + m->src_pos, k * sizeof(int16_t));
-		m->src_pos += k;
+	} else if (m->src) {
+		src_read(m->src, pcm);
 	}
 }
 

@@ -912,8 +912,9 @@ static void call_random(void *ctx, void *buf, size_t len)
 	c->env.random(c->env.ctx, buf, len);
 }
 
-/* Incoming offers: only to us, rate limited overall and per caller, and from contacts
- * unless the user takes calls from anyone. */
+/* Incoming offers: only to us; from contacts always; from anyone else only when the user
+ * takes calls from anyone (or is the echo service), and then rate limited overall and per
+ * caller. */
 static enum pn_call_policy call_policy(void *ctx, const char *from, const char *to)
 {
 	struct pn_client *c = ctx;
@@ -924,6 +925,10 @@ static enum pn_call_policy call_policy(void *ctx, const char *from, const char *
 		c->calls_refused++;
 		return PN_CALL_REFUSE;
 	}
+	/* Contacts are trusted not to flood (and can be removed): the limits are for everyone
+	 * else, whose offers are dropped unanswered once over them. */
+	if (pn_cstore_contact_has(c->store, from))
+		return PN_CALL_ACCEPT;
 	if (c->offer_refill_at == 0) {
 		c->offer_tokens = CL_OFFERS_BURST;
 		c->offer_refill_at = now;
@@ -951,7 +956,7 @@ static enum pn_call_policy call_policy(void *ctx, const char *from, const char *
 	memmove(&c->offer_users[slot].at[1], &c->offer_users[slot].at[0],
 		sizeof(uint64_t) * (CL_OFFERS_PER_USER - 1));
 	c->offer_users[slot].at[0] = now;
-	if (!c->calls_from_anyone && !c->echo_bot && !pn_cstore_contact_has(c->store, from)) {
+	if (!c->calls_from_anyone && !c->echo_bot) {
 		c->calls_refused++;
 		emit(c, "call.refused", json_pack("{s:s,s:s}", "from", from, "reason", "not_a_contact"));
 		return PN_CALL_REFUSE;
