@@ -2514,6 +2514,14 @@ static void cmd_status(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 		json_object_set_new(r, "supernode", json_string(pn_addr_str(&c->sn.addr, a)));
 		json_object_set_new(r, "reflexive_address", json_string(pn_addr_str(&c->reflexive, a)));
 	}
+	/* what this device rejected: bad packets, bad end-to-end frames, call offers refused
+	 * or dropped by the rate limits, media packets not of a call of ours */
+	json_object_set_new(r, "rejected",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "packets", (json_int_t)c->rx_bad,
+				      "e2e_frames", (json_int_t)c->rx_e2e_bad, "call_offers_refused",
+				      (json_int_t)c->calls_refused, "call_offers_rate_limited",
+				      (json_int_t)c->calls_rate_limited, "media_packets",
+				      (json_int_t)c->media_bad));
 	reply_ok(cb, arg, r);
 }
 

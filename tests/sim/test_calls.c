@@ -348,6 +348,70 @@ static void test_call_echo_bot(void **state)
 	sc_net_free(&n);
 }
 
+/* mallory, a stranger, floods bob (who takes calls from anyone) with offers: 3 of them
+ * ring within 30 s, the rest are dropped and counted; a contact still gets through, and
+ * mallory calling during that call does not disturb it. */
+static void test_call_offer_flood(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link base = {.delay_ms = 10};
+	struct sc_reply r;
+	unsigned ev0;
+	int rings = 0;
+	json_t *rej;
+
+	(void)state;
+	assert_int_equal(sc_net_init(&n, 15, &base), 0);
+	sc_bring_up(&n);
+	assert_int_equal(sc_net_add_client(&n, "198.18.1.3:5000"), 2);
+	sc_up_user(&n, 2, "mallory");
+	assert_true(sc_call(&n, 1, "settings.set", sc_args2("calls_from", "anyone", NULL, NULL), &r, 1000));
+	sc_reply_clear(&r);
+	ev0 = n.n_events;
+	for (int i = 0; i < 12; i++) {
+		assert_true(sc_call(&n, 2, "call", sc_args2("username", "bob", NULL, NULL), &r, 10000));
+		assert_int_equal(r.err, 0);
+		sc_reply_clear(&r);
+		pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 300);
+		assert_true(sc_call(&n, 2, "call.hangup", NULL, &r, 1000));
+		sc_reply_clear(&r);
+		pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 200);
+	}
+	for (unsigned k = ev0; k < n.n_events; k++)
+		if (n.events[k].client == 1 && strcmp(n.events[k].name, "call.state") == 0 &&
+		    strcmp(json_string_value(json_object_get(n.events[k].data, "state")), "ringing") == 0)
+			rings++;
+	printf("  12 offers from a stranger: %d rang\n", rings);
+	assert_int_equal(rings, 3);
+	assert_true(sc_call(&n, 1, "status", NULL, &r, 1000));
+	rej = json_object_get(r.result, "rejected");
+	/* nine offers dropped, each counted again when mallory retransmitted it */
+	assert_true(json_integer_value(json_object_get(rej, "call_offers_rate_limited")) >= 9);
+	sc_reply_clear(&r);
+	/* alice (a contact) still gets through at once, and the call survives stray media */
+	contact(&n, 1, "alice");
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 0, "call", sc_args2("username", "bob", NULL, NULL), &r, 10000));
+	sc_reply_clear(&r);
+	assert_non_null(wait_state(&n, 1, "ringing", ev0, 5000));
+	assert_true(sc_call(&n, 1, "call.answer", NULL, &r, 1000));
+	sc_reply_clear(&r);
+	assert_non_null(wait_state(&n, 0, "active", ev0, 5000));
+	/* mallory calls again meanwhile: bob is busy (and she is over her limit): the call
+	 * with alice is not disturbed */
+	assert_true(sc_call(&n, 2, "call", sc_args2("username", "bob", NULL, NULL), &r, 10000));
+	sc_reply_clear(&r);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	assert_true(sc_call(&n, 0, "call.stats", NULL, &r, 1000));
+	assert_string_equal(json_string_value(json_object_get(r.result, "state")), "active");
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 1, "call.stats", NULL, &r, 1000));
+	assert_string_equal(json_string_value(json_object_get(r.result, "state")), "active");
+	assert_string_equal(json_string_value(json_object_get(r.result, "peer")), "alice");
+	sc_reply_clear(&r);
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -358,6 +422,7 @@ int main(void)
 		cmocka_unit_test(test_call_refused_then_allowed),
 		cmocka_unit_test(test_call_peer_vanishes),
 		cmocka_unit_test(test_call_echo_bot),
+		cmocka_unit_test(test_call_offer_flood),
 	};
 	return cmocka_run_group_tests(tests, make_speech, drop_speech);
 }
