@@ -361,7 +361,7 @@ class LocalNet:
 
     def daemon_argv(self, name):
         return [self.exe("parleyd"), "--data-dir", self.path(name), "--network", self.netfile,
-                "--listen", "127.0.0.1:0", "--device-name", name + "-bench"]
+                "--listen", "127.0.0.1:0", "--device-name", name + "-bench", "--audio", "none"]
 
     def start_daemon(self, name, wait=True, ready_timeout=10.0):
         p = self.spawn(name, self.daemon_argv(name))

@@ -15,6 +15,7 @@
 #include "base/addr.h"
 #include "base/log.h"
 #include "parley/api.h"
+#include "parley/audio_device.h"
 #include "parley/client.h"
 #include "parley/network.h"
 #include "parley/runtime.h"
@@ -31,6 +32,7 @@ struct opts {
 	char *socket;
 	char *log_level;
 	char *device_name;
+	char *audio;
 	char *config;
 };
 
@@ -49,9 +51,13 @@ static void usage(FILE *f)
 		"  --listen ADDR       UDP address to bind (default 0.0.0.0:0; [::]:0 for dual stack)\n"
 		"  --socket PATH       API socket (default $PARLEY_SOCKET, else DIR/parleyd.sock)\n"
 		"  --config FILE       read \"key = value\" lines; keys: data-dir, network, listen,\n"
-		"                      socket, log-level, device-name. Flags override the file.\n"
+		"                      socket, log-level, device-name, audio. Flags override the file.\n"
 		"  --log-level LEVEL   error, warn, info (default) or debug\n"
 		"  --device-name NAME  name of this device in device lists (default: host name)\n"
+		"  --audio default|none  the sound device for calls without --play/--record files:\n"
+		"                      the system's default input and output (PortAudio; with\n"
+		"                      echo cancellation and noise suppression), or none\n"
+		"                      (silence). Default: default.\n"
 		"  --echo              be an echo test service: answer every call (from anyone)\n"
 		"                      and play back what the caller said, a second later\n"
 		"  --help              show this help\n"
@@ -70,6 +76,7 @@ static void opts_free(struct opts *o)
 	free(o->socket);
 	free(o->log_level);
 	free(o->device_name);
+	free(o->audio);
 	free(o->config);
 }
 
@@ -86,11 +93,11 @@ static int set_once(char **slot, const char *v)
 static int read_config(struct opts *o)
 {
 	static const char *const keys[] = {"data-dir", "network",   "listen",
-					   "socket",   "log-level", "device-name"};
+					   "socket",   "log-level", "device-name", "audio"};
 	char **slots[] = {&o->data_dir, &o->network,   &o->listen,
-			  &o->socket,   &o->log_level, &o->device_name};
+			  &o->socket,   &o->log_level, &o->device_name, &o->audio};
 
-	return cu_read_config("parleyd", o->config, keys, slots, 6);
+	return cu_read_config("parleyd", o->config, keys, slots, 7);
 }
 
 /* True if a process accepts connections on the socket path: checked before the client
@@ -126,6 +133,7 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'L'},
 		{"device-name", required_argument, NULL, 'N'},
 		{"echo", no_argument, NULL, 'E'},
+		{"audio", required_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -136,6 +144,7 @@ int main(int argc, char **argv)
 	struct pn_client *client = NULL;
 	struct pn_api *api = NULL;
 	struct pn_rt *rt = NULL;
+	struct pn_rt_audio *audio = NULL;
 	struct pn_addr listen_addr, bound;
 	enum pn_log_level level = PN_LOG_INFO;
 	char hostname[65] = "";
@@ -156,6 +165,7 @@ int main(int argc, char **argv)
 		case 'c': slot = &o.config; break;
 		case 'L': slot = &o.log_level; break;
 		case 'N': slot = &o.device_name; break;
+		case 'A': slot = &o.audio; break;
 		case 'E':
 			cfg.echo_bot = true;
 			continue;
@@ -273,6 +283,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "parleyd: cannot start the event loop: %s\n", strerror(-r));
 		goto out;
 	}
+	if (!o.audio || strcmp(o.audio, "default") == 0) {
+		/* opened only while a call runs */
+		r = pn_rt_audio_new(&audio);
+		if (r < 0)
+			goto out;
+		cfg.audio = pn_rt_audio_ops(audio);
+	} else if (strcmp(o.audio, "none") != 0) {
+		fprintf(stderr, "parleyd: --audio must be `default' or `none', not `%s'\n", o.audio);
+		rc = EXIT_USAGE;
+		goto out;
+	}
 	cfg.env = pn_rt_env(rt);
 	cfg.net = &net;
 	cfg.db_path = db_path;
@@ -320,6 +341,7 @@ out:
 	pn_rt_free(rt);
 	pn_api_free(api);
 	pn_client_free(client);
+	pn_rt_audio_free(audio);
 	free(db_path);
 	opts_free(&o);
 	return rc;

@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [build|check|bench]   (default: build)
 set -euo pipefail
 what=${1:-build}
-pkgs=(meson ninja-build pkg-config gcc g++ libsodium-dev libuv1-dev libsqlite3-dev libjansson-dev)
+pkgs=(meson ninja-build pkg-config gcc g++ libsodium-dev libuv1-dev libsqlite3-dev libjansson-dev portaudio19-dev)
 case "$what" in
   check) pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 jq) ;;
   bench) pkgs+=(libcmocka-dev python3 jq valgrind hyperfine) ;;

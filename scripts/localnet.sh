@@ -81,7 +81,7 @@ ln_start_supernode() { # [NAME] (default: the first supernode, "sn")
 
 ln_start_client() { # NAME [NETWORK-FILE [PARLEYD-OPTIONS...]]
 	ln_spawn "$1" "$LN_BIN/parleyd" --data-dir "$LN_DIR/$1" --network "${2:-$LN_NET}" \
-		--listen 127.0.0.1:0 --device-name "$1-laptop" "${@:3}"
+		--listen 127.0.0.1:0 --device-name "$1-laptop" --audio none "${@:3}"
 }
 
 ln_cli() { # NAME ARGS...

@@ -6,6 +6,8 @@
 #define PARLEY_CLIENT_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 #include "parley/env.h"
 #include "parley/network.h"
@@ -16,6 +18,20 @@ extern "C" {
 
 struct pn_client;
 
+/* A sound device, as the host provides it (the runtime's PortAudio device; none in the
+ * simulator): 20 ms frames of 48 kHz mono, 16-bit. A call that has no file to play or to
+ * record to uses it for that direction. */
+struct pn_audio_ops {
+	void *ctx;
+	/* Opens the device for a call: 0, or -errno (no device: the call goes on silent). */
+	int (*start)(void *ctx);
+	void (*stop)(void *ctx);
+	/* The next captured frame (960 samples); false when none is ready yet. */
+	bool (*read)(void *ctx, int16_t pcm[960]);
+	/* A frame to play. */
+	void (*write)(void *ctx, const int16_t pcm[960]);
+};
+
 struct pn_client_config {
 	const struct pn_env *env;
 	const struct pn_network *net;
@@ -24,6 +40,8 @@ struct pn_client_config {
 	/* The echo test service: answer every call (from anyone) and play back what was
 	 * heard, a second later. */
 	bool echo_bot;
+	/* The sound device for calls without files; NULL: none (silence, nothing played). */
+	const struct pn_audio_ops *audio;
 };
 
 /* Completion of a request. On success err is 0 and result is a JSON object (borrowed:

@@ -11,6 +11,9 @@
 #include <sndfile.h>
 #include <speex/speex_resampler.h>
 
+#include "audio/dsp.h"
+#include "base/log.h"
+
 enum {
 	CM_ECHO_FRAMES = PN_CALLMEDIA_ECHO_MS / PN_MEDIA_FRAME_MS,
 	CM_MAX_CATCHUP = 5,       /* frames run in one tick after a late wake-up */
@@ -29,6 +32,10 @@ struct pn_callmedia {
 	uint64_t next_frame, start;
 	uint64_t first_audio_at;
 	uint64_t tx_packets, tx_bytes;
+	const struct pn_audio_ops *dev; /* non-NULL while the device is open */
+	bool dev_in, dev_out;
+	struct pn_voice_dsp *dsp;       /* on the device's capture */
+	int16_t last_played[PN_MEDIA_FRAME]; /* the echo canceller's reference */
 };
 
 /* A file source: decoded, mixed down to mono and resampled to 48 kHz as the call goes, so
@@ -189,6 +196,19 @@ int pn_callmedia_new(struct pn_callmedia **out, const struct pn_callmedia_config
 			goto fail;
 		}
 	}
+	if (cfg->dev && !m->echo && (!m->src || !m->sink)) {
+		if (cfg->dev->start(cfg->dev->ctx) == 0) {
+			m->dev = cfg->dev;
+			m->dev_in = !m->src;
+			m->dev_out = !m->sink;
+			if (m->dev_in && !(m->dsp = pn_voice_dsp_new(NULL))) {
+				snprintf(err, cap, "out of memory");
+				goto fail;
+			}
+		} else {
+			pn_warn("call media: no sound device; %s", m->src ? "nothing is played" : "sending silence");
+		}
+	}
 	m->start = m->next_frame = cfg->now;
 	*out = m;
 	return 0;
@@ -202,6 +222,9 @@ void pn_callmedia_free(struct pn_callmedia *m)
 	if (!m)
 		return;
 	pn_media_free(m->media);
+	if (m->dev)
+		m->dev->stop(m->dev->ctx);
+	pn_voice_dsp_free(m->dsp);
 	src_close(m->src);
 	if (m->sink)
 		sf_close(m->sink); /* writes the final header */
@@ -223,6 +246,10 @@ static void capture(struct pn_callmedia *m, int16_t pcm[PN_MEDIA_FRAME])
 		       PN_MEDIA_FRAME * sizeof(int16_t));
 	} else if (m->src) {
 		src_read(m->src, pcm);
+	} else if (m->dev_in) {
+		/* a frame the device has not delivered yet stays silent */
+		if (m->dev->read(m->dev->ctx, pcm))
+			pn_voice_dsp_process(m->dsp, pcm, m->last_played, pcm);
 	}
 }
 
@@ -251,6 +278,10 @@ static void one_frame(struct pn_callmedia *m, uint64_t t, bool hold,
 	}
 	if (m->sink)
 		sf_writef_short(m->sink, outp, PN_MEDIA_FRAME);
+	if (m->dev_out) {
+		m->dev->write(m->dev->ctx, outp);
+		memcpy(m->last_played, outp, sizeof(outp));
+	}
 	if (m->echo) {
 		/* what we just heard goes out again CM_ECHO_FRAMES frames from now */
 		memcpy(m->echo_line + (size_t)m->echo_pos * PN_MEDIA_FRAME, outp,
@@ -322,6 +353,8 @@ json_t *pn_callmedia_stats_json(const struct pn_callmedia *m)
 	json_object_set_new(j, "dropped",
 			    json_integer((json_int_t)(st.drop_malformed + st.drop_tag + st.drop_replay +
 						      st.drop_old + st.drop_auth + st.drop_decode)));
+	json_object_set_new(j, "audio_in", json_string(m->echo ? "echo" : m->src ? "file" : m->dev_in ? "device" : "silence"));
+	json_object_set_new(j, "audio_out", json_string(m->sink ? "file" : m->dev_out ? "device" : "none"));
 	json_object_set_new(j, "first_audio_at_ms",
 			    json_integer((json_int_t)(m->first_audio_at ? m->first_audio_at - m->start : 0)));
 	return j;

@@ -1,7 +1,8 @@
 /* The running media of one call on one device: the Opus/AEAD pipeline (media.h) fed
  * from an audio source and drained into a sink, paced in 20 ms frames by the owner's
  * clock. Sources: a WAV file, the echo line (what was heard, played back a second later:
- * the echo test service), or silence. Sinks: a WAV file or nothing. Sans-I/O apart from
+ * the echo test service), the sound device, or silence. Sinks: a WAV file, the sound device
+ * or nothing. Sans-I/O apart from
  * the files: the owner calls tick() at next_deadline() and sends what it is handed. */
 #ifndef PARLEY_CALL_CALLMEDIA_H
 #define PARLEY_CALL_CALLMEDIA_H
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "call/media.h"
+#include "parley/client.h"
 
 struct pn_callmedia;
 
@@ -22,6 +24,9 @@ struct pn_callmedia_config {
 	const char *play;       /* WAV to send, any rate/channels; NULL: silence */
 	const char *record;     /* WAV to write what is heard (48 kHz mono); NULL: none */
 	bool echo;              /* send back what was heard, PN_CALLMEDIA_ECHO_MS later */
+	/* the sound device for a direction without a file (echo cancelled and denoised on
+	 * the way in); NULL or unavailable: silence in, nothing out */
+	const struct pn_audio_ops *dev;
 	uint64_t now;
 };
 

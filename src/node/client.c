@@ -180,6 +180,7 @@ struct pn_client {
 	struct pn_calls *calls;
 	bool calls_from_anyone;  /* setting: take calls from non-contacts too */
 	bool echo_bot;           /* answer every call and play back what was heard */
+	const struct pn_audio_ops *audio; /* the sound device, if the host has one */
 	double offer_tokens;     /* incoming call offers: a token bucket, plus per user */
 	uint64_t offer_refill_at;
 	struct { char user[PN_USERNAME_MAX + 1]; uint64_t at[CL_OFFERS_PER_USER]; } offer_users[8];
@@ -1007,6 +1008,7 @@ static void call_media_start(struct pn_client *c, struct pn_call *call)
 	mc.play = o->play[0] ? o->play : NULL;
 	mc.record = o->record[0] ? o->record : NULL;
 	mc.echo = o->echo;
+	mc.dev = c->audio;
 	mc.now = now_ms(c);
 	if (pn_callmedia_new(&o->media, &mc, err, sizeof(err))) {
 		pn_warn("call %s: media failed to start: %s", call->id_hex, err);
@@ -3012,6 +3014,7 @@ int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
 			goto fail;
 		}
 		c->echo_bot = cfg->echo_bot;
+		c->audio = cfg->audio;
 		if (pn_cstore_kv_get(c->store, "calls_from", v, sizeof(v) - 1, &vl) == 0) {
 			v[vl] = 0;
 			c->calls_from_anyone = strcmp(v, "anyone") == 0;
