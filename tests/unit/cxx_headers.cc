@@ -1,6 +1,7 @@
 // Every public header must compile as C++ (extern "C", no C-only constructs): a C++
 // program (a GUI, a SIP stack) can embed parley.
 #include "parley/api.h"
+#include "parley/audio_device.h"
 #include "parley/client.h"
 #include "parley/env.h"
 #include "parley/login.h"
