@@ -32,6 +32,8 @@ enum pn_pkt_type {
 	/* End-to-end only: "I have no session with receiver index X" (the peer restarted).
 	 * Unauthenticated, so it only ever triggers a new handshake, never drops data. */
 	PN_PKT_RESET = 5,
+	/* Voice media (src/call/media.h): its own header and keys, never parsed here. */
+	PN_PKT_MEDIA = 6,
 };
 enum pn_pattern { PN_PATTERN_IK = 1, PN_PATTERN_XX = 2 };
 /* Bound into the Noise prologue, so a handshake for one purpose is useless for another. */
