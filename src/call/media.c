@@ -17,7 +17,7 @@
 
 enum {
 	DEFAULT_BITRATE = 10000,
-	DEFAULT_MAX_BITRATE = 16000,
+	DEFAULT_MAX_BITRATE = 20000,
 	MIN_BITRATE = 6000,
 	MAX_BITRATE = 64000, /* keeps every Opus packet far below PN_MEDIA_OPUS_MAX */
 	DEFAULT_COMPLEXITY = 5,
@@ -58,6 +58,9 @@ struct pn_media {
 	bool have_transit;
 	double jitter;
 	uint64_t rx_payload_bytes;
+	/* Bitrate of the frames that decoded to speech (not pauses: VBR pauses are cheap and
+	 * would make the codec look worse than it sounds), averaged over ~50 frames. */
+	double speech_bps;
 	bool quiet;
 	bool in_loss_run;
 	uint64_t loss_runs;
@@ -69,7 +72,6 @@ struct pn_media {
 	uint64_t peer_ts_at;
 	bool have_peer_ts;
 	uint64_t int_expected, int_received, int_played, int_concealed, int_synth, int_due;
-	uint64_t int_payload_bytes;
 
 	struct pn_media_stats st;
 };
@@ -332,6 +334,12 @@ static void on_report(struct pn_media *m, uint64_t now_ms, const struct pn_media
 	double perc = m->loss_s * 100 * (m->have_rtt && m->srtt > 200 ? 1.25 : 1.0);
 	m->loss_perc = clamp_u32((uint32_t)ceil(perc), 0, 30);
 	m->fec_on = m->cfg.fec && m->loss_perc >= 1;
+	/* Opus 1.3 (decide_fec) adds LBRR at an expected loss of 5 % or less only when the
+	 * rate covers FEC at the full bandwidth, which at our rates it never does; above 5 %
+	 * it narrows the bandwidth until FEC fits. Measured: no LBRR at 3-5 % even at 20
+	 * kbit/s, LBRR in 84 % of frames at 6 %. So once we want FEC we ask for at least 6. */
+	if (m->fec_on && m->loss_perc < 6)
+		m->loss_perc = 6;
 
 	/* Congestion: random loss is not a congestion signal for a 10-20 kbit/s flow, but a
 	 * growing RTT is: back off 15 % per report while it lasts, recover 1 kbit/s per clean
@@ -340,8 +348,8 @@ static void on_report(struct pn_media *m, uint64_t now_ms, const struct pn_media
 		m->cap_bps = clamp_u32((uint32_t)(m->cap_bps * 0.85), MIN_BITRATE, MAX_BITRATE);
 	else
 		m->cap_bps = clamp_u32(m->cap_bps + 1000, MIN_BITRATE, m->cfg.max_bitrate_bps);
-	/* Opus 1.3 only adds LBRR when the rate leaves room for it (about 16 kbit/s for
-	 * wideband), so FEC raises the target to the maximum. */
+	/* Opus 1.3 only adds LBRR when the rate leaves room for it (measured: 20 kbit/s at
+	 * complexity 5, 18 at 10), so FEC raises the target to the maximum. */
 	uint32_t want = m->fec_on ? m->cfg.max_bitrate_bps : m->cfg.bitrate_bps;
 	m->bitrate = want < m->cap_bps ? want : m->cap_bps;
 	apply_encoder(m);
@@ -361,14 +369,14 @@ static double burst_ratio(const struct pn_media *m)
 
 /* E-model for the audio we receive: Ta = half the RTT + jitter-buffer delay + framing
  * + codec lookahead; Ie from the bitrate we actually receive, loss after FEC. */
-static double rx_r(const struct pn_media *m, double ppl_pct, double payload_bps)
+static double rx_r(const struct pn_media *m, double ppl_pct)
 {
 	struct pn_emodel e = {
 		.one_way_ms = (m->have_rtt ? m->srtt / 2 : 0) + m->jb.cur_ms + PN_MEDIA_FRAME_MS +
 			      LOOKAHEAD_MS_X10 / 10.0,
 		.ppl_pct = ppl_pct,
 		.burst_r = burst_ratio(m),
-		.ie = pn_opus_ie((uint32_t)payload_bps),
+		.ie = pn_opus_ie((uint32_t)m->speech_bps),
 		.bpl = pn_opus_bpl(),
 	};
 	return pn_emodel_r(&e);
@@ -423,9 +431,7 @@ int pn_media_report(struct pn_media *m, uint64_t now_ms, uint8_t *out, size_t ca
 		(uint16_t)((m->st.concealed - m->int_concealed) * 1000 / due_i) : 0;
 	if (rp.post_fec_loss_permille > 1000)
 		rp.post_fec_loss_permille = 1000;
-	double bps = rec_i ? (double)(m->rx_payload_bytes - m->int_payload_bytes) * 8 /
-			     ((double)rec_i * 0.02) : 0;
-	double mos = played_i ? pn_emodel_mos(rx_r(m, rp.post_fec_loss_permille / 10.0, bps)) : 1;
+	double mos = played_i ? pn_emodel_mos(rx_r(m, rp.post_fec_loss_permille / 10.0)) : 1;
 	rp.mos_x100 = (uint16_t)lround(mos * 100);
 
 	if (pn_media_report_encode(&rp, body, sizeof(body)))
@@ -442,7 +448,6 @@ int pn_media_report(struct pn_media *m, uint64_t now_ms, uint8_t *out, size_t ca
 	m->int_concealed = m->st.concealed;
 	m->int_synth = m->st.concealed + m->st.expanded;
 	m->int_due = m->st.decoded + m->st.fec_recovered + m->st.concealed;
-	m->int_payload_bytes = m->rx_payload_bytes;
 	/* FEC data for frame n rides in frame n + 1, which arrives 20 ms later: while frames
 	 * are being lost, hold at least one frame in the buffer so FEC can be used. */
 	if (m->cfg.fec && lost_i > 0)
@@ -596,6 +601,15 @@ static bool has_lbrr(const uint8_t *p, size_t n)
 	return (frames[0][0] >> 6) & 1;
 }
 
+static bool is_quiet(const int16_t pcm[PN_MEDIA_FRAME])
+{
+	double e = 0;
+
+	for (int i = 0; i < PN_MEDIA_FRAME; i++)
+		e += (double)pcm[i] * pcm[i];
+	return sqrt(e / PN_MEDIA_FRAME) < QUIET_RMS;
+}
+
 static void loss_run(struct pn_media *m, bool lost)
 {
 	if (lost && !m->in_loss_run)
@@ -616,10 +630,15 @@ void pn_media_playout(struct pn_media *m, uint64_t now_ms, int16_t pcm[960])
 		memset(pcm, 0, PN_MEDIA_FRAME * sizeof(*pcm));
 		return;
 	case PN_JB_PLAY:
-		if (decode(m, o.payload, o.len, 0, pcm))
+		if (decode(m, o.payload, o.len, 0, pcm)) {
 			m->st.decoded++;
-		else
+			if (!is_quiet(pcm)) {
+				double bps = (double)o.len * 8 * 1000 / PN_MEDIA_FRAME_MS;
+				m->speech_bps = m->speech_bps ? m->speech_bps + (bps - m->speech_bps) / 50 : bps;
+			}
+		} else {
 			m->st.concealed++;
+		}
 		loss_run(m, false);
 		break;
 	case PN_JB_FEC:
@@ -657,10 +676,7 @@ void pn_media_playout(struct pn_media *m, uint64_t now_ms, int16_t pcm[960])
 		break;
 	}
 	m->st.played++;
-	double e = 0;
-	for (int i = 0; i < PN_MEDIA_FRAME; i++)
-		e += (double)pcm[i] * pcm[i];
-	m->quiet = sqrt(e / PN_MEDIA_FRAME) < QUIET_RMS;
+	m->quiet = is_quiet(pcm);
 }
 
 void pn_media_stats(const struct pn_media *m, struct pn_media_stats *st)
@@ -685,8 +701,6 @@ void pn_media_stats(const struct pn_media *m, struct pn_media_stats *st)
 	st->late = m->jb.late;
 	st->concealed_pct = m->st.played ?
 		100.0 * (double)(m->st.concealed + m->st.expanded) / (double)m->st.played : 0;
-	double bps = m->st.rx_packets ? (double)m->rx_payload_bytes * 8 /
-			((double)m->st.rx_packets * 0.02) : 0;
-	st->r_factor = m->st.played ? rx_r(m, st->loss_post_fec * 100, bps) : 0;
+	st->r_factor = m->st.played ? rx_r(m, st->loss_post_fec * 100) : 0;
 	st->mos = m->st.played ? pn_emodel_mos(st->r_factor) : 0;
 }

@@ -52,7 +52,7 @@ enum pn_media_err {
 
 struct pn_media_config {
 	uint32_t bitrate_bps;  /* Opus target without FEC; 0 = 10000 (default) */
-	uint32_t max_bitrate_bps; /* cap when FEC raises the rate; 0 = 20000 */
+	uint32_t max_bitrate_bps; /* rate while FEC is on (Opus needs ~20k for it); 0 = 20000 */
 	bool fec;              /* in-band FEC when the peer reports loss (default on) */
 	bool plc;              /* Opus PLC for missing frames (default on; off = silence) */
 	int complexity;        /* Opus encoder complexity 0..10; -1 = default (5) */

@@ -19,6 +19,93 @@ enum {
 };
 
 #define BAD_NCC 0.6
+#define BAD_LSD_DB 6.0
+
+/* ---- spectral envelope ---------------------------------------------------------------- */
+
+enum { NFFT = 1024, NBANDS = 18 };
+#define BAND_LO_HZ 100.0
+#define BAND_HI_HZ 7000.0
+#define ENV_FLOOR_DB 50.0
+
+/* In-place radix-2 complex FFT (n a power of two). */
+static void fft(double *re, double *im, int n)
+{
+	for (int i = 1, j = 0; i < n; i++) {
+		int bit = n >> 1;
+		for (; j & bit; bit >>= 1)
+			j ^= bit;
+		j ^= bit;
+		if (i < j) {
+			double t = re[i];
+			re[i] = re[j];
+			re[j] = t;
+			t = im[i];
+			im[i] = im[j];
+			im[j] = t;
+		}
+	}
+	for (int len = 2; len <= n; len <<= 1) {
+		double a = -2 * M_PI / len, wr = cos(a), wi = sin(a);
+		for (int i = 0; i < n; i += len) {
+			double cr = 1, ci = 0;
+			for (int k = 0; k < len / 2; k++) {
+				int u = i + k, v = i + k + len / 2;
+				double tr = re[v] * cr - im[v] * ci, ti = re[v] * ci + im[v] * cr;
+				re[v] = re[u] - tr;
+				im[v] = im[u] - ti;
+				re[u] += tr;
+				im[u] += ti;
+				double nr = cr * wr - ci * wi;
+				ci = cr * wi + ci * wr;
+				cr = nr;
+			}
+		}
+	}
+}
+
+/* Band energies in dB of one Hann-windowed 20 ms segment. */
+static void bands_db(const int16_t *x, double out[NBANDS])
+{
+	static double re[NFFT], im[NFFT];
+	double edges[NBANDS + 1];
+
+	for (int i = 0; i < NFFT; i++) {
+		double w = i < SEG ? 0.5 - 0.5 * cos(2 * M_PI * i / (SEG - 1)) : 0;
+		re[i] = i < SEG ? x[i] * w : 0;
+		im[i] = 0;
+	}
+	fft(re, im, NFFT);
+	for (int b = 0; b <= NBANDS; b++)
+		edges[b] = BAND_LO_HZ * pow(BAND_HI_HZ / BAND_LO_HZ, (double)b / NBANDS);
+	for (int b = 0; b < NBANDS; b++) {
+		int k0 = (int)(edges[b] * NFFT / 48000), k1 = (int)(edges[b + 1] * NFFT / 48000);
+		double e = 0;
+		if (k1 <= k0)
+			k1 = k0 + 1;
+		for (int k = k0; k < k1; k++)
+			e += re[k] * re[k] + im[k] * im[k];
+		out[b] = 10 * log10(e / (k1 - k0) + 1e-3);
+	}
+}
+
+/* Log-spectral distance (dB) between the band envelopes of two segments; bands more than
+ * ENV_FLOOR_DB below the reference's loudest band are raised to that floor in both, so
+ * inaudible detail does not count. */
+static double lsd(const int16_t *r, const int16_t *d)
+{
+	double br[NBANDS], bd[NBANDS], mx = -1e9, acc = 0;
+
+	bands_db(r, br);
+	bands_db(d, bd);
+	for (int b = 0; b < NBANDS; b++)
+		mx = fmax(mx, br[b]);
+	for (int b = 0; b < NBANDS; b++) {
+		double x = fmax(br[b], mx - ENV_FLOOR_DB), y = fmax(bd[b], mx - ENV_FLOOR_DB);
+		acc += (x - y) * (x - y);
+	}
+	return sqrt(acc / NBANDS);
+}
 
 /* Box-filter decimation: crude low-pass, enough to find a lag. */
 static float *decimate(const int16_t *x, size_t n, int d, size_t *nout)
@@ -111,7 +198,7 @@ static long seg_best_lag(const int16_t *ref, const int16_t *deg, size_t ndeg, co
 
 /* Scores segment s at lag l (small refinement only: +-0.5 ms). */
 static void seg_score(const int16_t *ref, const int16_t *deg, size_t ndeg, size_t s, long l,
-		      double *ncc, double *snr)
+		      double *ncc, double *snr, double *dist)
 {
 	long bl = -1;
 	double bv = -2;
@@ -128,6 +215,7 @@ static void seg_score(const int16_t *ref, const int16_t *deg, size_t ndeg, size_
 	if (bl < 0) { /* the output ends before this segment: missing */
 		*ncc = 0;
 		*snr = -5;
+		*dist = 40;
 		return;
 	}
 	const int16_t *r = ref + s * SEG, *d = deg + s * SEG + (size_t)bl;
@@ -145,6 +233,7 @@ static void seg_score(const int16_t *ref, const int16_t *deg, size_t ndeg, size_
 	double v = err > 0 ? 10 * log10(rr / err) : 30;
 	*snr = v < -5 ? -5 : v > 30 ? 30 : v;
 	*ncc = bv < 0 ? 0 : bv;
+	*dist = lsd(r, d);
 }
 
 int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size_t ndeg,
@@ -153,7 +242,7 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 	size_t nseg = nref / SEG, n2r = 0, n2d = 0, n8r = 0, n8d = 0;
 	float *r2 = NULL, *d2 = NULL, *r8 = NULL, *d8 = NULL;
 	bool *active = NULL;
-	double *ncc = NULL, *snr = NULL;
+	double *ncc = NULL, *snr = NULL, *dist = NULL;
 	double peak = 0;
 	int err = -EINVAL;
 
@@ -167,7 +256,8 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 	active = calloc(nseg, sizeof(*active));
 	ncc = calloc(nseg, sizeof(*ncc));
 	snr = calloc(nseg, sizeof(*snr));
-	if (!r2 || !d2 || !r8 || !d8 || !active || !ncc || !snr) {
+	dist = calloc(nseg, sizeof(*dist));
+	if (!r2 || !d2 || !r8 || !d8 || !active || !ncc || !snr || !dist) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -224,7 +314,7 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 				for (size_t t = s + 1; t-- > 0 && k < AGREE;) {
 					if (!active[t])
 						continue;
-					seg_score(ref, deg, ndeg, t, lag, &ncc[t], &snr[t]);
+					seg_score(ref, deg, ndeg, t, lag, &ncc[t], &snr[t], &dist[t]);
 					k++;
 				}
 				cand = -1;
@@ -235,18 +325,20 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 			cand = -1;
 			cand_n = 0;
 		}
-		seg_score(ref, deg, ndeg, s, lag, &ncc[s], &snr[s]);
+		seg_score(ref, deg, ndeg, s, lag, &ncc[s], &snr[s], &dist[s]);
 	}
 
-	double sn = 0, ss = 0;
+	double sn = 0, ss = 0, sd = 0;
 	int bad = 0;
 	for (size_t s = 0; s < nseg; s++) {
 		if (!active[s])
 			continue;
 		sn += ncc[s];
 		ss += snr[s];
-		bad += ncc[s] < BAD_NCC;
+		sd += dist[s];
+		bad += dist[s] > BAD_LSD_DB;
 	}
+	q->lsd_db = sd / n_active;
 	q->segments = n_active;
 	q->ncc_mean = sn / n_active;
 	q->segsnr_db = ss / n_active;
@@ -261,6 +353,7 @@ out:
 	free(active);
 	free(ncc);
 	free(snr);
+	free(dist);
 	return err;
 }
 

@@ -27,7 +27,8 @@
 
 struct pn_quality {
 	double ncc_mean;    /* mean NCC over active segments */
-	double bad_pct;     /* percent of active segments with NCC < 0.6 */
+	double lsd_db;      /* mean log-spectral distance of band envelopes, dB */
+	double bad_pct;     /* percent of active segments with LSD > 6 dB */
 	double segsnr_db;   /* mean segmental SNR over active segments */
 	double delay_ms;    /* final tracked delay */
 	int segments;       /* active segments scored */
