@@ -12,7 +12,7 @@ enum {
 	ACCEL_EXTRA_SPEECH_MS = 40,
 };
 
-#define FORGET 0.998
+#define FORGET 0.995
 #define QUANTILE 0.97
 
 static void reset_estimate(struct pn_jbuf *jb)

@@ -5,7 +5,7 @@
  * delay r = (arrival - frame * 20 ms) - base, where base is the smallest such value seen
  * in the last 10 s (the fastest packet: pure path delay, no queueing). r goes into a
  * histogram (2 ms bins up to 1 s) whose old weight decays by a forgetting factor per
- * packet (0.998: half the weight is from the last ~7 s), and the target is its 97th
+ * packet (0.995: half the weight is from the last ~2.8 s), and the target is its 97th
  * percentile, clamped to [floor, ceiling].
  *
  * Playout: frame n is due at n * 20 + base + target. At each 20 ms tick the buffer

@@ -187,13 +187,15 @@ static void make_nonce(uint8_t nonce[12], uint32_t seq)
 		nonce[4 + i] = (uint8_t)((uint64_t)seq >> (8 * i));
 }
 
-static int seal(const uint8_t key[32], uint32_t tag, uint32_t seq, const uint8_t *inner,
-		size_t n, uint8_t *out, size_t cap, size_t *len)
+int pn_media_seal(const uint8_t key[32], uint32_t tag, uint32_t seq, const uint8_t *inner,
+		  size_t n, uint8_t *out, size_t cap, size_t *len)
 {
 	struct pn_wr w;
 	uint8_t nonce[12];
 	unsigned long long clen;
 
+	if (!key || (!inner && n) || !len)
+		return PN_MEDIA_EINVAL;
 	if (!out || cap < PN_MEDIA_HDR + n + PN_MEDIA_AEAD_TAG)
 		return PN_MEDIA_ENOSPC;
 	pn_wr_init(&w, out, cap);
@@ -242,7 +244,7 @@ int pn_media_send_frame(struct pn_media *m, uint64_t now_ms, const int16_t pcm[9
 	n = opus_encode(m->enc, pcm, PN_MEDIA_FRAME, opus, sizeof(opus));
 	if (n < 1)
 		return PN_MEDIA_ECODEC;
-	err = seal(m->tx_key, m->remote_tag, m->tx_frame, opus, (size_t)n, out, cap, len);
+	err = pn_media_seal(m->tx_key, m->remote_tag, m->tx_frame, opus, (size_t)n, out, cap, len);
 	if (err)
 		return err;
 	m->tx_frame++;
@@ -332,8 +334,8 @@ static void on_report(struct pn_media *m, uint64_t now_ms, const struct pn_media
 	/* Opus sizes its LBRR from the expected loss; a long RTT makes each loss costlier
 	 * (no time for anything but FEC), so ask for 25 % more protection then. */
 	double perc = m->loss_s * 100 * (m->have_rtt && m->srtt > 200 ? 1.25 : 1.0);
-	m->loss_perc = clamp_u32((uint32_t)ceil(perc), 0, 30);
-	m->fec_on = m->cfg.fec && m->loss_perc >= 1;
+	m->loss_perc = clamp_u32((uint32_t)lround(perc), 0, 30);
+	m->fec_on = m->cfg.fec && m->loss_s >= 0.01;
 	/* Opus 1.3 (decide_fec) adds LBRR at an expected loss of 5 % or less only when the
 	 * rate covers FEC at the full bandwidth, which at our rates it never does; above 5 %
 	 * it narrows the bandwidth until FEC fits. Measured: no LBRR at 3-5 % even at 20
@@ -436,7 +438,7 @@ int pn_media_report(struct pn_media *m, uint64_t now_ms, uint8_t *out, size_t ca
 
 	if (pn_media_report_encode(&rp, body, sizeof(body)))
 		return PN_MEDIA_ENOSPC;
-	err = seal(m->tx_key, m->remote_tag, PN_MEDIA_SEQ_REPORT | m->tx_report_no, body,
+	err = pn_media_seal(m->tx_key, m->remote_tag, PN_MEDIA_SEQ_REPORT | m->tx_report_no, body,
 		   sizeof(body), out, cap, len);
 	if (err)
 		return err;

@@ -144,6 +144,11 @@ void pn_media_stats(const struct pn_media *m, struct pn_media_stats *st);
 /* The tag of a media packet, without decrypting: 0, or -1 when it is not one. */
 int pn_media_peek_tag(const uint8_t *pkt, size_t len, uint32_t *tag);
 
+/* Seals one inner payload into a media packet (the primitive under send_frame and
+ * report; exposed for tests and the docs/PROTOCOL.md vector). 0 or PN_MEDIA_ENOSPC. */
+int pn_media_seal(const uint8_t key[32], uint32_t tag, uint32_t seq, const uint8_t *inner,
+		  size_t n, uint8_t *out, size_t cap, size_t *len);
+
 /* The report body codec (exposed for tests and the fuzzer). encode writes exactly
  * PN_MEDIA_REPORT_LEN bytes; decode accepts exactly that many. 0 or -EBADMSG/-ENOSPC. */
 int pn_media_report_encode(const struct pn_media_report *r, uint8_t *out, size_t cap);
