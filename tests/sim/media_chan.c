@@ -97,7 +97,9 @@ int mc_run(const struct mc_cond *c, const struct pn_media_config *cfg, const int
 	err = pn_media_new(&side[0], cfg, atx, arx, 0xA, 0xB);
 	if (!err)
 		err = pn_media_new(&side[1], cfg, btx, brx, 0xB, 0xA);
-	o = calloc(frames * PN_MEDIA_FRAME, sizeof(*o));
+	/* o[i] is the speaker at t = i / 48 ms: playout ticks start at PLAYOUT_PHASE */
+	no = PLAYOUT_PHASE * 48;
+	o = calloc(frames * PN_MEDIA_FRAME + no, sizeof(*o));
 	if (err || !o) {
 		err = err ? err : -ENOMEM;
 		goto out;

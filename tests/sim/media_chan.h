@@ -33,7 +33,9 @@ struct mc_result {
 };
 
 /* Runs the call for the speech plus 2 s; out (optional, free() it) gets B's playout
- * from t = 0. Returns 0 or a negative error. */
+ * from t = 0 (the speech's frame k enters A's encoder at t = 20 k ms, so the delay the
+ * quality measure finds is network + codec + jitter buffer + playout phase; the 20 ms it
+ * takes to capture a frame are not in it). Returns 0 or a negative error. */
 int mc_run(const struct mc_cond *c, const struct pn_media_config *cfg, const int16_t *speech,
 	   size_t n, int16_t **out, size_t *nout, struct mc_result *res);
 
