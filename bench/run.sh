@@ -4,7 +4,7 @@
 # explains the figures.
 #
 # usage: bench/run.sh [--quick] [--no-build] [BENCH...]
-#   BENCH        any of: noise login startup latency rss (default: all, in that order)
+#   BENCH        any of: noise login startup latency rss media (default: all, in that order)
 #   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
 #                20 RSS clients); the figures are then not the documented ones
 #   --no-build   use BUILD as it is
@@ -25,7 +25,7 @@ for a in "$@"; do
 	case $a in
 	--quick) QUICK=1 ;;
 	--no-build) BUILD_IT=0 ;;
-	noise | login | startup | latency | rss) BENCHES+=("$a") ;;
+	noise | login | startup | latency | rss | media) BENCHES+=("$a") ;;
 	-h | --help)
 		sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
@@ -36,7 +36,7 @@ for a in "$@"; do
 		;;
 	esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss media)
 
 for tool in python3 awk; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
@@ -57,7 +57,7 @@ if [ $BUILD_IT = 1 ]; then
 	echo "== building $BUILD"
 	ninja -C "$BUILD" >/dev/null || { echo "run.sh: the build failed (ninja -C $BUILD)" >&2; exit 1; }
 fi
-for p in cmd/parley-login cmd/parley-supernode cmd/parleyd cmd/parley bench/bench-noise; do
+for p in cmd/parley-login cmd/parley-supernode cmd/parleyd cmd/parley bench/bench-noise bench/bench-media; do
 	[ -x "$BUILD/$p" ] || {
 		echo "run.sh: build missing: $BUILD/$p (run without --no-build, or set BUILD=DIR)" >&2
 		exit 1
@@ -130,6 +130,7 @@ for b in "${BENCHES[@]}"; do
 	startup) run_bench startup python3 "$HERE/bench_startup.py" "${STARTUP_ARGS[@]}" ;;
 	latency) run_bench latency python3 "$HERE/bench_latency.py" "${LATENCY_ARGS[@]}" ;;
 	rss) run_bench rss env "${RSS_ENV[@]}" bash "$HERE/bench_rss.sh" ;;
+	media) run_bench media "$BUILD/bench/bench-media" ;;
 	esac
 done
 env_line loadavg_1min_after "$(loadavg)" load
@@ -151,6 +152,14 @@ goals = [
     ("parleyd start (stored cert) -> reachable, median", ("startup", "warm_reachable_ms_median"), 300, "ms"),
     ("message latency p50", ("latency", "message_latency_ms_p50"), 2, "ms"),
     ("parleyd idle RSS", ("rss", "parleyd_idle_kib"), 8192, "KiB"),
+    ("voice: bandwidth per direction, no loss (IPv4+UDP)", ("media", "kbps_ip_loss0_fec"), 32, "kbit/s"),
+    ("voice: CPU per call side", ("media", "cpu_per_side_pct_core"), 2, "%"),
+    ("voice: added delay at zero jitter", ("media", "measured_mic_to_speaker_ms"), 50, "ms"),
+]
+# Goals that are minimums.
+min_goals = [
+    ("voice: MOS at 0 % loss", ("media", "mos_loss0_fec"), 4.0, "mos"),
+    ("voice: MOS at 5 % loss (FEC)", ("media", "mos_loss5_fec"), 3.6, "mos"),
 ]
 print()
 print("  goals:")
@@ -158,6 +167,12 @@ for label, key, limit, unit in goals:
     if key in val:
         ok = "met" if val[key] <= limit else "MISSED"
         print("    %-50s %10.3f %s (goal <= %g %s): %s" % (label, val[key], unit, limit, unit, ok))
+    else:
+        print("    %-50s not measured" % label)
+for label, key, limit, unit in min_goals:
+    if key in val:
+        ok = "met" if val[key] >= limit else "MISSED"
+        print("    %-50s %10.3f %s (goal >= %g %s): %s" % (label, val[key], unit, limit, unit, ok))
     else:
         print("    %-50s not measured" % label)
 EOF
