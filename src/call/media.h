@@ -131,14 +131,16 @@ int pn_media_send_frame(struct pn_media *m, uint64_t now_ms, const int16_t pcm[9
 			uint8_t *out, size_t cap, size_t *len);
 /* Takes one media packet (audio or report) addressed to local_tag. Returns 0 or a
  * negative PN_MEDIA_E* reason; every rejection is counted in the stats and leaves the
- * call's state untouched. */
+ * call's state untouched (an authentic audio packet that is not a 20 ms Opus frame
+ * returns PN_MEDIA_EMALFORMED and counts as drop_decode; its seq is used up). */
 int pn_media_on_packet(struct pn_media *m, uint64_t now_ms, const uint8_t *pkt, size_t len);
 /* The next 20 ms for the speaker (decoded, FEC-recovered, concealed or silence before
  * the first packet). Call every 20 ms. */
 void pn_media_playout(struct pn_media *m, uint64_t now_ms, int16_t pcm[960]);
-/* When a report is due (every PN_MEDIA_REPORT_MS, first one once audio arrived or a
- * second passed), seals it into out (needs PN_MEDIA_HDR + PN_MEDIA_REPORT_LEN + 16 bytes)
- * and sets *len; otherwise *len = 0. Returns 0 or PN_MEDIA_EINVAL / ENOSPC. */
+/* When a report is due, seals it into out (needs PN_MEDIA_HDR + PN_MEDIA_REPORT_LEN + 16
+ * bytes) and sets *len; otherwise *len = 0. The first call arms the timer; reports are
+ * then due every PN_MEDIA_REPORT_MS. Call it at least every 20 ms (e.g. after
+ * send_frame). Returns 0 or PN_MEDIA_EINVAL / ENOSPC / EEXHAUSTED. */
 int pn_media_report(struct pn_media *m, uint64_t now_ms, uint8_t *out, size_t cap, size_t *len);
 void pn_media_stats(const struct pn_media *m, struct pn_media_stats *st);
 /* The tag of a media packet, without decrypting: 0, or -1 when it is not one. */
