@@ -4,7 +4,7 @@
 # explains the figures.
 #
 # usage: bench/run.sh [--quick] [--no-build] [BENCH...]
-#   BENCH        any of: noise login startup latency rss call (default: all, in that order)
+#   BENCH        any of: noise login startup latency rss call media (default: all, in that order)
 #   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
 #                20 RSS clients); the figures are then not the documented ones
 #   --no-build   use BUILD as it is
@@ -25,7 +25,7 @@ for a in "$@"; do
 	case $a in
 	--quick) QUICK=1 ;;
 	--no-build) BUILD_IT=0 ;;
-	noise | login | startup | latency | rss | call) BENCHES+=("$a") ;;
+	noise | login | startup | latency | rss | call | media) BENCHES+=("$a") ;;
 	-h | --help)
 		sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
@@ -36,7 +36,7 @@ for a in "$@"; do
 		;;
 	esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media)
 
 for tool in python3 awk; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
@@ -57,7 +57,7 @@ if [ $BUILD_IT = 1 ]; then
 	echo "== building $BUILD"
 	ninja -C "$BUILD" >/dev/null || { echo "run.sh: the build failed (ninja -C $BUILD)" >&2; exit 1; }
 fi
-for p in cmd/parley-login cmd/parley-supernode cmd/parleyd cmd/parley bench/bench-noise; do
+for p in cmd/parley-login cmd/parley-supernode cmd/parleyd cmd/parley bench/bench-noise bench/bench-media; do
 	[ -x "$BUILD/$p" ] || {
 		echo "run.sh: build missing: $BUILD/$p (run without --no-build, or set BUILD=DIR)" >&2
 		exit 1
@@ -133,6 +133,7 @@ for b in "${BENCHES[@]}"; do
 	latency) run_bench latency python3 "$HERE/bench_latency.py" "${LATENCY_ARGS[@]}" ;;
 	rss) run_bench rss env "${RSS_ENV[@]}" bash "$HERE/bench_rss.sh" ;;
 	call) run_bench call python3 "$HERE/bench_call.py" "${CALL_ARGS[@]}" ;;
+	media) run_bench media "$BUILD/bench/bench-media" ;;
 	esac
 done
 env_line loadavg_1min_after "$(loadavg)" load
@@ -156,6 +157,14 @@ goals = [
     ("parleyd idle RSS", ("rss", "parleyd_idle_kib"), 8192, "KiB"),
     ("call set-up, established session, p50", ("call", "setup_established_ms_p50"), 100, "ms"),
     ("call set-up, cold start, p50", ("call", "setup_cold_ms_p50"), 300, "ms"),
+    ("voice: bandwidth per direction, no loss (IPv4+UDP)", ("media", "kbps_ip_loss0_fec"), 32, "kbit/s"),
+    ("voice: CPU per call side", ("media", "cpu_per_side_pct_core"), 2, "%"),
+    ("voice: added delay at zero jitter", ("media", "measured_mic_to_speaker_ms"), 50, "ms"),
+]
+# Goals that are minimums.
+min_goals = [
+    ("voice: MOS at 0 % loss", ("media", "mos_loss0_fec"), 4.0, "mos"),
+    ("voice: MOS at 5 % loss (FEC)", ("media", "mos_loss5_fec"), 3.6, "mos"),
 ]
 print()
 print("  goals:")
@@ -163,6 +172,12 @@ for label, key, limit, unit in goals:
     if key in val:
         ok = "met" if val[key] <= limit else "MISSED"
         print("    %-50s %10.3f %s (goal <= %g %s): %s" % (label, val[key], unit, limit, unit, ok))
+    else:
+        print("    %-50s not measured" % label)
+for label, key, limit, unit in min_goals:
+    if key in val:
+        ok = "met" if val[key] >= limit else "MISSED"
+        print("    %-50s %10.3f %s (goal >= %g %s): %s" % (label, val[key], unit, limit, unit, ok))
     else:
         print("    %-50s not measured" % label)
 EOF

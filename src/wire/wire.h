@@ -32,7 +32,7 @@ enum pn_pkt_type {
 	/* End-to-end only: "I have no session with receiver index X" (the peer restarted).
 	 * Unauthenticated, so it only ever triggers a new handshake, never drops data. */
 	PN_PKT_RESET = 5,
-	/* End-to-end only: a sealed media packet of a call (src/call/media.h). */
+	/* Voice media (src/call/media.h): its own header and keys, never parsed here. */
 	PN_PKT_MEDIA = 6,
 };
 enum pn_pattern { PN_PATTERN_IK = 1, PN_PATTERN_XX = 2 };
