@@ -140,8 +140,10 @@ struct pn_calls *pn_calls_new(const struct pn_call_ops *ops)
 	return cs;
 }
 
-static void call_free(struct pn_call *call)
+static void call_free(struct pn_calls *cs, struct pn_call *call)
 {
+	if (cs->ops.freed)
+		cs->ops.freed(cs->ops.ctx, call);
 	sodium_memzero(call->secret, sizeof(call->secret));
 	free(call);
 }
@@ -153,7 +155,7 @@ void pn_calls_free(struct pn_calls *cs)
 	while (cs->calls) {
 		struct pn_call *c = cs->calls;
 		cs->calls = c->next;
-		call_free(c);
+		call_free(cs, c);
 	}
 	free(cs);
 }
@@ -798,7 +800,7 @@ void pn_calls_tick(struct pn_calls *cs, uint64_t now)
 				busy |= call->dev[i].nq > 0;
 			if (!busy) {
 				*pp = call->next;
-				call_free(call);
+				call_free(cs, call);
 				continue;
 			}
 		}

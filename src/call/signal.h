@@ -110,6 +110,9 @@ struct pn_call_ops {
 	enum pn_call_policy (*offer_policy)(void *ctx, const char *from, const char *to);
 	/* The call's state or hold flags changed (old: the state before). */
 	void (*changed)(void *ctx, struct pn_call *call, enum pn_call_state old);
+	/* The call is about to be freed (after its linger time, or with the set): the owner
+	 * frees what it hung on call->user. Optional. */
+	void (*freed)(void *ctx, struct pn_call *call);
 };
 
 /* A call, as one device sees it. Read-only for the owner except `user` (owner data). */

@@ -1065,6 +1065,17 @@ static void call_changed(void *ctx, struct pn_call *call, enum pn_call_state old
 	}
 }
 
+static void call_freed(void *ctx, struct pn_call *call)
+{
+	struct call_opts *o = call->user;
+
+	(void)ctx;
+	if (o)
+		pn_callmedia_free(o->media);
+	free(o);
+	call->user = NULL;
+}
+
 /* After a lookup: places the call the user asked for. */
 static void call_place(struct pn_client *c, struct ruser *u, struct pending *p)
 {
@@ -3004,7 +3015,7 @@ int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
 	{
 		struct pn_call_ops co = {
 			.ctx = c, .send = call_send, .random = call_random,
-			.offer_policy = call_policy, .changed = call_changed,
+			.offer_policy = call_policy, .changed = call_changed, .freed = call_freed,
 		};
 		char v[16];
 		size_t vl;
@@ -3064,15 +3075,7 @@ void pn_client_free(struct pn_client *c)
 		c->out = m->next;
 		outmsg_free(m);
 	}
-	if (c->calls) {
-		for (struct pn_call *call = pn_calls_first(c->calls); call; call = call->next) {
-			struct call_opts *o = call->user;
-			if (o)
-				pn_callmedia_free(o->media);
-			free(o);
-		}
-		pn_calls_free(c->calls);
-	}
+	pn_calls_free(c->calls); /* call_freed() frees each call's options and media */
 	op_finish(c);
 	pn_link_wipe(&c->sn_link);
 	pn_link_wipe(&c->sb_link);

@@ -19,7 +19,7 @@ struct ep {
 	char user[33];
 	uint8_t dev[16];
 	bool refuse, drop, dead;
-	int changes;
+	int changes, freed;
 	enum pn_call_state last_state;
 	struct pn_call *last_call;
 };
@@ -100,12 +100,19 @@ static void op_changed(void *ctx, struct pn_call *call, enum pn_call_state old)
 	e->last_call = call;
 }
 
+static void op_freed(void *ctx, struct pn_call *call)
+{
+	struct ep *e = ctx;
+	(void)call;
+	e->freed++;
+}
+
 static int add_ep(const char *user, uint8_t devbyte)
 {
 	struct ep *e = &W.ep[W.n];
 	struct pn_call_ops ops = {
 		.ctx = e, .send = op_send, .random = op_random, .offer_policy = op_policy,
-		.changed = op_changed,
+		.changed = op_changed, .freed = op_freed,
 	};
 
 	memset(e, 0, sizeof(*e));
@@ -312,9 +319,13 @@ static void test_call_answer_hangup(void **state)
 	}
 	assert_int_equal(W.bad, 0);
 	/* ended calls go away after the linger time */
+	assert_int_equal(W.ep[a].freed, 0);
 	run_for(PN_CALL_LINGER_MS + 100);
 	assert_null(pn_calls_first(W.ep[a].cs));
 	assert_null(pn_calls_first(W.ep[b].cs));
+	/* the owner hears of each call's end of life, to free what it hung on it */
+	assert_int_equal(W.ep[a].freed, 1);
+	assert_int_equal(W.ep[b].freed, 1);
 }
 
 static void test_rings_every_device_first_answer_wins(void **state)
