@@ -546,6 +546,31 @@ static void jbuf_accelerates(void **state)
 	assert_true(jb.cur_ms < pn_jb_target(&jb) + 40);
 }
 
+/* The sender pauses for 3 s (a stalled capture device) and goes on with the next frame
+ * number. The receiver kept playing PLC meanwhile, so its playout point is 150 frames
+ * ahead of what arrives: it resynchronizes instead of calling everything late forever. */
+static void jbuf_resyncs_after_pause(void **state)
+{
+	static struct pn_jbuf jb;
+	uint8_t x[1] = {'x'};
+	struct pn_jb_out o;
+	int played = 0;
+
+	(void)state;
+	pn_jb_init(&jb, 0, 400);
+	for (uint64_t t = 0; t < 8000; t += 20) {
+		/* frames 0..199 at t = 0..3980, then nothing until t = 7000, then 200.. */
+		if (t < 4000)
+			pn_jb_put(&jb, t + 10, (uint32_t)(t / 20), x, 1);
+		else if (t >= 7000)
+			pn_jb_put(&jb, t + 10, (uint32_t)(200 + (t - 7000) / 20), x, 1);
+		pn_jb_get(&jb, t + 15, true, &o);
+		played += t >= 7200 && o.action == PN_JB_PLAY;
+	}
+	assert_int_equal(jb.resyncs, 1);
+	assert_true(played >= 35); /* of the 40 ticks from 7.2 s on */
+}
+
 /* ---------------------------------------------------------------- quality + E-model */
 
 static void emodel_defaults_and_loss(void **state)
@@ -682,6 +707,7 @@ int main(void)
 		cmocka_unit_test(jbuf_target_follows_jitter),
 		cmocka_unit_test(jbuf_decisions),
 		cmocka_unit_test(jbuf_accelerates),
+		cmocka_unit_test(jbuf_resyncs_after_pause),
 		cmocka_unit_test(emodel_defaults_and_loss),
 		cmocka_unit_test(quality_measure),
 		cmocka_unit_test(wav_round_trip_and_resample),
