@@ -99,7 +99,8 @@ struct pn_media_report {
 	uint32_t ts_ms;          /* sender's clock (low 32 bits of now_ms) */
 	uint32_t echo_ts_ms;     /* ts_ms of the last report received from the peer; 0 none */
 	uint32_t echo_delay_ms;  /* time from that report's arrival to this one's sending */
-	uint16_t loss_q16;       /* network loss of the peer's audio in the last interval */
+	uint16_t loss_q16;       /* loss of the peer's audio in the last interval: the larger
+				  * of network loss and frames missing at playout */
 	uint32_t cum_lost;
 	uint32_t highest_frame;
 	uint16_t jitter_10us;    /* interarrival jitter, 10 us units */
