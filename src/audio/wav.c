@@ -99,7 +99,8 @@ int pn_wav_read(const char *path, int16_t **pcm, size_t *n)
 		if (got <= 0)
 			break;
 		if (frames + (size_t)got > max_frames) {
-			pn_log(PN_LOG_WARN, "wav: `%s': longer than %d s", path, PN_WAV_MAX_SECONDS);
+			pn_log(PN_LOG_WARN, "wav: `%s': longer than %d s", path,
+			       PN_WAV_MAX_SECONDS);
 			err = -EINVAL;
 			goto out;
 		}
@@ -155,7 +156,8 @@ out:
 
 int pn_wav_write(const char *path, const int16_t *pcm, size_t n, int rate)
 {
-	SF_INFO info = {.samplerate = rate, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
+	SF_INFO info = {.samplerate = rate, .channels = 1,
+			.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
 	SNDFILE *f;
 	int err = 0;
 

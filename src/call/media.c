@@ -587,7 +587,8 @@ int pn_media_on_packet(struct pn_media *m, uint64_t now_ms, const uint8_t *pkt, 
 		if (no < m->rx_report_no)
 			return reject(m, PN_MEDIA_EREPLAY);
 	} else if (!pn_replay_check(&m->replay, seq)) {
-		bool old = m->replay.top > PN_REPLAY_WINDOW && seq < m->replay.top - PN_REPLAY_WINDOW;
+		bool old = m->replay.top > PN_REPLAY_WINDOW &&
+			   seq < m->replay.top - PN_REPLAY_WINDOW;
 		return reject(m, old ? PN_MEDIA_EOLD : PN_MEDIA_EREPLAY);
 	}
 	make_nonce(nonce, seq);
@@ -685,7 +686,10 @@ void pn_media_playout(struct pn_media *m, uint64_t now_ms, int16_t pcm[960])
 			m->st.decoded++;
 			if (!is_quiet(pcm)) {
 				double bps = (double)o.len * 8 * 1000 / PN_MEDIA_FRAME_MS;
-				m->speech_bps = m->speech_bps ? m->speech_bps + (bps - m->speech_bps) / 50 : bps;
+				if (m->speech_bps > 0)
+					m->speech_bps += (bps - m->speech_bps) / 50;
+				else
+					m->speech_bps = bps;
 			}
 		} else {
 			m->st.concealed++;

@@ -324,7 +324,8 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 				for (size_t t = s + 1; t-- > 0 && k < AGREE;) {
 					if (!active[t])
 						continue;
-					seg_score(ref, deg, ndeg, t, lag, &ncc[t], &snr[t], &dist[t]);
+					seg_score(ref, deg, ndeg, t, lag, &ncc[t], &snr[t],
+						  &dist[t]);
 					k++;
 				}
 				cand = -1;

@@ -113,9 +113,11 @@ static void packet_vector(void **state)
 		secret[i] = (uint8_t)i;
 	pn_media_derive_keys(secret, true, tx, rx);
 	pn_hex_encode(hex, sizeof(hex), tx, 32);
-	assert_string_equal(hex, "da8c3bc27064f2f553ae9b42755909b2f6390cbd750f061c26396fa87582e5aa");
+	assert_string_equal(hex,
+			    "da8c3bc27064f2f553ae9b42755909b2f6390cbd750f061c26396fa87582e5aa");
 	pn_hex_encode(hex, sizeof(hex), rx, 32);
-	assert_string_equal(hex, "12497ec64675b926a556b77242a4330cd0127465c95ec8f59eccf27fe73371e4");
+	assert_string_equal(hex,
+			    "12497ec64675b926a556b77242a4330cd0127465c95ec8f59eccf27fe73371e4");
 	assert_int_equal(pn_media_seal(tx, 0x01020304, 5, inner, sizeof(inner), pkt, sizeof(pkt),
 				       &len), 0);
 	assert_int_equal(len, PN_MEDIA_HDR + sizeof(inner) + PN_MEDIA_AEAD_TAG);
@@ -252,16 +254,19 @@ static void out_of_window_dropped(void **state)
 	opus_int32 n = opus_encode(enc, pcm, N, opus, sizeof(opus));
 	assert_true(n > 0);
 	/* frame 3000 first, then frame 5 (older than the 2048 window), then 2000 (inside) */
-	assert_int_equal(pn_media_seal(atx, TAG_B, 3000, opus, (size_t)n, pkt, sizeof(pkt), &len), 0);
+	assert_int_equal(pn_media_seal(atx, TAG_B, 3000, opus, (size_t)n, pkt, sizeof(pkt), &len),
+			 0);
 	assert_int_equal(pn_media_on_packet(p.b, 0, pkt, len), 0);
 	assert_int_equal(pn_media_seal(atx, TAG_B, 5, opus, (size_t)n, pkt, sizeof(pkt), &len), 0);
 	assert_int_equal(pn_media_on_packet(p.b, 0, pkt, len), PN_MEDIA_EOLD);
-	assert_int_equal(pn_media_seal(atx, TAG_B, 2000, opus, (size_t)n, pkt, sizeof(pkt), &len), 0);
+	assert_int_equal(pn_media_seal(atx, TAG_B, 2000, opus, (size_t)n, pkt, sizeof(pkt), &len),
+			 0);
 	assert_int_equal(pn_media_on_packet(p.b, 0, pkt, len), 0);
 	assert_int_equal(stats(p.b).drop_old, 1);
 	/* An authentic packet that is not a 20 ms Opus frame is dropped as undecodable. */
 	uint8_t junk[3] = {0xff, 0xff, 0xff};
-	assert_int_equal(pn_media_seal(atx, TAG_B, 3001, junk, sizeof(junk), pkt, sizeof(pkt), &len), 0);
+	assert_int_equal(
+	    pn_media_seal(atx, TAG_B, 3001, junk, sizeof(junk), pkt, sizeof(pkt), &len), 0);
 	assert_int_equal(pn_media_on_packet(p.b, 0, pkt, len), PN_MEDIA_EMALFORMED);
 	assert_int_equal(stats(p.b).drop_decode, 1);
 	opus_encoder_destroy(enc);
@@ -706,7 +711,8 @@ static void wav_round_trip_and_resample(void **state)
 	free(back);
 
 	/* stereo 44.1 kHz, left = tone, right = -tone: the mono mix is silence */
-	SF_INFO info = {.samplerate = 44100, .channels = 2, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
+	SF_INFO info = {
+	    .samplerate = 44100, .channels = 2, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
 	SNDFILE *f = sf_open(path, SFM_WRITE, &info);
 	int16_t st[2 * 4410];
 	assert_non_null(f);
