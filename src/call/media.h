@@ -15,6 +15,17 @@
  * never share a nonce, and the frame number needs no separate timestamp field: the
  * header is 9 bytes because every byte costs 400 bit/s at 50 packets a second.
  *
+ * Use, per call side (the host owns the clock, the socket and the audio device):
+ *   pn_media_derive_keys(secret, caller, tx, rx); pn_media_new(&m, NULL, tx, rx, ours, theirs);
+ *   every 20 ms:  pn_media_send_frame(m, now, mic, pkt, sizeof(pkt), &len)  -> send pkt;
+ *                 pn_media_report(m, now, pkt, sizeof(pkt), &len)           -> send if len;
+ *                 pn_media_playout(m, now, speaker);
+ *   on a datagram whose first byte is 6 and whose pn_media_peek_tag is ours:
+ *                 pn_media_on_packet(m, now, pkt, len);
+ *   pn_media_stats(m, &st) at any time; pn_media_free(m) at the end.
+ * The sender must call send_frame every 20 ms without gaps (the frame number is the media
+ * clock); a stall of more than a second makes the receiver resynchronize.
+ *
  * Threading: none; one struct pn_media is used by one thread. */
 #ifndef PARLEY_CALL_MEDIA_H
 #define PARLEY_CALL_MEDIA_H
