@@ -247,9 +247,11 @@ static void bench_cpu(bool fec)
 		struct pn_media_report rp = {.echo_delay_ms = 0xffffffffu, .loss_q16 = 6554};
 		uint8_t body[PN_MEDIA_REPORT_LEN];
 		pn_media_report_encode(&rp, body, sizeof(body));
-		pn_media_seal(btx, 1, PN_MEDIA_SEQ_REPORT, body, sizeof(body), pkt, sizeof(pkt), &len);
+		pn_media_seal(btx, 1, PN_MEDIA_SEQ_REPORT, body, sizeof(body), pkt, sizeof(pkt),
+			      &len);
 		pn_media_on_packet(a, 0, pkt, len);
-		pn_media_seal(atx, 2, PN_MEDIA_SEQ_REPORT, body, sizeof(body), pkt, sizeof(pkt), &len);
+		pn_media_seal(atx, 2, PN_MEDIA_SEQ_REPORT, body, sizeof(body), pkt, sizeof(pkt),
+			      &len);
 		pn_media_on_packet(b, 0, pkt, len);
 	}
 	t0 = cpu_s();
@@ -270,9 +272,10 @@ static void bench_cpu(bool fec)
 	double per_frame_us = (t1 - t0) / (double)(frames * (size_t)reps) / 2 * 1e6;
 	struct pn_media_stats st;
 	pn_media_stats(a, &st);
-	record(fec ? "cpu_per_side_fec_us_per_20ms" : "cpu_per_side_us_per_20ms", per_frame_us, "us");
-	record(fec ? "cpu_per_side_fec_pct_core" : "cpu_per_side_pct_core", per_frame_us / 20000 * 100,
-	       "%");
+	record(fec ? "cpu_per_side_fec_us_per_20ms" : "cpu_per_side_us_per_20ms", per_frame_us,
+	       "us");
+	record(fec ? "cpu_per_side_fec_pct_core" : "cpu_per_side_pct_core",
+	       per_frame_us / 20000 * 100, "%");
 	if (fec != st.fec_on) {
 		fprintf(stderr, "bench-media: FEC state %d, wanted %d\n", st.fec_on, fec);
 		exit(1);
@@ -292,13 +295,16 @@ int main(int argc, char **argv)
 		if (fd < 0)
 			return 1;
 		close(fd);
-		snprintf(cmd, sizeof(cmd),
-			 "espeak-ng -v en -s 150 -w %s 'Parley voice calls carry speech over "
-			 "networks that lose, delay and reorder packets. The jitter buffer waits just "
-			 "long enough, forward error correction rebuilds single losses, and "
-			 "concealment hides the rest. Seven, eight, nine, ten.'", tmp);
+		snprintf(
+		    cmd, sizeof(cmd),
+		    "espeak-ng -v en -s 150 -w %s 'Parley voice calls carry speech over "
+		    "networks that lose, delay and reorder packets. The jitter buffer waits just "
+		    "long enough, forward error correction rebuilds single losses, and "
+		    "concealment hides the rest. Seven, eight, nine, ten.'",
+		    tmp);
 		if (system(cmd) != 0) {
-			fprintf(stderr, "bench-media: espeak-ng failed (install it, or pass a WAV)\n");
+			fprintf(stderr,
+				"bench-media: espeak-ng failed (install it, or pass a WAV)\n");
 			return 1;
 		}
 		path = tmp;

@@ -66,7 +66,8 @@ int pn_wav_read(const char *path, int16_t **pcm, size_t *n)
 {
 	SF_INFO info;
 	SNDFILE *f;
-	int16_t *buf = NULL, *mono = NULL;
+	int16_t *chunk = NULL, *mono = NULL;
+	size_t frames = 0, cap = 0, max_frames;
 	int err = 0;
 
 	if (!path || !pcm || !n)
@@ -78,32 +79,60 @@ int pn_wav_read(const char *path, int16_t **pcm, size_t *n)
 		return -ENOENT;
 	}
 	if (info.channels < 1 || info.channels > 64 || info.samplerate < 1000 ||
-	    info.samplerate > 384000 || info.frames < 1 ||
-	    info.frames > (sf_count_t)info.samplerate * PN_WAV_MAX_SECONDS) {
-		pn_log(PN_LOG_WARN, "wav: `%s': unusable audio (%d channels, %d Hz, %lld frames)",
-		       path, info.channels, info.samplerate, (long long)info.frames);
+	    info.samplerate > 384000) {
+		pn_log(PN_LOG_WARN, "wav: `%s': unusable audio (%d channels, %d Hz)", path,
+		       info.channels, info.samplerate);
 		err = -EINVAL;
 		goto out;
 	}
-	size_t frames = (size_t)info.frames, ch = (size_t)info.channels;
-	buf = malloc(frames * ch * sizeof(*buf));
-	mono = malloc(frames * sizeof(*mono));
-	if (!buf || !mono) {
+	/* Read in chunks and grow with what actually arrives: the header's frame count is
+	 * a claim, not a promise, and must not size an allocation. */
+	size_t ch = (size_t)info.channels;
+	max_frames = (size_t)info.samplerate * PN_WAV_MAX_SECONDS;
+	chunk = malloc(CHUNK * ch * sizeof(*chunk));
+	if (!chunk) {
 		err = -ENOMEM;
 		goto out;
 	}
-	sf_count_t got = sf_readf_short(f, buf, (sf_count_t)frames);
-	if (got < 1) {
+	for (;;) {
+		sf_count_t got = sf_readf_short(f, chunk, CHUNK);
+		if (got <= 0)
+			break;
+		if (frames + (size_t)got > max_frames) {
+			pn_log(PN_LOG_WARN, "wav: `%s': longer than %d s", path,
+			       PN_WAV_MAX_SECONDS);
+			err = -EINVAL;
+			goto out;
+		}
+		if (frames + (size_t)got > cap) {
+			size_t ncap = cap ? cap * 2 : 4 * CHUNK;
+			while (ncap < frames + (size_t)got)
+				ncap *= 2;
+			int16_t *m2 = realloc(mono, ncap * sizeof(*mono));
+			if (!m2) {
+				err = -ENOMEM;
+				goto out;
+			}
+			mono = m2;
+			cap = ncap;
+		}
+		for (size_t i = 0; i < (size_t)got; i++) {
+			long sum = 0;
+			for (size_t c = 0; c < ch; c++)
+				sum += chunk[i * ch + c];
+			mono[frames + i] = (int16_t)(sum / (long)ch);
+		}
+		frames += (size_t)got;
+	}
+	if (sf_error(f) != SF_ERR_NO_ERROR) {
 		pn_log(PN_LOG_WARN, "wav: `%s': read failed: %s", path, sf_strerror(f));
 		err = -EIO;
 		goto out;
 	}
-	frames = (size_t)got;
-	for (size_t i = 0; i < frames; i++) {
-		long s = 0;
-		for (size_t c = 0; c < ch; c++)
-			s += buf[i * ch + c];
-		mono[i] = (int16_t)(s / (long)ch);
+	if (!frames) {
+		pn_log(PN_LOG_WARN, "wav: `%s': no audio", path);
+		err = -EINVAL;
+		goto out;
 	}
 	if (info.samplerate == PN_WAV_RATE) {
 		*pcm = mono;
@@ -111,9 +140,15 @@ int pn_wav_read(const char *path, int16_t **pcm, size_t *n)
 		mono = NULL;
 	} else {
 		err = pn_resample(mono, frames, info.samplerate, PN_WAV_RATE, pcm, n);
+		if (!err && !*n) { /* a few samples at a high rate: less than one at 48 kHz */
+			free(*pcm);
+			*pcm = NULL;
+			pn_log(PN_LOG_WARN, "wav: `%s': too short", path);
+			err = -EINVAL;
+		}
 	}
 out:
-	free(buf);
+	free(chunk);
 	free(mono);
 	sf_close(f);
 	return err;
@@ -121,7 +156,8 @@ out:
 
 int pn_wav_write(const char *path, const int16_t *pcm, size_t n, int rate)
 {
-	SF_INFO info = {.samplerate = rate, .channels = 1, .format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
+	SF_INFO info = {.samplerate = rate, .channels = 1,
+			.format = SF_FORMAT_WAV | SF_FORMAT_PCM_16};
 	SNDFILE *f;
 	int err = 0;
 

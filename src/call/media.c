@@ -28,6 +28,8 @@ enum {
 	/* Congestion: RTT this far above the call's minimum means queues are building. */
 	QUEUE_RTT_MS = 100,
 	NO_ECHO = 0xffffffffu,
+	REORDER_FRAMES = 10, /* 200 ms */
+	RTT_RECENT = 5,
 };
 
 /* -45 dBFS: below this a frame counts as a pause, where frames may be added or dropped. */
@@ -46,6 +48,8 @@ struct pn_media {
 	bool fec_on;
 	double loss_s; /* smoothed reported loss */
 	double srtt, min_rtt;
+	uint32_t rtt_recent[RTT_RECENT]; /* last RTT samples, for the queueing test */
+	unsigned n_rtt;
 	bool have_rtt;
 
 	/* receiving */
@@ -71,7 +75,8 @@ struct pn_media {
 	uint32_t peer_ts;
 	uint64_t peer_ts_at;
 	bool have_peer_ts;
-	uint64_t int_expected, int_received, int_played, int_concealed, int_synth, int_due;
+	uint64_t int_played, int_concealed, int_synth, int_due, int_missing;
+	uint32_t loss_mark;    /* first frame not yet counted in a report's loss */
 
 	struct pn_media_stats st;
 };
@@ -299,10 +304,25 @@ int pn_media_report_decode(struct pn_media_report *rp, const uint8_t *in, size_t
 	return 0;
 }
 
+/* Queues are building when even the smallest of the last RTT_RECENT RTT samples sits
+ * QUEUE_RTT_MS above the call's minimum: jitter spreads the samples but leaves small
+ * ones among them, a standing queue lifts them all. */
+static bool queueing(const struct pn_media *m)
+{
+	uint32_t lo = UINT32_MAX;
+
+	if (m->n_rtt < RTT_RECENT)
+		return false;
+	for (int i = 0; i < RTT_RECENT; i++)
+		if (m->rtt_recent[i] < lo)
+			lo = m->rtt_recent[i];
+	return lo > m->min_rtt + QUEUE_RTT_MS;
+}
+
 /* The peer tells us how our stream arrives: adapt FEC and bitrate, measure RTT. */
 static void on_report(struct pn_media *m, uint64_t now_ms, const struct pn_media_report *rp)
 {
-	double loss = rp->loss_q16 / 65536.0;
+	double loss = rp->loss_q16 / 65535.0;
 
 	m->peer_ts = rp->ts_ms;
 	m->peer_ts_at = now_ms;
@@ -321,10 +341,16 @@ static void on_report(struct pn_media *m, uint64_t now_ms, const struct pn_media
 				m->min_rtt = s;
 			} else {
 				m->srtt = 0.875 * m->srtt + 0.125 * s;
+				/* The minimum creeps up 2 % of the gap per report, so a path that
+				 * became longer for good stops counting as queueing within a
+				 * minute. */
 				if (s < m->min_rtt)
 					m->min_rtt = s;
+				else
+					m->min_rtt += 0.02 * (s - m->min_rtt);
 			}
 			m->have_rtt = true;
+			m->rtt_recent[m->n_rtt++ % RTT_RECENT] = s;
 		}
 	}
 
@@ -346,8 +372,8 @@ static void on_report(struct pn_media *m, uint64_t now_ms, const struct pn_media
 	/* Congestion: random loss is not a congestion signal for a 10-20 kbit/s flow, but a
 	 * growing RTT is: back off 15 % per report while it lasts, recover 1 kbit/s per clean
 	 * report (the delay-based half of WebRTC's GCC, much simplified). */
-	if (m->have_rtt && m->srtt > m->min_rtt + QUEUE_RTT_MS)
-		m->cap_bps = clamp_u32((uint32_t)(m->cap_bps * 0.85), MIN_BITRATE, MAX_BITRATE);
+	if (queueing(m))
+		m->cap_bps = clamp_u32((uint32_t)(m->bitrate * 0.85), MIN_BITRATE, MAX_BITRATE);
 	else
 		m->cap_bps = clamp_u32(m->cap_bps + 1000, MIN_BITRATE, m->cfg.max_bitrate_bps);
 	/* Opus 1.3 only adds LBRR when the rate leaves room for it (measured: 20 kbit/s at
@@ -384,11 +410,32 @@ static double rx_r(const struct pn_media *m, double ppl_pct)
 	return pn_emodel_r(&e);
 }
 
+/* Loss for a report: frames up to REORDER_FRAMES behind the newest one are settled (a
+ * frame still missing then is lost, not late in a reordering); each settled frame is
+ * counted once, looked up in the replay window's bitmap, so reordering never counts as
+ * loss. Frames older than the window cannot be looked up and are skipped. */
+static void interval_loss(struct pn_media *m, uint64_t *expected, uint64_t *lost)
+{
+	*expected = *lost = 0;
+	if (!m->have_rx || m->highest_frame < m->first_frame + REORDER_FRAMES)
+		return;
+	uint32_t settled = m->highest_frame - REORDER_FRAMES; /* count frames < settled + 1 */
+	if (m->loss_mark < m->first_frame)
+		m->loss_mark = m->first_frame;
+	if (settled + 1 > m->loss_mark + PN_REPLAY_WINDOW - 2 * REORDER_FRAMES)
+		m->loss_mark = settled + 1 - (PN_REPLAY_WINDOW - 2 * REORDER_FRAMES);
+	for (uint32_t f = m->loss_mark; f <= settled; f++) {
+		(*expected)++;
+		*lost += pn_replay_check(&m->replay, f); /* still acceptable = never arrived */
+	}
+	m->loss_mark = settled + 1;
+}
+
 int pn_media_report(struct pn_media *m, uint64_t now_ms, uint8_t *out, size_t cap, size_t *len)
 {
 	struct pn_media_report rp = {0};
 	uint8_t body[PN_MEDIA_REPORT_LEN];
-	uint64_t expected, exp_i, rec_i, lost_i, played_i, due_i;
+	uint64_t expected, exp_i, lost_i, played_i, due_i;
 	int err;
 
 	if (!m || !len)
@@ -407,9 +454,7 @@ int pn_media_report(struct pn_media *m, uint64_t now_ms, uint8_t *out, size_t ca
 		return PN_MEDIA_EEXHAUSTED;
 
 	expected = m->have_rx ? (uint64_t)m->highest_frame - m->first_frame + 1 : 0;
-	exp_i = expected - m->int_expected;
-	rec_i = m->st.rx_packets - m->int_received;
-	lost_i = exp_i > rec_i ? exp_i - rec_i : 0;
+	interval_loss(m, &exp_i, &lost_i);
 	played_i = m->st.played - m->int_played;
 	due_i = m->st.decoded + m->st.fec_recovered + m->st.concealed - m->int_due;
 
@@ -420,7 +465,12 @@ int pn_media_report(struct pn_media *m, uint64_t now_ms, uint8_t *out, size_t ca
 	} else {
 		rp.echo_delay_ms = NO_ECHO;
 	}
-	rp.loss_q16 = exp_i ? (uint16_t)(lost_i * 65535 / exp_i) : 0;
+	/* The loss that drives the peer's FEC is what our decoder misses: lost in the network
+	 * or too late for the jitter buffer, whichever is larger (FEC rescues both). */
+	double net = exp_i ? (double)lost_i / (double)exp_i : 0;
+	double missing = due_i ? (double)(m->st.fec_recovered + m->st.concealed - m->int_missing) /
+					 (double)due_i : 0;
+	rp.loss_q16 = (uint16_t)lround(fmin(1, fmax(net, missing)) * 65535);
 	rp.cum_lost = (uint32_t)(expected > m->st.rx_packets ? expected - m->st.rx_packets : 0);
 	rp.highest_frame = m->highest_frame;
 	rp.jitter_10us = (uint16_t)fmin(m->jitter * 100, 65535);
@@ -444,12 +494,11 @@ int pn_media_report(struct pn_media *m, uint64_t now_ms, uint8_t *out, size_t ca
 		return err;
 	m->tx_report_no++;
 	m->st.tx_reports++;
-	m->int_expected = expected;
-	m->int_received = m->st.rx_packets;
 	m->int_played = m->st.played;
 	m->int_concealed = m->st.concealed;
 	m->int_synth = m->st.concealed + m->st.expanded;
 	m->int_due = m->st.decoded + m->st.fec_recovered + m->st.concealed;
+	m->int_missing = m->st.fec_recovered + m->st.concealed;
 	/* FEC data for frame n rides in frame n + 1, which arrives 20 ms later: while frames
 	 * are being lost, hold at least one frame in the buffer so FEC can be used. */
 	if (m->cfg.fec && lost_i > 0)
@@ -538,7 +587,8 @@ int pn_media_on_packet(struct pn_media *m, uint64_t now_ms, const uint8_t *pkt, 
 		if (no < m->rx_report_no)
 			return reject(m, PN_MEDIA_EREPLAY);
 	} else if (!pn_replay_check(&m->replay, seq)) {
-		bool old = m->replay.top > PN_REPLAY_WINDOW && seq < m->replay.top - PN_REPLAY_WINDOW;
+		bool old = m->replay.top > PN_REPLAY_WINDOW &&
+			   seq < m->replay.top - PN_REPLAY_WINDOW;
 		return reject(m, old ? PN_MEDIA_EOLD : PN_MEDIA_EREPLAY);
 	}
 	make_nonce(nonce, seq);
@@ -636,7 +686,10 @@ void pn_media_playout(struct pn_media *m, uint64_t now_ms, int16_t pcm[960])
 			m->st.decoded++;
 			if (!is_quiet(pcm)) {
 				double bps = (double)o.len * 8 * 1000 / PN_MEDIA_FRAME_MS;
-				m->speech_bps = m->speech_bps ? m->speech_bps + (bps - m->speech_bps) / 50 : bps;
+				if (m->speech_bps > 0)
+					m->speech_bps += (bps - m->speech_bps) / 50;
+				else
+					m->speech_bps = bps;
 			}
 		} else {
 			m->st.concealed++;

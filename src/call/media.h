@@ -15,6 +15,17 @@
  * never share a nonce, and the frame number needs no separate timestamp field: the
  * header is 9 bytes because every byte costs 400 bit/s at 50 packets a second.
  *
+ * Use, per call side (the host owns the clock, the socket and the audio device):
+ *   pn_media_derive_keys(secret, caller, tx, rx); pn_media_new(&m, NULL, tx, rx, ours, theirs);
+ *   every 20 ms:  pn_media_send_frame(m, now, mic, pkt, sizeof(pkt), &len)  -> send pkt;
+ *                 pn_media_report(m, now, pkt, sizeof(pkt), &len)           -> send if len;
+ *                 pn_media_playout(m, now, speaker);
+ *   on a datagram whose first byte is 6 and whose pn_media_peek_tag is ours:
+ *                 pn_media_on_packet(m, now, pkt, len);
+ *   pn_media_stats(m, &st) at any time; pn_media_free(m) at the end.
+ * The sender must call send_frame every 20 ms without gaps (the frame number is the media
+ * clock); a stall of more than a second makes the receiver resynchronize.
+ *
  * Threading: none; one struct pn_media is used by one thread. */
 #ifndef PARLEY_CALL_MEDIA_H
 #define PARLEY_CALL_MEDIA_H
@@ -99,7 +110,8 @@ struct pn_media_report {
 	uint32_t ts_ms;          /* sender's clock (low 32 bits of now_ms) */
 	uint32_t echo_ts_ms;     /* ts_ms of the last report received from the peer; 0 none */
 	uint32_t echo_delay_ms;  /* time from that report's arrival to this one's sending */
-	uint16_t loss_q16;       /* network loss of the peer's audio in the last interval */
+	uint16_t loss_q16;       /* loss of the peer's audio in the last interval: the larger
+				  * of network loss and frames missing at playout */
 	uint32_t cum_lost;
 	uint32_t highest_frame;
 	uint16_t jitter_10us;    /* interarrival jitter, 10 us units */

@@ -107,6 +107,13 @@ static double lsd(const int16_t *r, const int16_t *d)
 	return sqrt(acc / NBANDS);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* Box-filter decimation: crude low-pass, enough to find a lag. */
 static float *decimate(const int16_t *x, size_t n, int d, size_t *nout)
 {
@@ -242,7 +249,7 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 	size_t nseg = nref / SEG, n2r = 0, n2d = 0, n8r = 0, n8d = 0;
 	float *r2 = NULL, *d2 = NULL, *r8 = NULL, *d8 = NULL;
 	bool *active = NULL;
-	double *ncc = NULL, *snr = NULL, *dist = NULL;
+	double *ncc = NULL, *snr = NULL, *dist = NULL, *lags = NULL;
 	double peak = 0;
 	int err = -EINVAL;
 
@@ -257,7 +264,8 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 	ncc = calloc(nseg, sizeof(*ncc));
 	snr = calloc(nseg, sizeof(*snr));
 	dist = calloc(nseg, sizeof(*dist));
-	if (!r2 || !d2 || !r8 || !d8 || !active || !ncc || !snr || !dist) {
+	lags = calloc(nseg, sizeof(*lags));
+	if (!r2 || !d2 || !r8 || !d8 || !active || !ncc || !snr || !dist || !lags) {
 		err = -ENOMEM;
 		goto out;
 	}
@@ -294,9 +302,11 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 	int cand_n = 0;
 
 	/* 3 and 4. tracked delay, scores */
+	int nl = 0;
 	for (size_t s = 0; s < nseg; s++) {
 		if (!active[s])
 			continue;
+		lags[nl++] = (double)lag;
 		double bv;
 		long b = seg_best_lag(ref, deg, ndeg, r8, d8, n8d, s, lag - TRACK_MS * 48,
 				      lag + TRACK_MS * 48, &bv);
@@ -314,7 +324,8 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 				for (size_t t = s + 1; t-- > 0 && k < AGREE;) {
 					if (!active[t])
 						continue;
-					seg_score(ref, deg, ndeg, t, lag, &ncc[t], &snr[t], &dist[t]);
+					seg_score(ref, deg, ndeg, t, lag, &ncc[t], &snr[t],
+						  &dist[t]);
 					k++;
 				}
 				cand = -1;
@@ -343,7 +354,9 @@ int pn_quality_compare(const int16_t *ref, size_t nref, const int16_t *deg, size
 	q->ncc_mean = sn / n_active;
 	q->segsnr_db = ss / n_active;
 	q->bad_pct = 100.0 * bad / n_active;
-	q->delay_ms = (double)lag / 48.0;
+	/* the delay most segments were scored at (the final one may be a transient) */
+	qsort(lags, (size_t)nl, sizeof(*lags), cmp_double);
+	q->delay_ms = lags[nl / 2] / 48.0;
 	err = 0;
 out:
 	free(r2);
@@ -354,6 +367,7 @@ out:
 	free(ncc);
 	free(snr);
 	free(dist);
+	free(lags);
 	return err;
 }
 

@@ -30,7 +30,7 @@ struct pn_quality {
 	double lsd_db;      /* mean log-spectral distance of band envelopes, dB */
 	double bad_pct;     /* percent of active segments with LSD > 6 dB */
 	double segsnr_db;   /* mean segmental SNR over active segments */
-	double delay_ms;    /* final tracked delay */
+	double delay_ms;    /* median tracked delay over the scored segments */
 	int segments;       /* active segments scored */
 };
 

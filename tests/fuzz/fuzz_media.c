@@ -30,7 +30,8 @@ static void check_counts(struct pn_media *m, uint64_t refused)
 	/* Every refusal is counted once; undecodable frames found at playout add to
 	 * drop_decode without a refusal. */
 	pn_media_stats(m, &st);
-	uint64_t pre = st.drop_malformed + st.drop_tag + st.drop_replay + st.drop_old + st.drop_auth;
+	uint64_t pre =
+	    st.drop_malformed + st.drop_tag + st.drop_replay + st.drop_old + st.drop_auth;
 	if (pre > refused || pre + st.drop_decode < refused)
 		abort();
 }
@@ -65,13 +66,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t pos = 1;
 		while (pos + 5 <= size) {
 			size_t n = data[pos];
-			uint32_t seq = (uint32_t)data[pos + 1] << 24 | (uint32_t)data[pos + 2] << 16 |
+			uint32_t seq = (uint32_t)data[pos + 1] << 24 |
+				       (uint32_t)data[pos + 2] << 16 |
 				       (uint32_t)data[pos + 3] << 8 | data[pos + 4];
 			pos += 5;
 			if (n > size - pos)
 				n = size - pos;
 			/* the sender's key for this receiver is its rx_key */
-			if (pn_media_seal(rx_key, LOCAL, seq, data + pos, n, pkt, sizeof(pkt), &len))
+			if (pn_media_seal(rx_key, LOCAL, seq, data + pos, n, pkt, sizeof(pkt),
+					  &len))
 				abort();
 			pos += n;
 			now += 7;
