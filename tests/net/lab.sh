@@ -95,7 +95,9 @@ lab_init() {
 	done
 	lab__trap
 	lab__sweep
-	LAB_DIR=$(mktemp -d /tmp/pnlab.XXXXXX) || return 1
+	# the temp directories of crashed runs (a live lab of this prefix was just swept too)
+	rm -rf "/tmp/$LAB_PFX".??????
+	LAB_DIR=$(mktemp -d "/tmp/$LAB_PFX.XXXXXX") || return 1
 	local wan="${LAB_PFX}-wan"
 	lab__ns_new "$wan" || return 1
 	LAB_NS[wan]=$wan
