@@ -40,6 +40,7 @@ struct server {
 	/* outcome */
 	struct pn_addr mapped;
 	uint64_t rtt_ms;
+	size_t answer_len;
 	int error_code;
 	char error[160];
 };
@@ -188,6 +189,7 @@ static void on_datagram(int fd, struct server *svs, int n, const uint8_t *buf, s
 		}
 		sv->done = true;
 		sv->rtt_ms = now - sv->first_sent;
+		sv->answer_len = len;
 		if (rc == -EPROTO)
 			snprintf(sv->error, sizeof(sv->error),
 				 "malformed answer (no address or an unknown mandatory attribute)");
@@ -286,6 +288,7 @@ static int report(const struct server *svs, int n, const struct pn_addr *local, 
 		if (ok) {
 			json_object_set_new(o, "mapped", json_string(pn_addr_str(&sv->mapped, b)));
 			json_object_set_new(o, "rtt_ms", json_integer((json_int_t)sv->rtt_ms));
+			json_object_set_new(o, "answer_bytes", json_integer((json_int_t)sv->answer_len));
 		} else {
 			json_object_set_new(o, "error", json_string(sv->error));
 			if (sv->error_code)

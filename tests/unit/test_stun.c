@@ -384,6 +384,38 @@ static void answer_not_for_responses_or_indications(void **state)
 	assert_int_equal(pn_stun_answer(ans, sizeof(ans), &an, ind, 19, &from), -EBADMSG);
 }
 
+/* The vector of docs/PROTOCOL.md section 8: our padded request and the supernode's
+ * answer, byte for byte (cross-checked with Python's zlib.crc32 and a hand XOR). */
+static void parley_test_vector(void **state)
+{
+	static const uint8_t want_req[40] = {
+		0x00, 0x01, 0x00, 0x14, 0x21, 0x12, 0xa4, 0x42, 0x01, 0x02, 0x03, 0x04,
+		0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x00, 0x26, 0x00, 0x08,
+		0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x28, 0x00, 0x04,
+		0xb1, 0xeb, 0x00, 0xd1,
+	};
+	static const uint8_t want_ans[40] = {
+		0x01, 0x01, 0x00, 0x14, 0x21, 0x12, 0xa4, 0x42, 0x01, 0x02, 0x03, 0x04,
+		0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x00, 0x20, 0x00, 0x08,
+		0x00, 0x01, 0xbd, 0x51, 0xe7, 0x00, 0xa4, 0x24, 0x80, 0x28, 0x00, 0x04,
+		0x10, 0x14, 0xc6, 0xe1,
+	};
+	struct pn_stun_req_opts o = {.fingerprint = true, .pad_to = 40};
+	uint8_t req[64], ans[PN_STUN_ANSWER_MAX];
+	size_t rn, an;
+	struct pn_addr from;
+
+	for (int i = 0; i < 12; i++)
+		o.tid[i] = (uint8_t)(i + 1);
+	assert_int_equal(pn_stun_build_request(req, sizeof(req), &rn, &o), 0);
+	assert_int_equal(rn, sizeof(want_req));
+	assert_memory_equal(req, want_req, rn);
+	assert_int_equal(pn_addr_parse(&from, "198.18.0.102:40003"), 0);
+	assert_int_equal(pn_stun_answer(ans, sizeof(ans), &an, req, rn, &from), 0);
+	assert_int_equal(an, sizeof(want_ans));
+	assert_memory_equal(ans, want_ans, an);
+}
+
 /* ---------------------------------------------------------------- serve */
 
 struct sent {
@@ -471,6 +503,7 @@ int main(void)
 		cmocka_unit_test(answer_unknown_attribute_420),
 		cmocka_unit_test(answer_other_method_400),
 		cmocka_unit_test(answer_not_for_responses_or_indications),
+		cmocka_unit_test(parley_test_vector),
 		cmocka_unit_test(serve_needs_padding),
 		cmocka_unit_test(serve_tiny_request_dropped),
 	};
