@@ -114,7 +114,7 @@ static void from_sockaddr(const struct sockaddr_storage *ss, struct pn_addr *a)
 	}
 }
 
-/* --bind: "IP:PORT", "[IPv6]:PORT", or a bare IP (port 0). */
+/* --bind: "IP:PORT", "[IPv6]:PORT", or a bare IP, bracketed or not (port 0). */
 static int parse_bind(const char *s, struct pn_addr *a)
 {
 	char buf[PN_ADDR_STRLEN + 8];
@@ -123,7 +123,10 @@ static int parse_bind(const char *s, struct pn_addr *a)
 		return 0;
 	if (strlen(s) > PN_ADDR_STRLEN)
 		return -EINVAL;
-	snprintf(buf, sizeof(buf), strchr(s, ':') ? "[%s]:0" : "%s:0", s);
+	if (s[0] == '[')
+		snprintf(buf, sizeof(buf), "%s:0", s);
+	else
+		snprintf(buf, sizeof(buf), strchr(s, ':') ? "[%s]:0" : "%s:0", s);
 	return pn_addr_parse(a, buf);
 }
 
