@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # LAB_* arrays are read by the scripts that source this
 # The NAT lab: a small internet in network namespaces, for tests that need real NATs
 # (docs/NAT.md draws it). Source this file, then:
 #
@@ -191,14 +191,14 @@ lab_site() { # NAME KIND
 		ip -n "$h" -6 route add 2001:db8::/64 via "2001:db8:$i::1" || return 1
 		# no translation: the public segment routes the site's prefix to its router
 		ip -n "$wan" -6 route add "2001:db8:$i::/64" via "$pub6" || return 1
-		LAB_HOST4[$name]= LAB_HOST6[$name]="2001:db8:$i::2" LAB_PUB4[$name]= LAB_PUB6[$name]=
+		LAB_HOST4[$name]='' LAB_HOST6[$name]="2001:db8:$i::2" LAB_PUB4[$name]='' LAB_PUB6[$name]=''
 	else
 		ip -n "$r" addr add "$pub4/24" dev wan0 || return 1
 		ip -n "$r" addr add "198.19.$i.1/24" dev lan0 || return 1
 		ip netns exec "$r" sysctl -qw net.ipv4.ip_forward=1 >/dev/null || return 1
 		ip -n "$h" addr add "198.19.$i.2/24" dev eth0 || return 1
 		ip -n "$h" route add 198.18.0.0/24 via "198.19.$i.1" || return 1
-		LAB_HOST4[$name]="198.19.$i.2" LAB_HOST6[$name]= LAB_PUB4[$name]=$pub4 LAB_PUB6[$name]=
+		LAB_HOST4[$name]="198.19.$i.2" LAB_HOST6[$name]='' LAB_PUB4[$name]=$pub4 LAB_PUB6[$name]=''
 	fi
 	lab__nft_rules "$kind" "198.19.$i.2" >"$LAB_DIR/nft-$name.conf"
 	ip netns exec "$r" nft -f "$LAB_DIR/nft-$name.conf" || {

@@ -53,8 +53,8 @@ pass "lab built: public segment + ${#SITES[@]} sites"
 # ---- servers on the public segment -----------------------------------------------------
 # coturn: plain STUN only (no TURN relay, no TLS, no auth), on two IPv4 addresses (to see
 # whether a NAT keeps one mapping towards two destinations) and one IPv6 address.
-COTURN_A=198.18.0.3:3478 COTURN_B=198.18.0.4:3478 COTURN_6=[2001:db8::3]:3478
-SN=198.18.0.2:7701 SN_6=[2001:db8::2]:7701 LOGIN=198.18.0.1:7700
+COTURN_A=198.18.0.3:3478 COTURN_B=198.18.0.4:3478 COTURN_6="[2001:db8::3]:3478"
+SN=198.18.0.2:7701 SN_6="[2001:db8::2]:7701" LOGIN=198.18.0.1:7700
 # Two supernodes, each bound to its one address: a socket bound to [::] on a host with
 # several addresses answers from whichever address the route prefers, and a NAT or
 # stateful firewall drops an answer from an address the request did not go to.
@@ -117,7 +117,7 @@ filtering_run() { # fills FILT[site] for every site registered with filtering_la
 	local s args=()
 	for s in "${!PROBE_LISTEN[@]}"; do
 		# shellcheck disable=SC2086
-		lab_spawn "$s" "probe_$s" python3 "$PROBE" listen ${PROBE_LISTEN[$s]} 6
+		lab_spawn "$s" "probe_$s" python3 "$PROBE" listen ${PROBE_LISTEN[$s]} "$LAB_DIR/probes-sent"
 	done
 	for s in "${!PROBE_LISTEN[@]}"; do
 		lab_wait_line "$LAB_DIR/probe_$s.out" listening 10 || fail "$s: probe listener starts"
@@ -125,8 +125,9 @@ filtering_run() { # fills FILT[site] for every site registered with filtering_la
 		args+=(${PROBE_TO[$s]})
 	done
 	lab_exec wan python3 "$PROBE" send "${args[@]}" || fail "probes sent"
+	touch "$LAB_DIR/probes-sent"
 	for s in "${!PROBE_LISTEN[@]}"; do
-		lab_wait_line "$LAB_DIR/probe_$s.out" done 15 || fail "$s: probe listener ends"
+		lab_wait_line "$LAB_DIR/probe_$s.out" "done" 35 || fail "$s: probe listener ends"
 		f="$(grep -c same-ip "$LAB_DIR/probe_$s.out") $(grep -c other-ip "$LAB_DIR/probe_$s.out")"
 		FILT[$s]=$(filt_name "$f")
 	done
@@ -144,8 +145,11 @@ filt_name() {
 for s in public prc sym fullcone; do
 	h=${LAB_HOST4[$s]} pub=${LAB_PUB4[$s]} port=$((40000 + ${#s}))
 	stun "$s" --timeout 3000 --bind "$h:$port" "$COTURN_A" "$COTURN_B" "$SN"
-	[ "$stun_rc" = 0 ] && pass "$s: coturn A, coturn B and the supernode answer" ||
+	if [ "$stun_rc" = 0 ]; then
+		pass "$s: coturn A, coturn B and the supernode answer"
+	else
 		fail "$s: all three servers answer" "$(jq -c '.results[] | .error // empty' <<<"$j")"
+	fi
 	a=$(mapped "$j" 0) b=$(mapped "$j" 1) c=$(mapped "$j" 2)
 	if [ "$s" = public ]; then
 		expect "$s: coturn sees the host address itself" "$a" "$h:$port"
@@ -172,8 +176,11 @@ for s in public prc sym fullcone; do
 	fi
 	# an answer never larger than its request, from the supernode
 	rq=$(jq -r '.results[2].request_bytes' <<<"$j") an=$(jq -r '.results[2].answer_bytes // 0' <<<"$j")
-	[ "$an" -gt 0 ] && [ "$an" -le "$rq" ] && pass "$s: supernode answer $an bytes <= request $rq bytes" ||
+	if [ "$an" -gt 0 ] && [ "$an" -le "$rq" ]; then
+		pass "$s: supernode answer $an bytes <= request $rq bytes"
+	else
 		fail "$s: supernode answer no larger than the request" "answer $an, request $rq"
+	fi
 	filtering_later "$s" "$h" "$port" "$(ip_of "$a")" "$(port_of "$a")" 198.18.0.3 198.18.0.5
 done
 
@@ -193,8 +200,11 @@ MAP[$s]="- (no UDP)" FILT[$s]="- (no UDP)"
 # IPv6 only: the mapped address is the host's own IPv6 address; no IPv4 at all.
 s=v6only h=${LAB_HOST6[$s]} port=40200
 stun "$s" --timeout 3000 --bind "[$h]:$port" "$COTURN_6" "$SN_6"
-[ "$stun_rc" = 0 ] && pass "$s: coturn and the supernode answer over IPv6" ||
+if [ "$stun_rc" = 0 ]; then
+	pass "$s: coturn and the supernode answer over IPv6"
+else
 	fail "$s: coturn and the supernode answer over IPv6" "$(jq -c '.results[] | .error // empty' <<<"$j")"
+fi
 expect "$s: coturn sees the host's IPv6 address" "$(mapped "$j" 0)" "[$h]:$port"
 expect "$s: the supernode sees the host's IPv6 address" "$(mapped "$j" 1)" "[$h]:$port"
 stun "$s" --timeout 500 "$COTURN_A"
@@ -223,8 +233,11 @@ fi
 # turnutils_stunclient sends a bare 20-byte request: coturn answers it, the supernode
 # does not (its 32-byte answer would be larger than the request).
 out=$(lab_exec prc timeout 2 turnutils_stunclient -p 3478 198.18.0.3 2>&1)
-grep -q "${LAB_PUB4[prc]}" <<<"$out" && pass "turnutils_stunclient (20 bytes) gets an answer from coturn" ||
+if grep -q "${LAB_PUB4[prc]}" <<<"$out"; then
+	pass "turnutils_stunclient (20 bytes) gets an answer from coturn"
+else
 	fail "turnutils_stunclient gets an answer from coturn" "$(tail -3 <<<"$out")"
+fi
 lab_exec prc timeout 2 turnutils_stunclient -p 7701 198.18.0.2 >/dev/null 2>&1
 expect "turnutils_stunclient (20 bytes): no answer from the supernode (timeout)" "$?" 124
 stun public --timeout 1000 --pad 0 --no-fingerprint "$SN"
