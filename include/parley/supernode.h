@@ -53,6 +53,9 @@ struct pn_supernode_stats {
 	/* overlay */
 	uint64_t peers, overlay_lookups, overlay_stores, sn_forwarded, lookup_hops_total,
 		lookups_done;
+	/* STUN Binding requests answered, and well-formed STUN dropped unanswered (the
+	 * answer would have been larger than the request, or it was no request) */
+	uint64_t stun_answered, stun_dropped;
 };
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
 /* Test hook: called with every envelope payload the supernode forwards (for asserting that

@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "crypto/cert.h"
 #include "crypto/keys.h"
+#include "nat/stun.h"
 #include "overlay/kad.h"
 #include "overlay/recstore.h"
 #include "session/link.h"
@@ -1403,6 +1404,18 @@ static void sn_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 	enum pn_link_event ev;
 	uint64_t now = now_ms(sn);
 
+	/* STUN requests start with 0x00, which no packet of ours does (docs/PROTOCOL.md
+	 * "STUN"): answer Binding, never with more bytes than the request had. */
+	if (len > 0 && buf[0] == 0x00) {
+		int rc = pn_stun_serve(&sn->env, from, buf, len);
+		if (rc == 0)
+			sn->st.stun_answered++;
+		else if (rc == -EBADMSG)
+			sn->st.bad_packets++;
+		else
+			sn->st.stun_dropped++;
+		return;
+	}
 	if (pn_pkt_parse(&h, buf, len)) {
 		sn->st.bad_packets++;
 		return;
