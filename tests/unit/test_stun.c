@@ -390,7 +390,7 @@ static void answer_not_for_responses_or_indications(void **state)
 	assert_int_equal(pn_stun_answer(ans, sizeof(ans), &an, ind, 19, &from), -EBADMSG);
 }
 
-/* The vector of docs/PROTOCOL.md section 8: our padded request and the supernode's
+/* The vector of docs/PROTOCOL.md section 9: our padded request and the supernode's
  * answer, byte for byte (cross-checked with Python's zlib.crc32 and a hand XOR). */
 static void parley_test_vector(void **state)
 {
