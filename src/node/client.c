@@ -2580,36 +2580,53 @@ static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_
 		reply_ok(cb, arg, json_pack("{s:s}", "username", user));
 }
 
-static void cmd_whois(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+/* The start of a command that needs a user's records (whois, call): checks the name and
+ * the attachment and makes the pending entry. NULL when it replied with an error. */
+static struct pending *pending_for_user(struct pn_client *c, int kind, const char *user,
+					pn_client_reply_cb cb, void *arg, struct ruser **up)
 {
-	const char *user = arg_str(args, "username");
 	struct pending *p;
-	struct ruser *u;
 
 	if (!user || pn_username_valid(user)) {
 		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
-		return;
+		return NULL;
 	}
 	if (c->sn_state != SN_UP) {
 		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "not attached to the network");
-		return;
+		return NULL;
 	}
-	u = ruser_get(c, user, true);
+	*up = ruser_get(c, user, true);
 	p = calloc(1, sizeof(*p));
-	if (!u || !p) {
+	if (!*up || !p) {
 		free(p);
 		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
-		return;
+		return NULL;
 	}
-	p->kind = P_WHOIS;
+	p->kind = kind;
 	strcpy(p->username, user);
 	p->cb = cb;
 	p->arg = arg;
+	return p;
+}
+
+/* Queues p until the lookup of its user answers (finish_whois) or times out. */
+static void pending_wait_lookup(struct pn_client *c, struct pending *p, struct ruser *u)
+{
 	p->deadline = now_ms(c) + CL_LOOKUP_TIMEOUT_MS + 1000;
 	p->next = c->pending;
 	c->pending = p;
-	u->fetched_at = 0; /* whois always asks */
 	lookup_start(c, u);
+}
+
+static void cmd_whois(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	struct ruser *u;
+	struct pending *p = pending_for_user(c, P_WHOIS, arg_str(args, "username"), cb, arg, &u);
+
+	if (!p)
+		return;
+	u->fetched_at = 0; /* whois always asks */
+	pending_wait_lookup(c, p, u);
 }
 
 static int outmsg_add(struct pn_client *c, const struct pn_msg_row *row)
@@ -2766,52 +2783,30 @@ static struct call_opts *call_opts_from(struct pn_client *c, json_t *args, pn_cl
 
 static void cmd_call(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
 {
-	const char *user = arg_str(args, "username");
-	struct pending *p;
 	struct ruser *u;
-	struct call_opts *o;
+	struct pending *p = pending_for_user(c, P_CALL, arg_str(args, "username"), cb, arg, &u);
 
-	if (!user || pn_username_valid(user)) {
-		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
+	if (!p)
 		return;
-	}
-	if (c->sn_state != SN_UP) {
-		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "not attached to the network");
-		return;
-	}
-	if (strcmp(user, c->username) == 0) {
+	if (strcmp(p->username, c->username) == 0) {
 		reply_err(cb, arg, -EINVAL, "bad_username", "you cannot call yourself");
-		return;
+		goto drop;
 	}
 	if (pn_calls_current(c->calls)) {
 		reply_err(cb, arg, -EBUSY, "busy", "a call is already in progress");
-		return;
+		goto drop;
 	}
-	o = call_opts_from(c, args, cb, arg);
-	if (!o)
-		return;
-	u = ruser_get(c, user, true);
-	p = calloc(1, sizeof(*p));
-	if (!u || !p) {
-		free(p);
-		free(o);
-		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
-		return;
-	}
-	p->kind = P_CALL;
-	p->call = o;
-	strcpy(p->username, user);
-	p->cb = cb;
-	p->arg = arg;
+	p->call = call_opts_from(c, args, cb, arg);
+	if (!p->call)
+		goto drop;
 	if (u->found && now_ms(c) - u->fetched_at <= CL_LOOKUP_CACHE_MS) {
 		call_place(c, u, p); /* fresh records: no lookup needed */
-		pending_free(p);
-		return;
+		goto drop;
 	}
-	p->deadline = now_ms(c) + CL_LOOKUP_TIMEOUT_MS + 1000;
-	p->next = c->pending;
-	c->pending = p;
-	lookup_start(c, u);
+	pending_wait_lookup(c, p, u);
+	return;
+drop:
+	pending_free(p);
 }
 
 /* The call a command names by "id", else the current one. */

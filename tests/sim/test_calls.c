@@ -81,6 +81,26 @@ static void impair_last_mile(struct sc_net *n, int client, const struct pn_sim_l
 	assert_int_equal(pn_sim_set_link(n->sim, &ca, &sa, l), 0);
 }
 
+/* alice (client 0) calls bob (client 1) with call_args; bob answers with answer_args
+ * (both may be NULL; both are consumed); returns once both sides are active. */
+static void connect_call(struct sc_net *n, json_t *call_args, json_t *answer_args)
+{
+	struct sc_reply r;
+	unsigned ev0 = n->n_events;
+
+	if (!call_args)
+		call_args = sc_args2("username", "bob", NULL, NULL);
+	assert_true(sc_call(n, 0, "call", call_args, &r, 10000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_non_null(wait_state(n, 1, "ringing", ev0, 5000));
+	assert_true(sc_call(n, 1, "call.answer", answer_args, &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_non_null(wait_state(n, 0, "active", ev0, 5000));
+	assert_non_null(wait_state(n, 1, "active", ev0, 5000));
+}
+
 struct cond {
 	const char *name;
 	struct pn_sim_link link;
@@ -93,7 +113,7 @@ static void call_once(const struct cond *c)
 	struct sc_net n;
 	struct pn_sim_link base = {.delay_ms = 10};
 	struct sc_reply r;
-	char out[300], id[40];
+	char out[300];
 	unsigned ev0;
 	int16_t *ref, *deg;
 	size_t nref, ndeg;
@@ -106,17 +126,7 @@ static void call_once(const struct cond *c)
 	contact(&n, 1, "alice");
 	impair_last_mile(&n, 1, &c->link);
 	ev0 = n.n_events;
-	assert_true(sc_call(&n, 0, "call", sc_args2("username", "bob", "play", ref_wav), &r, 10000));
-	assert_int_equal(r.err, 0);
-	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.result, "id")));
-	sc_reply_clear(&r);
-	assert_non_null(wait_state(&n, 1, "ringing", ev0, 5000));
-	assert_true(sc_call(&n, 1, "call.answer", sc_args2("id", id, "record", out), &r, 1000));
-	assert_int_equal(r.err, 0);
-	sc_reply_clear(&r);
-	a = wait_state(&n, 0, "active", ev0, 5000);
-	assert_non_null(a);
-	assert_non_null(wait_state(&n, 1, "active", ev0, 5000));
+	connect_call(&n, sc_args2("username", "bob", "play", ref_wav), sc_args2("record", out, NULL, NULL));
 	assert_int_equal(pn_wav_read(ref_wav, &ref, &nref), 0);
 	/* the whole file and then some */
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + nref / 48 + 1500);
@@ -272,12 +282,7 @@ static void test_call_peer_vanishes(void **state)
 	sc_bring_up(&n);
 	contact(&n, 1, "alice");
 	ev0 = n.n_events;
-	assert_true(sc_call(&n, 0, "call", sc_args2("username", "bob", NULL, NULL), &r, 10000));
-	sc_reply_clear(&r);
-	assert_non_null(wait_state(&n, 1, "ringing", ev0, 5000));
-	assert_true(sc_call(&n, 1, "call.answer", NULL, &r, 1000));
-	sc_reply_clear(&r);
-	assert_non_null(wait_state(&n, 0, "active", ev0, 5000));
+	connect_call(&n, NULL, NULL);
 	/* hold and resume reach the other side */
 	assert_true(sc_call(&n, 0, "call.hold", NULL, &r, 1000));
 	assert_int_equal(r.err, 0);
@@ -390,13 +395,7 @@ static void test_call_offer_flood(void **state)
 	sc_reply_clear(&r);
 	/* alice (a contact) still gets through at once, and the call survives stray media */
 	contact(&n, 1, "alice");
-	ev0 = n.n_events;
-	assert_true(sc_call(&n, 0, "call", sc_args2("username", "bob", NULL, NULL), &r, 10000));
-	sc_reply_clear(&r);
-	assert_non_null(wait_state(&n, 1, "ringing", ev0, 5000));
-	assert_true(sc_call(&n, 1, "call.answer", NULL, &r, 1000));
-	sc_reply_clear(&r);
-	assert_non_null(wait_state(&n, 0, "active", ev0, 5000));
+	connect_call(&n, NULL, NULL);
 	/* mallory calls again meanwhile: bob is busy (and she is over her limit): the call
 	 * with alice is not disturbed */
 	assert_true(sc_call(&n, 2, "call", sc_args2("username", "bob", NULL, NULL), &r, 10000));
