@@ -55,7 +55,13 @@ enum {
 	CL_OFFER_USER_WINDOW_MS = 30000,
 	CL_ECHO_ANSWER_MS = 300,   /* the echo bot picks up after this */
 	CL_CALL_STATS_MS = 1000,
+	CL_MOOD_MAX = 100,         /* bytes of UTF-8 */
+	CL_PRESENCE_REFRESH_MS = 300000, /* presence sent to contacts again every 5 min */
+	CL_PRESENCE_TTL_MS = 660000,     /* not heard again for 11 min: offline */
 };
+
+enum pres_status { PRES_OFFLINE = 0, PRES_ONLINE = 1, PRES_AWAY = 2, PRES_DND = 3,
+		   PRES_INVISIBLE = 4 /* ours only: sent as offline */ };
 
 enum sn_state { SN_NONE = 0, SN_CONNECTING, SN_UP };
 enum op_kind { OP_NONE = 0, OP_REGISTER, OP_LOGIN, OP_RENEW, OP_PROFILE_SET, OP_SEARCH };
@@ -82,6 +88,12 @@ struct ruser {
 	uint32_t lookup_req; /* non-zero while a lookup is in flight */
 	uint64_t lookup_deadline, lookup_resend_at;
 	bool found;
+	/* presence, for contacts: what they last told us, and whether ours is due to them */
+	uint8_t pres_status;       /* PRES_* (PRES_OFFLINE until told otherwise) */
+	char mood[CL_MOOD_MAX + 1];
+	uint64_t pres_seq;         /* the sender's clock: older news is ignored */
+	uint64_t pres_at;          /* now_ms() when it arrived (it expires) */
+	bool pres_push;            /* send ours once the lookup answers */
 };
 
 /* An end-to-end session with one remote device. */
@@ -186,6 +198,12 @@ struct pn_client {
 	struct { char user[PN_USERNAME_MAX + 1]; uint64_t at[CL_OFFERS_PER_USER]; } offer_users[8];
 	unsigned offer_users_i;
 	uint64_t calls_rate_limited, calls_refused, media_bad;
+	/* presence */
+	uint8_t pres_status;     /* ours: PRES_ONLINE .. PRES_INVISIBLE */
+	char mood[CL_MOOD_MAX + 1];
+	uint64_t pres_seq;
+	uint64_t pres_refresh_at;
+	uint64_t presence_bad;   /* presence from non-contacts, or malformed */
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
 };
@@ -491,6 +509,7 @@ static void publish_record(struct pn_client *c)
 }
 
 static void flush_all(struct pn_client *c);
+static void pres_push_all(struct pn_client *c);
 
 static void complete_login_waiters(struct pn_client *c, bool ok)
 {
@@ -537,6 +556,7 @@ static void on_attached(struct pn_client *c)
 	complete_login_waiters(c, true);
 	flush_all(c);
 	c->hosts_asked = false;
+	pres_push_all(c);
 }
 
 static void sn_drop(struct pn_client *c, bool try_next)
@@ -1178,6 +1198,158 @@ static void calls_tick(struct pn_client *c, uint64_t now)
 	}
 }
 
+/* ---- presence ------------------------------------------------------------------------- */
+/* Our status and mood go only to our contacts' devices, over the end-to-end sessions;
+ * theirs are accepted only from users in our contacts. Sent on attach, on every change,
+ * when a session with a contact's device comes up, and every 5 minutes; a contact not
+ * heard from for 11 minutes counts as offline. Invisible is sent as offline. */
+
+static const char *pres_name(uint8_t st)
+{
+	static const char *const n[] = {"offline", "online", "away", "dnd", "invisible"};
+	return st <= PRES_INVISIBLE ? n[st] : "offline";
+}
+
+static int pres_parse(const char *s)
+{
+	for (int i = PRES_ONLINE; i <= PRES_INVISIBLE; i++)
+		if (strcmp(s, pres_name((uint8_t)i)) == 0)
+			return i;
+	return -1;
+}
+
+static void pres_send(struct pn_client *c, struct peer *p)
+{
+	uint8_t f[16 + CL_MOOD_MAX];
+	struct pn_wr w;
+	bool hidden = c->pres_status == PRES_INVISIBLE;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_PRESENCE);
+	pn_wr_u64(&w, c->pres_seq);
+	pn_wr_u8(&w, hidden ? PRES_OFFLINE : c->pres_status);
+	pn_wr_str8(&w, hidden ? "" : c->mood);
+	if (!w.err)
+		peer_send_frame(c, p, f, w.len);
+}
+
+/* Our presence to every device of contact u: now over sessions that are up, the others
+ * when their session comes up (on_session_up). */
+static void pres_to_user(struct pn_client *c, struct ruser *u)
+{
+	u->pres_push = false;
+	for (unsigned i = 0; i < u->n; i++) {
+		struct peer *p = peer_for(c, u, i);
+		if (!p)
+			continue;
+		if (p->link.state == PN_LINK_UP)
+			pres_send(c, p);
+		else if (p->link.state != PN_LINK_WAIT_HS2)
+			peer_connect(c, p, &u->certs[i]);
+	}
+}
+
+static int pres_contact_cb(void *arg, const struct pn_contact_row *r)
+{
+	struct pn_client *c = arg;
+	struct ruser *u = ruser_get(c, r->username, true);
+
+	if (!u)
+		return 0;
+	if (u->found && now_ms(c) - u->fetched_at <= CL_LOOKUP_CACHE_MS) {
+		pres_to_user(c, u);
+	} else {
+		u->pres_push = true; /* on_lookup_result sends it */
+		lookup_start(c, u);
+	}
+	return 0;
+}
+
+static void pres_push_all(struct pn_client *c)
+{
+	if (c->sn_state != SN_UP)
+		return;
+	c->pres_refresh_at = now_ms(c) + CL_PRESENCE_REFRESH_MS;
+	pn_cstore_contact_list(c->store, pres_contact_cb, c);
+}
+
+/* A session with a device of user `name` just came up. */
+static void pres_on_session_up(struct pn_client *c, struct peer *p)
+{
+	if (c->logged_in && pn_cstore_contact_has(c->store, p->username))
+		pres_send(c, p);
+}
+
+static void pres_set_remote(struct pn_client *c, struct ruser *u, uint8_t st, const char *mood,
+			    uint64_t seq)
+{
+	bool changed = u->pres_status != st || strcmp(u->mood, mood) != 0;
+
+	u->pres_status = st;
+	snprintf(u->mood, sizeof(u->mood), "%s", mood);
+	u->pres_seq = seq;
+	u->pres_at = now_ms(c);
+	if (changed)
+		emit(c, "presence.changed",
+		     json_pack("{s:s,s:s,s:s}", "username", u->name, "status", pres_name(st), "mood",
+			       u->mood));
+}
+
+static void on_presence(struct pn_client *c, struct peer *p, struct pn_rd *r)
+{
+	uint64_t seq;
+	uint8_t st;
+	char mood[CL_MOOD_MAX + 1];
+	struct ruser *u;
+
+	pn_rd_u64(r, &seq);
+	pn_rd_u8(r, &st);
+	pn_rd_str8(r, mood, sizeof(mood));
+	/* only from contacts: a stranger cannot make itself look present to us */
+	if (pn_rd_end(r) || st > PRES_DND || !pn_cstore_contact_has(c->store, p->username)) {
+		c->presence_bad++;
+		return;
+	}
+	u = ruser_get(c, p->username, true);
+	if (!u || (seq < u->pres_seq))
+		return; /* older news (another device's, or reordered) */
+	pres_set_remote(c, u, st, mood, seq);
+}
+
+static uint64_t pres_deadline(struct pn_client *c)
+{
+	uint64_t t = c->sn_state == SN_UP && c->pres_refresh_at ? c->pres_refresh_at : UINT64_MAX;
+
+	for (struct ruser *u = c->rusers; u; u = u->next)
+		if (u->pres_status != PRES_OFFLINE)
+			t = min64(t, u->pres_at + CL_PRESENCE_TTL_MS);
+	return t;
+}
+
+static void pres_tick(struct pn_client *c, uint64_t now)
+{
+	if (c->sn_state == SN_UP && c->pres_refresh_at && now >= c->pres_refresh_at)
+		pres_push_all(c);
+	for (struct ruser *u = c->rusers; u; u = u->next)
+		if (u->pres_status != PRES_OFFLINE && now >= u->pres_at + CL_PRESENCE_TTL_MS)
+			pres_set_remote(c, u, PRES_OFFLINE, "", u->pres_seq);
+}
+
+/* Logging out or shutting down: contacts with a session up hear "offline" now. */
+static void pres_going_offline(struct pn_client *c)
+{
+	uint8_t keep = c->pres_status;
+
+	if (!c->logged_in)
+		return;
+	c->pres_status = PRES_INVISIBLE; /* sent as offline */
+	c->pres_seq = wall_ms(c);
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->link.state == PN_LINK_UP)
+			pres_on_session_up(c, p);
+	c->pres_status = keep;
+}
+
 static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
 {
 	struct pn_rd r;
@@ -1192,6 +1364,8 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		on_receipt(c, p, &r);
 	else if (type == PN_F_CALL || type == PN_F_CALL_ACK)
 		on_call_frame(c, p, f, n);
+	else if (type == PN_F_PRESENCE)
+		on_presence(c, p, &r);
 	else
 		c->rx_e2e_bad++;
 }
@@ -1335,6 +1509,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 				flush_user(c, u);
 		}
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
+		pres_on_session_up(c, p);
 		return;
 	}
 	p = peer_get(c, src, false);
@@ -1373,6 +1548,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		if (u)
 			flush_user(c, u);
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
+		pres_on_session_up(c, p);
 	} else if (ev == PN_LINK_EV_DATA) {
 		on_e2e_frame(c, p, f, fl);
 	}
@@ -1471,6 +1647,8 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 	finish_whois(c, u, false);
 	if (u->found)
 		flush_user(c, u);
+	if (u->found && u->pres_push)
+		pres_to_user(c, u);
 }
 
 static void on_unreachable(struct pn_client *c, struct pn_rd *r)
@@ -2261,6 +2439,7 @@ static uint64_t cl_deadline(void *node)
 	if (c->sn_state == SN_UP)
 		for (struct outmsg *m = c->out; m; m = m->next)
 			t = min64(t, m->next_try);
+	t = min64(t, pres_deadline(c));
 	return min64(t, calls_deadline(c));
 }
 
@@ -2448,6 +2627,7 @@ static void cl_tick(void *node)
 	if (c->sn_state == SN_UP)
 		tick_messages(c, now);
 	calls_tick(c, now);
+	pres_tick(c, now);
 }
 
 const struct pn_node_ops pn_client_ops = {cl_recv, cl_deadline, cl_tick};
@@ -2495,6 +2675,7 @@ static void cmd_register_login(struct pn_client *c, bool login, json_t *args,
 
 static void cmd_logout(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 {
+	pres_going_offline(c);
 	pn_link_wipe(&c->sn_link);
 	pn_link_wipe(&c->sb_link);
 	c->sb_state = 0;
@@ -2538,10 +2719,20 @@ static void cmd_status(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 	reply_ok(cb, arg, r);
 }
 
+struct contact_list {
+	struct pn_client *c;
+	json_t *arr;
+};
+
 static int contact_cb(void *arg, const struct pn_contact_row *r)
 {
-	json_array_append_new(arg, json_pack("{s:s,s:I}", "username", r->username, "added_at",
-					     (json_int_t)r->added_at));
+	struct contact_list *l = arg;
+	struct ruser *u = ruser_get(l->c, r->username, false);
+
+	json_array_append_new(l->arr, json_pack("{s:s,s:I,s:s,s:s}", "username", r->username,
+						"added_at", (json_int_t)r->added_at, "status",
+						pres_name(u ? u->pres_status : PRES_OFFLINE),
+						"mood", u ? u->mood : ""));
 	return 0;
 }
 
@@ -2552,9 +2743,9 @@ static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_
 	int rc;
 
 	if (strcmp(sub, "list") == 0) {
-		json_t *arr = json_array();
-		pn_cstore_contact_list(c->store, contact_cb, arr);
-		reply_ok(cb, arg, json_pack("{s:o}", "contacts", arr));
+		struct contact_list l = {c, json_array()};
+		pn_cstore_contact_list(c->store, contact_cb, &l);
+		reply_ok(cb, arg, json_pack("{s:o}", "contacts", l.arr));
 		return;
 	}
 	if (!user || pn_username_valid(user)) {
@@ -2574,10 +2765,20 @@ static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_
 			return;
 		}
 	}
-	if (rc)
+	if (rc) {
 		reply_err(cb, arg, rc, "internal", "contact store error");
-	else
-		reply_ok(cb, arg, json_pack("{s:s}", "username", user));
+		return;
+	}
+	if (strcmp(sub, "add") == 0 && c->sn_state == SN_UP) {
+		struct pn_contact_row row = {0};
+		snprintf(row.username, sizeof(row.username), "%s", user);
+		pres_contact_cb(c, &row); /* the new contact hears our presence */
+	} else if (strcmp(sub, "remove") == 0) {
+		struct ruser *u = ruser_get(c, user, false);
+		if (u && u->pres_status != PRES_OFFLINE)
+			pres_set_remote(c, u, PRES_OFFLINE, "", u->pres_seq);
+	}
+	reply_ok(cb, arg, json_pack("{s:s}", "username", user));
 }
 
 /* The start of a command that needs a user's records (whois, call): checks the name and
@@ -2747,6 +2948,43 @@ static void cmd_history(struct pn_client *c, json_t *args, pn_client_reply_cb cb
 	h.me = c->username;
 	pn_cstore_msg_list(c->store, with, (unsigned)limit, hist_cb, &h);
 	reply_ok(cb, arg, json_pack("{s:o}", "messages", h.arr));
+}
+
+/* ---- presence commands ------------------------------------------------------------------ */
+
+static void cmd_presence(struct pn_client *c, bool set, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	json_t *res, *arr;
+
+	if (set) {
+		const char *st = arg_str(args, "status"), *mood = arg_str(args, "mood");
+		int v = st ? pres_parse(st) : c->pres_status;
+		if (v < 0) {
+			reply_err(cb, arg, -EINVAL, "bad_request",
+				  "status must be online, away, dnd or invisible");
+			return;
+		}
+		if (mood && strlen(mood) > CL_MOOD_MAX) {
+			reply_err(cb, arg, -EINVAL, "bad_request", "the mood is longer than 100 bytes");
+			return;
+		}
+		c->pres_status = (uint8_t)v;
+		if (mood)
+			snprintf(c->mood, sizeof(c->mood), "%s", mood);
+		c->pres_seq = wall_ms(c);
+		pn_cstore_kv_set(c->store, "presence", pres_name(c->pres_status),
+				 strlen(pres_name(c->pres_status)));
+		pn_cstore_kv_set(c->store, "mood", c->mood, strlen(c->mood));
+		pres_push_all(c);
+	}
+	res = json_pack("{s:s,s:s}", "status", pres_name(c->pres_status), "mood", c->mood);
+	arr = json_array();
+	for (struct ruser *u = c->rusers; u; u = u->next)
+		if (pn_cstore_contact_has(c->store, u->name))
+			json_array_append_new(arr, json_pack("{s:s,s:s,s:s}", "username", u->name, "status",
+							     pres_name(u->pres_status), "mood", u->mood));
+	json_object_set_new(res, "contacts", arr);
+	reply_ok(cb, arg, res);
 }
 
 /* ---- call commands --------------------------------------------------------------------- */
@@ -2939,9 +3177,12 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 		cmd_call_action(c, cmd + 5, args, cb, arg);
 	else if (strcmp(cmd, "calls") == 0)
 		cmd_calls(c, args, cb, arg);
+	else if (strcmp(cmd, "presence.get") == 0 || strcmp(cmd, "presence.set") == 0)
+		cmd_presence(c, cmd[9] == 's', args, cb, arg);
 	else if (strcmp(cmd, "settings.get") == 0 || strcmp(cmd, "settings.set") == 0)
 		cmd_settings(c, cmd[9] == 's', args, cb, arg);
 	else if (strcmp(cmd, "shutdown") == 0) {
+		pres_going_offline(c);
 		c->want_exit = true;
 		reply_ok(cb, arg, NULL);
 	} else
@@ -3021,6 +3262,15 @@ int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
 		}
 		c->echo_bot = cfg->echo_bot;
 		c->audio = cfg->audio;
+		c->pres_status = PRES_ONLINE;
+		if (pn_cstore_kv_get(c->store, "presence", v, sizeof(v) - 1, &vl) == 0) {
+			v[vl] = 0;
+			if (pres_parse(v) > 0)
+				c->pres_status = (uint8_t)pres_parse(v);
+		}
+		if (pn_cstore_kv_get(c->store, "mood", c->mood, sizeof(c->mood) - 1, &vl) == 0)
+			c->mood[vl] = 0;
+		c->pres_seq = wall_ms(c);
 		if (pn_cstore_kv_get(c->store, "calls_from", v, sizeof(v) - 1, &vl) == 0) {
 			v[vl] = 0;
 			c->calls_from_anyone = strcmp(v, "anyone") == 0;

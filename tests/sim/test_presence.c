@@ -1,0 +1,158 @@
+/* Presence in virtual time: status and mood reach contacts within a second, never
+ * strangers; invisible looks offline; logging out shows offline at once; a contact that
+ * vanishes without a word expires to offline. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "scenario.h"
+
+static void contact(struct sc_net *n, int i, const char *who)
+{
+	struct sc_reply r;
+
+	assert_true(sc_call(n, i, "contacts.add", sc_args2("username", who, NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+}
+
+/* The next presence.changed on client i about user (from event index from), or NULL. */
+static json_t *wait_presence(struct sc_net *n, int i, const char *user, unsigned from, uint64_t limit)
+{
+	uint64_t end = pn_sim_now(n->sim) + limit;
+
+	for (;;) {
+		int k = sc_wait_event(n, i, "presence.changed", from, end - pn_sim_now(n->sim));
+		if (k < 0)
+			return NULL;
+		if (strcmp(json_string_value(json_object_get(n->events[k].data, "username")), user) == 0)
+			return n->events[k].data;
+		from = (unsigned)k + 1;
+		if (pn_sim_now(n->sim) >= end)
+			return NULL;
+	}
+}
+
+static void set_presence(struct sc_net *n, int i, const char *st, const char *mood)
+{
+	struct sc_reply r;
+
+	assert_true(sc_call(n, i, "presence.set", sc_args2("status", st, mood ? "mood" : NULL, mood), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+}
+
+static int count_events(struct sc_net *n, int i, const char *name, unsigned from)
+{
+	int c = 0;
+	for (unsigned k = from; k < n->n_events; k++)
+		c += n->events[k].client == i && strcmp(n->events[k].name, name) == 0;
+	return c;
+}
+
+static void test_presence_contacts_only(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link base = {.delay_ms = 20};
+	struct sc_reply r;
+	unsigned ev0;
+	json_t *e;
+	uint64_t t0;
+
+	(void)state;
+	assert_int_equal(sc_net_init(&n, 21, &base), 0);
+	sc_bring_up(&n);
+	assert_int_equal(sc_net_add_client(&n, "198.18.1.3:5000"), 2);
+	sc_up_user(&n, 2, "carol");
+	/* alice and bob are each other's contacts; carol adds alice, alice does not add carol */
+	ev0 = n.n_events;
+	contact(&n, 0, "bob");
+	contact(&n, 1, "alice");
+	contact(&n, 2, "alice");
+	e = wait_presence(&n, 1, "alice", ev0, 3000);
+	assert_non_null(e);
+	assert_string_equal(json_string_value(json_object_get(e, "status")), "online");
+	assert_non_null(wait_presence(&n, 0, "bob", ev0, 3000));
+
+	/* a change reaches bob within a second, with the mood */
+	ev0 = n.n_events;
+	t0 = pn_sim_now(n.sim);
+	set_presence(&n, 0, "away", "at lunch");
+	e = wait_presence(&n, 1, "alice", ev0, 1000);
+	assert_non_null(e);
+	assert_string_equal(json_string_value(json_object_get(e, "status")), "away");
+	assert_string_equal(json_string_value(json_object_get(e, "mood")), "at lunch");
+	printf("  presence change reached the contact after %llu ms\n",
+	       (unsigned long long)(n.events[n.n_events - 1].at - t0));
+	assert_true(n.events[n.n_events - 1].at - t0 <= 1000);
+	assert_true(sc_call(&n, 1, "contacts.list", NULL, &r, 1000));
+	e = json_array_get(json_object_get(r.result, "contacts"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "status")), "away");
+	sc_reply_clear(&r);
+
+	/* carol, not alice's contact, never learns alice's presence */
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	assert_int_equal(count_events(&n, 2, "presence.changed", 0), 0);
+	assert_true(sc_call(&n, 2, "contacts.list", NULL, &r, 1000));
+	e = json_array_get(json_object_get(r.result, "contacts"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "status")), "offline");
+	sc_reply_clear(&r);
+
+	/* invisible: bob sees alice offline */
+	ev0 = n.n_events;
+	set_presence(&n, 0, "invisible", NULL);
+	e = wait_presence(&n, 1, "alice", ev0, 1000);
+	assert_non_null(e);
+	assert_string_equal(json_string_value(json_object_get(e, "status")), "offline");
+	assert_string_equal(json_string_value(json_object_get(e, "mood")), "");
+	set_presence(&n, 0, "dnd", "busy busy");
+	assert_non_null(wait_presence(&n, 1, "alice", ev0 + 1, 1000));
+
+	/* bob logs out: alice sees him offline at once */
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 1, "logout", NULL, &r, 1000));
+	sc_reply_clear(&r);
+	e = wait_presence(&n, 0, "bob", ev0, 1000);
+	assert_non_null(e);
+	assert_string_equal(json_string_value(json_object_get(e, "status")), "offline");
+	sc_net_free(&n);
+}
+
+static void test_presence_expires(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link base = {.delay_ms = 20};
+	unsigned ev0;
+	json_t *e;
+
+	(void)state;
+	assert_int_equal(sc_net_init(&n, 22, &base), 0);
+	sc_bring_up(&n);
+	ev0 = n.n_events;
+	contact(&n, 0, "bob");
+	contact(&n, 1, "alice");
+	assert_non_null(wait_presence(&n, 0, "bob", ev0, 3000));
+	/* bob's device vanishes without a word; alice keeps him online while his refreshes
+	 * would still be due, then shows him offline */
+	pn_sim_host_set_up(n.client_hosts[1], false);
+	ev0 = n.n_events;
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5 * 60000);
+	assert_int_equal(count_events(&n, 0, "presence.changed", ev0), 0);
+	e = wait_presence(&n, 0, "bob", ev0, 8 * 60000);
+	assert_non_null(e);
+	assert_string_equal(json_string_value(json_object_get(e, "status")), "offline");
+	sc_net_free(&n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_presence_contacts_only),
+		cmocka_unit_test(test_presence_expires),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
