@@ -86,6 +86,8 @@ static void usage(FILE *f)
 		"  hold [ID] | resume [ID]                  put the call on hold and back\n"
 		"  calls [--limit N]                        current call and the call log\n"
 		"  settings [calls-from contacts|anyone]    show or change settings\n"
+		"  presence [online|away|dnd|invisible] [--mood TEXT]\n"
+		"                                           your status, and your contacts'\n"
 		"  events [--count N]                       print events as they happen\n"
 		"  ping                                     check that the daemon answers\n"
 		"  shutdown                                 stop the daemon\n"
@@ -159,6 +161,10 @@ static const struct cmd_help cmd_helps[] = {
 	{"hold", "usage: parley hold [ID]\nPuts the current call on hold (no audio either way).\n"},
 	{"resume", "usage: parley resume [ID]\nTakes the call off hold.\n"},
 	{"calls", "usage: parley calls [--limit N]\nShows the current call and the last N (default 20) calls.\n"},
+	{"presence", "usage: parley presence [online|away|dnd|invisible] [--mood TEXT]\n"
+		     "Without arguments shows your status and your contacts'. With a status (and/or\n"
+		     "--mood, at most 100 bytes; --mood '' clears it) sets yours: your contacts see\n"
+		     "it within a second, nobody else ever does. Invisible looks offline to them.\n"},
 	{"settings", "usage: parley settings [calls-from contacts|anyone]\n"
 		     "Shows the settings, or sets who may call: only contacts (the default) or\n"
 		     "anyone.\n"},
@@ -679,6 +685,13 @@ static void show_contacts(json_t *r)
 	json_array_foreach(list, i, ct)
 	{
 		put_clean(stdout, jstr(ct, "username"));
+		if (json_object_get(ct, "status")) {
+			printf("  %s", jstr(ct, "status"));
+			if (*jstr(ct, "mood")) {
+				printf(" — ");
+				put_clean(stdout, jstr(ct, "mood"));
+			}
+		}
 		if (json_is_integer(json_object_get(ct, "added_at"))) {
 			fmt_time(when, json_integer_value(json_object_get(ct, "added_at")));
 			printf("  (added %s)", when);
@@ -795,6 +808,14 @@ static void show_event(json_t *ev)
 		show_call(d, false);
 	} else if (strcmp(name, "call.stats") == 0) {
 		show_call(d, true);
+	} else if (strcmp(name, "presence.changed") == 0) {
+		put_clean(stdout, jstr(d, "username"));
+		printf(" is now %s", jstr(d, "status"));
+		if (*jstr(d, "mood")) {
+			printf(" — ");
+			put_clean(stdout, jstr(d, "mood"));
+		}
+		putchar('\n');
 	} else if (strcmp(name, "status.changed") == 0) {
 		printf("status: %s", jstr(d, "state"));
 		if (json_object_get(d, "supernode"))
@@ -863,6 +884,24 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 		show_call(r, strcmp(sub, "stats") == 0);
 	} else if (strcmp(cmd, "calls") == 0) {
 		show_calls(r);
+	} else if (strcmp(cmd, "presence") == 0) {
+		json_t *e;
+		size_t i;
+		printf("you: %s", jstr(r, "status"));
+		if (*jstr(r, "mood")) {
+			printf(" — ");
+			put_clean(stdout, jstr(r, "mood"));
+		}
+		putchar('\n');
+		json_array_foreach(json_object_get(r, "contacts"), i, e) {
+			put_clean(stdout, jstr(e, "username"));
+			printf(": %s", jstr(e, "status"));
+			if (*jstr(e, "mood")) {
+				printf(" — ");
+				put_clean(stdout, jstr(e, "mood"));
+			}
+			putchar('\n');
+		}
 	} else if (strcmp(cmd, "settings") == 0) {
 		printf("calls from: %s\n", jstr(r, "calls_from"));
 		if (json_is_true(json_object_get(r, "echo_bot")))
@@ -931,6 +970,7 @@ enum cmd_opt {
 	OPT_RECORD = 1 << 10,
 	OPT_DURATION = 1 << 11,
 	OPT_DETACH = 1 << 12,
+	OPT_MOOD = 1 << 13,
 	OPT_PROFILE = OPT_NAME | OPT_CITY | OPT_COUNTRY | OPT_LANGUAGES | OPT_HIDDEN,
 	OPT_MEDIA = OPT_PLAY | OPT_RECORD,
 };
@@ -960,6 +1000,7 @@ static const struct cmd_spec cmd_specs[] = {
 	{"resume", 0, 1, 0},
 	{"calls", 0, 0, OPT_LIMIT},
 	{"settings", 0, 2, 0},
+	{"presence", 0, 1, OPT_MOOD},
 	{"events", 0, 0, OPT_COUNT},
 	{"ping", 0, 0, 0},
 	{"shutdown", 0, 0, 0},
@@ -967,7 +1008,8 @@ static const struct cmd_spec cmd_specs[] = {
 
 static const char *const opt_names[] = {"--password-stdin", "--device-name", "--limit",
 					"--count", "--name", "--city", "--country", "--languages",
-					"--hidden", "--play", "--record", "--duration", "--detach"};
+					"--hidden", "--play", "--record", "--duration", "--detach",
+					"--mood"};
 
 static int run_events(struct cli *c, unsigned long count)
 {
@@ -1150,6 +1192,7 @@ int main(int argc, char **argv)
 		{"record", required_argument, NULL, 'r'},
 		{"duration", required_argument, NULL, 'D'},
 		{"detach", no_argument, NULL, 'X'},
+		{"mood", required_argument, NULL, 'M'},
 		{NULL, 0, NULL, 0},
 	};
 	struct cli c = {.timeout_s = 30, .fd = -1};
@@ -1158,6 +1201,7 @@ int main(int argc, char **argv)
 	const char *p_name = NULL, *p_city = NULL, *p_country = NULL, *p_langs = NULL;
 	unsigned long limit = 50, count = 0, duration = 0;
 	char *play = NULL, *record = NULL;
+	const char *mood = NULL;
 	unsigned used_opts = 0;
 	bool help = false, pw_stdin = false;
 	char *text = NULL, *pw = NULL;
@@ -1256,6 +1300,10 @@ int main(int argc, char **argv)
 			break;
 		case 'X':
 			used_opts |= OPT_DETACH;
+			break;
+		case 'M':
+			mood = optarg;
+			used_opts |= OPT_MOOD;
 			break;
 		default:
 			fputs("Try `parley --help'.\n", stderr);
@@ -1449,6 +1497,13 @@ int main(int argc, char **argv)
 	}
 	if ((play && add_str(args, "play", play) < 0) || (record && add_str(args, "record", record) < 0))
 		goto out;
+	if (strcmp(cmd, "presence") == 0) {
+		if ((nargs == 1 && add_str(args, "status", pos[0]) < 0) ||
+		    (mood && add_str(args, "mood", mood) < 0))
+			goto out;
+		if (nargs == 1 || mood)
+			sub = "set";
+	}
 
 	rc = cli_connect(&c);
 	if (rc != EXIT_OK)
@@ -1472,8 +1527,8 @@ int main(int argc, char **argv)
 			snprintf(api_cmd, sizeof(api_cmd), "call.%s", cmd);
 		else if (strcmp(cmd, "decline") == 0)
 			snprintf(api_cmd, sizeof(api_cmd), "call.hangup");
-		else if (strcmp(cmd, "settings") == 0)
-			snprintf(api_cmd, sizeof(api_cmd), "settings.%s", *sub ? "set" : "get");
+		else if (strcmp(cmd, "settings") == 0 || strcmp(cmd, "presence") == 0)
+			snprintf(api_cmd, sizeof(api_cmd), "%s.%s", cmd, *sub ? "set" : "get");
 		else
 			snprintf(api_cmd, sizeof(api_cmd), "%s", cmd);
 		rc = cli_request(&c, api_cmd, args, pw, &result);

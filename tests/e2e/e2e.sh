@@ -62,6 +62,22 @@ if grep -q "correct horse" "$LN_DIR"/*.log; then fail "no password appears in an
 # -- contacts and lookup
 check "alice adds bob as a contact" '.username == "bob"' "$(ln_cli alice --json contacts add bob)"
 check "contacts list holds bob" '[.contacts[].username] == ["bob"]' "$(ln_cli alice --json contacts list)"
+check "bob adds alice back; both see each other online" '.username == "alice"' "$(ln_cli bob --json contacts add alice)"
+for i in $(seq 1 30); do
+	r=$(ln_cli alice --json presence)
+	printf '%s' "$r" | jq -e '.contacts[] | select(.username == "bob") | .status == "online"' >/dev/null 2>&1 && break
+	sleep 0.1
+done
+check "alice sees bob online" '.contacts[] | select(.username == "bob") | .status == "online"' "$r"
+check "bob goes away with a mood" '.status == "away" and .mood == "back at 3"' "$(ln_cli bob --json presence away --mood 'back at 3')"
+for i in $(seq 1 30); do
+	r=$(ln_cli alice --json contacts list)
+	printf '%s' "$r" | jq -e '.contacts[0].status == "away"' >/dev/null 2>&1 && break
+	sleep 0.1
+done
+check "alice's contact list shows bob away, with his mood" '.contacts[0].status == "away" and .contacts[0].mood == "back at 3"' "$r"
+expect_rc "an unknown presence status is refused (exit 1)" 1 ln_cli bob presence sleeping
+ln_cli bob presence online --mood '' >/dev/null
 check "whois bob: online with one device" '.online == true and (.devices | length) == 1' "$(ln_cli alice --json whois bob)"
 expect_rc "whois of an unknown user fails" 1 ln_cli alice --json whois nosuchuser
 
