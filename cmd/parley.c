@@ -71,7 +71,9 @@ static void usage(FILE *f)
 		"                                           log this device in\n"
 		"  logout                                   log this device out\n"
 		"  status                                   connection state\n"
-		"  contacts add USER | remove USER | list   manage contacts\n"
+		"  contacts add USER [--note TEXT] | remove USER | list | requests\n"
+		"           | accept USER | decline USER | block USER | unblock USER\n"
+		"                                           manage contacts and requests\n"
 		"  whois USER                               look up a user's devices\n"
 		"  send USER TEXT...                        send a message (words joined by spaces)\n"
 		"  history USER [--limit N]                 conversation history (default 50)\n"
@@ -122,10 +124,17 @@ static const struct cmd_help cmd_helps[] = {
 	{"logout", "usage: parley logout\nLogs this device out.\n"},
 	{"status", "usage: parley status\nShows whether this device is logged out, connecting "
 		   "or online.\n"},
-	{"contacts", "usage: parley contacts add USER\n"
+	{"contacts", "usage: parley contacts add USER [--note TEXT]\n"
 		     "       parley contacts remove USER\n"
 		     "       parley contacts list\n"
-		     "Manages the contact list.\n"},
+		     "       parley contacts requests\n"
+		     "       parley contacts accept USER | decline USER\n"
+		     "       parley contacts block USER | unblock USER\n"
+		     "Manages the contact list. `add' asks USER to add you back, with an optional\n"
+		     "note (at most 200 bytes); they see it as a request they can accept (adding you)\n"
+		     "or decline (silently). `list' shows each contact's presence; `requests' the\n"
+		     "requests you got and sent, and who is blocked. A blocked user's requests,\n"
+		     "messages and calls are dropped without telling them.\n"},
 	{"whois", "usage: parley whois USER\n"
 		  "Looks USER up in the directory: online devices and their supernodes.\n"},
 	{"send", "usage: parley send USER TEXT...\n"
@@ -808,6 +817,17 @@ static void show_event(json_t *ev)
 		show_call(d, false);
 	} else if (strcmp(name, "call.stats") == 0) {
 		show_call(d, true);
+	} else if (strcmp(name, "contact.request") == 0) {
+		printf("contact request from ");
+		put_clean(stdout, jstr(d, "from"));
+		if (*jstr(d, "note")) {
+			printf(": ");
+			put_clean(stdout, jstr(d, "note"));
+		}
+		printf("  (parley contacts accept|decline|block USER)\n");
+	} else if (strcmp(name, "contact.accepted") == 0) {
+		put_clean(stdout, jstr(d, "username"));
+		printf(" accepted: you are contacts now\n");
 	} else if (strcmp(name, "presence.changed") == 0) {
 		put_clean(stdout, jstr(d, "username"));
 		printf(" is now %s", jstr(d, "status"));
@@ -859,8 +879,30 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 	} else if (strcmp(cmd, "contacts") == 0) {
 		if (strcmp(sub, "list") == 0) {
 			show_contacts(r);
+		} else if (strcmp(sub, "requests") == 0) {
+			json_t *e;
+			size_t i;
+			if (json_array_size(json_object_get(r, "requests")) == 0)
+				fprintf(stderr, "no requests, nobody blocked\n");
+			json_array_foreach(json_object_get(r, "requests"), i, e) {
+				const char *k = jstr(e, "kind");
+				printf("%s ", strcmp(k, "incoming") == 0 ? "from   " :
+					      strcmp(k, "outgoing") == 0 ? "to     " : "blocked");
+				put_clean(stdout, jstr(e, "username"));
+				if (*jstr(e, "note")) {
+					printf(": ");
+					put_clean(stdout, jstr(e, "note"));
+				}
+				putchar('\n');
+			}
 		} else {
-			printf("%s contact ", strcmp(sub, "add") == 0 ? "added" : "removed");
+			static const char *const done[][2] = {
+				{"add", "added contact (a request is on its way)"}, {"remove", "removed contact"},
+				{"accept", "accepted"}, {"decline", "declined the request of"},
+				{"block", "blocked"}, {"unblock", "unblocked"}};
+			for (size_t i = 0; i < sizeof(done) / sizeof(done[0]); i++)
+				if (strcmp(sub, done[i][0]) == 0)
+					printf("%s ", done[i][1]);
 			put_clean(stdout, jstr(r, "username"));
 			putchar('\n');
 		}
@@ -971,6 +1013,7 @@ enum cmd_opt {
 	OPT_DURATION = 1 << 11,
 	OPT_DETACH = 1 << 12,
 	OPT_MOOD = 1 << 13,
+	OPT_NOTE = 1 << 14,
 	OPT_PROFILE = OPT_NAME | OPT_CITY | OPT_COUNTRY | OPT_LANGUAGES | OPT_HIDDEN,
 	OPT_MEDIA = OPT_PLAY | OPT_RECORD,
 };
@@ -986,7 +1029,7 @@ static const struct cmd_spec cmd_specs[] = {
 	{"login", 1, 1, OPT_PASSWORD_STDIN | OPT_DEVICE_NAME},
 	{"logout", 0, 0, 0},
 	{"status", 0, 0, 0},
-	{"contacts", 1, 2, 0},
+	{"contacts", 1, 2, OPT_NOTE},
 	{"whois", 1, 1, 0},
 	{"send", 2, -1, 0},
 	{"history", 1, 1, OPT_LIMIT},
@@ -1009,7 +1052,7 @@ static const struct cmd_spec cmd_specs[] = {
 static const char *const opt_names[] = {"--password-stdin", "--device-name", "--limit",
 					"--count", "--name", "--city", "--country", "--languages",
 					"--hidden", "--play", "--record", "--duration", "--detach",
-					"--mood"};
+					"--mood", "--note"};
 
 static int run_events(struct cli *c, unsigned long count)
 {
@@ -1193,6 +1236,7 @@ int main(int argc, char **argv)
 		{"duration", required_argument, NULL, 'D'},
 		{"detach", no_argument, NULL, 'X'},
 		{"mood", required_argument, NULL, 'M'},
+		{"note", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
 	struct cli c = {.timeout_s = 30, .fd = -1};
@@ -1201,7 +1245,7 @@ int main(int argc, char **argv)
 	const char *p_name = NULL, *p_city = NULL, *p_country = NULL, *p_langs = NULL;
 	unsigned long limit = 50, count = 0, duration = 0;
 	char *play = NULL, *record = NULL;
-	const char *mood = NULL;
+	const char *mood = NULL, *note = NULL;
 	unsigned used_opts = 0;
 	bool help = false, pw_stdin = false;
 	char *text = NULL, *pw = NULL;
@@ -1305,6 +1349,10 @@ int main(int argc, char **argv)
 			mood = optarg;
 			used_opts |= OPT_MOOD;
 			break;
+		case 'T':
+			note = optarg;
+			used_opts |= OPT_NOTE;
+			break;
 		default:
 			fputs("Try `parley --help'.\n", stderr);
 			goto out;
@@ -1352,10 +1400,12 @@ int main(int argc, char **argv)
 	nargs--;
 	if (strcmp(cmd, "contacts") == 0 && nargs >= 1) {
 		sub = pos[0];
-		if (strcmp(sub, "list") == 0 ? nargs != 1
-		    : (strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0) ? nargs != 2
-									       : true) {
-			if (strcmp(sub, "list") && strcmp(sub, "add") && strcmp(sub, "remove"))
+		bool one = strcmp(sub, "list") == 0 || strcmp(sub, "requests") == 0;
+		bool two = strcmp(sub, "add") == 0 || strcmp(sub, "remove") == 0 ||
+			   strcmp(sub, "accept") == 0 || strcmp(sub, "decline") == 0 ||
+			   strcmp(sub, "block") == 0 || strcmp(sub, "unblock") == 0;
+		if (one ? nargs != 1 : two ? nargs != 2 : true) {
+			if (!one && !two)
 				fprintf(stderr, "parley: unknown contacts command `%s'\n", sub);
 			else
 				fprintf(stderr, "parley: wrong number of arguments for `contacts %s'\n",
@@ -1419,8 +1469,13 @@ int main(int argc, char **argv)
 			goto out;
 		rc = EXIT_USAGE;
 	} else if (strcmp(cmd, "contacts") == 0) {
-		if (strcmp(sub, "list") != 0 && add_str(args, "username", pos[1]) < 0)
+		if (nargs == 2 && add_str(args, "username", pos[1]) < 0)
 			goto out;
+		if (note && (strcmp(sub, "add") != 0 || add_str(args, "note", note) < 0)) {
+			if (strcmp(sub, "add") != 0)
+				rc = usage_error("--note goes with `contacts add' only");
+			goto out;
+		}
 	} else if (strcmp(cmd, "whois") == 0) {
 		if (add_str(args, "username", pos[0]) < 0)
 			goto out;

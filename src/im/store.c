@@ -68,6 +68,11 @@ static const char schema_sql[] =
 	" last_seen INTEGER NOT NULL,"
 	" rtt_ms INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE INDEX IF NOT EXISTS hosts_by_last_seen ON hosts(last_seen);"
+	"CREATE TABLE IF NOT EXISTS contact_rel ("
+	" username TEXT PRIMARY KEY,"
+	" kind INTEGER NOT NULL CHECK (kind BETWEEN 1 AND 3),"
+	" note TEXT NOT NULL,"
+	" at INTEGER NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE IF NOT EXISTS calls ("
 	" seq INTEGER PRIMARY KEY,"
 	" id TEXT NOT NULL UNIQUE CHECK (length(id) = 32),"
@@ -101,6 +106,10 @@ enum cstore_stmt {
 	ST_HOST_LIST,
 	ST_CALL_INSERT,
 	ST_CALL_LIST,
+	ST_REL_SET,
+	ST_REL_GET,
+	ST_REL_DEL,
+	ST_REL_LIST,
 	ST_COUNT,
 };
 
@@ -146,6 +155,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_CALL_INSERT] = "INSERT INTO calls (id, peer, outgoing, started_at, answered_at,"
 			   " ended_at, reason, mos) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
 			   " ON CONFLICT (id) DO NOTHING",
+	[ST_REL_SET] = "INSERT INTO contact_rel (username, kind, note, at) VALUES (?1, ?2, ?3, ?4)"
+		       " ON CONFLICT (username) DO UPDATE SET kind = excluded.kind,"
+		       " note = excluded.note, at = excluded.at",
+	[ST_REL_GET] = "SELECT kind, note, at FROM contact_rel WHERE username = ?1",
+	[ST_REL_DEL] = "DELETE FROM contact_rel WHERE username = ?1",
+	[ST_REL_LIST] = "SELECT username, kind, note, at FROM contact_rel ORDER BY at, username",
 	[ST_CALL_LIST] = "SELECT * FROM (SELECT id, peer, outgoing, started_at, answered_at,"
 			 " ended_at, reason, mos, seq FROM calls ORDER BY seq DESC LIMIT ?1)"
 			 " ORDER BY seq",
@@ -793,6 +808,109 @@ int pn_cstore_call_list(struct pn_cstore *s, unsigned limit,
 		c.ended_at = (uint64_t)sqlite3_column_int64(st, 5);
 		c.mos = sqlite3_column_double(st, 7);
 		ret = cb(arg, &c);
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			break;
+		}
+	}
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_rel_set(struct pn_cstore *s, const char *username, enum pn_rel_kind kind,
+		      const char *note, uint64_t at)
+{
+	sqlite3_stmt *st;
+	size_t ulen, nlen;
+	int err;
+
+	if (!s || !note || kind < PN_REL_REQUEST_IN || kind > PN_REL_BLOCKED || !pn_db_u64_ok(at))
+		return -EINVAL;
+	ulen = pn_db_text_len(username, PN_USERNAME_MAX);
+	nlen = strlen(note);
+	if (!ulen || nlen > PN_REL_NOTE_MAX)
+		return -EINVAL;
+	st = s->db.st[ST_REL_SET];
+	if (pn_db_bind_text(st, 1, username, ulen) || sqlite3_bind_int(st, 2, (int)kind) ||
+	    sqlite3_bind_text(st, 3, note, (int)nlen, SQLITE_STATIC) || pn_db_bind_u64(st, 4, at))
+		err = pn_db_fail(&s->db, "binding contact relation");
+	else
+		err = pn_db_step(&s->db, st, "writing contact relation");
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_rel_get(struct pn_cstore *s, const char *username, struct pn_rel_row *out)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err;
+
+	if (!s || !out)
+		return -EINVAL;
+	ulen = pn_db_text_len(username, PN_USERNAME_MAX);
+	if (!ulen)
+		return -EINVAL;
+	st = s->db.st[ST_REL_GET];
+	if (pn_db_bind_text(st, 1, username, ulen)) {
+		err = pn_db_fail(&s->db, "binding contact relation");
+	} else {
+		err = pn_db_step_row(&s->db, st, "reading contact relation");
+		if (err == 0) {
+			memset(out, 0, sizeof(*out));
+			memcpy(out->username, username, ulen);
+			out->kind = (enum pn_rel_kind)sqlite3_column_int(st, 0);
+			err = col_str(s, st, 1, out->note, sizeof(out->note));
+			out->at = (uint64_t)sqlite3_column_int64(st, 2);
+		}
+	}
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_rel_del(struct pn_cstore *s, const char *username)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err;
+
+	if (!s)
+		return -EINVAL;
+	ulen = pn_db_text_len(username, PN_USERNAME_MAX);
+	if (!ulen)
+		return -EINVAL;
+	st = s->db.st[ST_REL_DEL];
+	if (pn_db_bind_text(st, 1, username, ulen))
+		err = pn_db_fail(&s->db, "binding contact relation");
+	else
+		err = pn_db_step_write(&s->db, st, "deleting contact relation", -ENOENT);
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_rel_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_rel_row *r),
+		       void *arg)
+{
+	struct pn_rel_row r;
+	sqlite3_stmt *st;
+	int err, ret;
+
+	if (!s || !cb)
+		return -EINVAL;
+	st = s->db.st[ST_REL_LIST];
+	for (;;) {
+		err = pn_db_step_next(&s->db, st, "listing contact relations");
+		if (err <= 0)
+			break;
+		memset(&r, 0, sizeof(r));
+		err = col_str(s, st, 0, r.username, sizeof(r.username));
+		if (!err)
+			err = col_str(s, st, 2, r.note, sizeof(r.note));
+		if (err)
+			break;
+		r.kind = (enum pn_rel_kind)sqlite3_column_int(st, 1);
+		r.at = (uint64_t)sqlite3_column_int64(st, 3);
+		ret = cb(arg, &r);
 		if (ret) {
 			err = ret < 0 ? ret : 0;
 			break;

@@ -134,6 +134,24 @@ int pn_cstore_msg_search(struct pn_cstore *s, const char *query, unsigned limit,
 /* Host cache of supernodes, at most PN_HOST_CACHE_MAX rows (oldest last_seen evicted,
  * which may be the row just written). upsert keyed by addr (1..63 bytes); a row older than
  * the stored one for the same addr is ignored. list: most recently seen first. */
+/* Contact requests and blocks, one state per user besides the contact list: a request we
+ * received (with its note), one we sent and wait to see accepted, or a blocked user. */
+enum pn_rel_kind { PN_REL_REQUEST_IN = 1, PN_REL_REQUEST_OUT = 2, PN_REL_BLOCKED = 3 };
+enum { PN_REL_NOTE_MAX = 200 };
+struct pn_rel_row {
+	char username[PN_USERNAME_MAX + 1];
+	enum pn_rel_kind kind;
+	char note[PN_REL_NOTE_MAX + 1];
+	uint64_t at; /* s */
+};
+/* set replaces the user's state; get: 0 or -ENOENT; del: 0 or -ENOENT. */
+int pn_cstore_rel_set(struct pn_cstore *s, const char *username, enum pn_rel_kind kind,
+		      const char *note, uint64_t at);
+int pn_cstore_rel_get(struct pn_cstore *s, const char *username, struct pn_rel_row *out);
+int pn_cstore_rel_del(struct pn_cstore *s, const char *username);
+int pn_cstore_rel_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_rel_row *r),
+		       void *arg);
+
 /* The call log: insert (a duplicate id is ignored) and the latest `limit` calls, oldest
  * first. */
 int pn_cstore_call_insert(struct pn_cstore *s, const struct pn_call_row *c);

@@ -58,6 +58,9 @@ enum {
 	CL_MOOD_MAX = 100,         /* bytes of UTF-8 */
 	CL_PRESENCE_REFRESH_MS = 300000, /* presence sent to contacts again every 5 min */
 	CL_PRESENCE_TTL_MS = 660000,     /* not heard again for 11 min: offline */
+	CL_REQ_BURST = 10,         /* contact requests from new people: 10, then 1 a minute */
+	CL_REQ_REFILL_MS = 60000,
+	PN_CONTACT_REQUEST = 1,
 };
 
 enum pres_status { PRES_OFFLINE = 0, PRES_ONLINE = 1, PRES_AWAY = 2, PRES_DND = 3,
@@ -204,6 +207,9 @@ struct pn_client {
 	uint64_t pres_seq;
 	uint64_t pres_refresh_at;
 	uint64_t presence_bad;   /* presence from non-contacts, or malformed */
+	double req_tokens;       /* incoming contact requests: a token bucket */
+	uint64_t req_refill_at;
+	uint64_t requests_dropped, blocked_dropped;
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
 };
@@ -510,6 +516,8 @@ static void publish_record(struct pn_client *c)
 
 static void flush_all(struct pn_client *c);
 static void pres_push_all(struct pn_client *c);
+static bool is_blocked(struct pn_client *c, const char *user);
+static void req_on_presence(struct pn_client *c, const char *user);
 
 static void complete_login_waiters(struct pn_client *c, bool ok)
 {
@@ -828,6 +836,11 @@ static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		free(m);
 		return;
 	}
+	if (is_blocked(c, from)) {
+		c->blocked_dropped++; /* no receipt either: they learn nothing */
+		free(m);
+		return;
+	}
 	pn_hex_encode(m->id, sizeof(m->id), idb, 16);
 	strcpy(m->peer, from);
 	m->dir = PN_MSG_IN;
@@ -945,6 +958,10 @@ static enum pn_call_policy call_policy(void *ctx, const char *from, const char *
 	if (!c->logged_in || strcmp(to, c->username) != 0) {
 		c->calls_refused++;
 		return PN_CALL_REFUSE;
+	}
+	if (is_blocked(c, from)) {
+		c->blocked_dropped++;
+		return PN_CALL_DROP;
 	}
 	/* Contacts are trusted not to flood (and can be removed): the limits are for everyone
 	 * else, whose offers are dropped unanswered once over them. */
@@ -1274,10 +1291,14 @@ static void pres_push_all(struct pn_client *c)
 }
 
 /* A session with a device of user `name` just came up. */
+static void req_on_session_up(struct pn_client *c, struct peer *p);
+
 static void pres_on_session_up(struct pn_client *c, struct peer *p)
 {
-	if (c->logged_in && pn_cstore_contact_has(c->store, p->username))
+	if (c->logged_in && pn_cstore_contact_has(c->store, p->username)) {
 		pres_send(c, p);
+		req_on_session_up(c, p);
+	}
 }
 
 static void pres_set_remote(struct pn_client *c, struct ruser *u, uint8_t st, const char *mood,
@@ -1311,6 +1332,7 @@ static void on_presence(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		return;
 	}
 	u = ruser_get(c, p->username, true);
+	req_on_presence(c, p->username);
 	if (!u || (seq < u->pres_seq))
 		return; /* older news (another device's, or reordered) */
 	pres_set_remote(c, u, st, mood, seq);
@@ -1350,6 +1372,103 @@ static void pres_going_offline(struct pn_client *c)
 	c->pres_status = keep;
 }
 
+/* ---- contact requests and blocks -------------------------------------------------------- */
+/* Adding someone sends them a request with a note (when a session with one of their
+ * devices comes up); they accept by adding us back, which makes them send us their
+ * presence: presence from a user we asked is the acceptance. Declining is silent.
+ * Blocked users are dropped: their requests, messages and calls. */
+
+static bool is_blocked(struct pn_client *c, const char *user)
+{
+	struct pn_rel_row r;
+	return pn_cstore_rel_get(c->store, user, &r) == 0 && r.kind == PN_REL_BLOCKED;
+}
+
+static void req_send(struct pn_client *c, struct peer *p, const char *note)
+{
+	uint8_t f[8 + PN_REL_NOTE_MAX];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_CONTACT);
+	pn_wr_u8(&w, PN_CONTACT_REQUEST);
+	pn_wr_str8(&w, note);
+	if (!w.err)
+		peer_send_frame(c, p, f, w.len);
+}
+
+/* A session with a device of p's user came up: a request we owe it goes now. */
+static void req_on_session_up(struct pn_client *c, struct peer *p)
+{
+	struct pn_rel_row r;
+
+	if (c->logged_in && pn_cstore_rel_get(c->store, p->username, &r) == 0 &&
+	    r.kind == PN_REL_REQUEST_OUT)
+		req_send(c, p, r.note);
+}
+
+/* Presence from user u arrived, so u has us as a contact: our request was accepted. */
+static void req_on_presence(struct pn_client *c, const char *user)
+{
+	struct pn_rel_row r;
+
+	if (pn_cstore_rel_get(c->store, user, &r) == 0 && r.kind == PN_REL_REQUEST_OUT &&
+	    pn_cstore_rel_del(c->store, user) == 0)
+		emit(c, "contact.accepted", json_pack("{s:s}", "username", user));
+}
+
+static bool req_allow(struct pn_client *c)
+{
+	uint64_t now = now_ms(c);
+
+	if (c->req_refill_at == 0) {
+		c->req_tokens = CL_REQ_BURST;
+		c->req_refill_at = now;
+	}
+	c->req_tokens += (double)(now - c->req_refill_at) / CL_REQ_REFILL_MS;
+	if (c->req_tokens > CL_REQ_BURST)
+		c->req_tokens = CL_REQ_BURST;
+	c->req_refill_at = now;
+	if (c->req_tokens < 1.0)
+		return false;
+	c->req_tokens -= 1.0;
+	return true;
+}
+
+static void on_contact_frame(struct pn_client *c, struct peer *p, struct pn_rd *r)
+{
+	uint8_t kind;
+	char note[256];
+	struct pn_rel_row old;
+	bool had;
+
+	pn_rd_u8(r, &kind);
+	pn_rd_str8(r, note, sizeof(note));
+	if (pn_rd_end(r) || kind != PN_CONTACT_REQUEST || strlen(note) > PN_REL_NOTE_MAX) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	had = pn_cstore_rel_get(c->store, p->username, &old) == 0;
+	if (had && old.kind == PN_REL_BLOCKED) {
+		c->blocked_dropped++;
+		return;
+	}
+	if (pn_cstore_contact_has(c->store, p->username)) {
+		/* already ours: our presence tells them they are accepted */
+		pres_send(c, p);
+		return;
+	}
+	if (had && old.kind == PN_REL_REQUEST_IN) {
+		if (strcmp(old.note, note) == 0)
+			return; /* the same request again (it is resent on every new session) */
+	} else if (!req_allow(c)) {
+		c->requests_dropped++;
+		return;
+	}
+	if (pn_cstore_rel_set(c->store, p->username, PN_REL_REQUEST_IN, note, wall_s(c)) == 0)
+		emit(c, "contact.request", json_pack("{s:s,s:s}", "from", p->username, "note", note));
+}
+
 static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
 {
 	struct pn_rd r;
@@ -1366,6 +1485,8 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		on_call_frame(c, p, f, n);
 	else if (type == PN_F_PRESENCE)
 		on_presence(c, p, &r);
+	else if (type == PN_F_CONTACT)
+		on_contact_frame(c, p, &r);
 	else
 		c->rx_e2e_bad++;
 }
@@ -2736,11 +2857,39 @@ static int contact_cb(void *arg, const struct pn_contact_row *r)
 	return 0;
 }
 
+static const char *rel_name(enum pn_rel_kind k)
+{
+	return k == PN_REL_REQUEST_IN ? "incoming" : k == PN_REL_REQUEST_OUT ? "outgoing" : "blocked";
+}
+
+static int rel_cb(void *arg, const struct pn_rel_row *r)
+{
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:s,s:I}", "username", r->username, "kind",
+					     rel_name(r->kind), "note", r->note, "at", (json_int_t)r->at));
+	return 0;
+}
+
+/* The user becomes a contact of ours; they hear our presence (and, when they have not
+ * accepted us yet, our request) once a session with one of their devices is up. */
+static int contact_make(struct pn_client *c, const char *user)
+{
+	int rc = pn_cstore_contact_add(c->store, user, wall_s(c));
+
+	if (rc == 0 && c->sn_state == SN_UP) {
+		struct pn_contact_row row = {0};
+		snprintf(row.username, sizeof(row.username), "%s", user);
+		pres_contact_cb(c, &row);
+	}
+	return rc;
+}
+
 static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_client_reply_cb cb,
 			 void *arg)
 {
-	const char *user = arg_str(args, "username");
-	int rc;
+	const char *user = arg_str(args, "username"), *note = arg_str(args, "note");
+	struct pn_rel_row rel;
+	bool has_rel;
+	int rc = 0;
 
 	if (strcmp(sub, "list") == 0) {
 		struct contact_list l = {c, json_array()};
@@ -2748,32 +2897,78 @@ static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_
 		reply_ok(cb, arg, json_pack("{s:o}", "contacts", l.arr));
 		return;
 	}
+	if (strcmp(sub, "requests") == 0) {
+		json_t *arr = json_array();
+		pn_cstore_rel_list(c->store, rel_cb, arr);
+		reply_ok(cb, arg, json_pack("{s:o}", "requests", arr));
+		return;
+	}
 	if (!user || pn_username_valid(user)) {
 		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
 		return;
 	}
+	if (note && strlen(note) > PN_REL_NOTE_MAX) {
+		reply_err(cb, arg, -EINVAL, "bad_request", "the note is longer than 200 bytes");
+		return;
+	}
+	has_rel = pn_cstore_rel_get(c->store, user, &rel) == 0;
 	if (strcmp(sub, "add") == 0) {
-		rc = pn_cstore_contact_add(c->store, user, wall_s(c));
-		if (rc == -EEXIST) {
-			reply_err(cb, arg, rc, "exists", "already a contact");
+		if (c->logged_in && strcmp(user, c->username) == 0) {
+			reply_err(cb, arg, -EINVAL, "bad_username", "you cannot add yourself");
 			return;
 		}
+		if (pn_cstore_contact_has(c->store, user)) {
+			reply_err(cb, arg, -EEXIST, "exists", "already a contact");
+			return;
+		}
+		/* they asked us already: adding them is accepting; else we ask them (this also
+		 * lifts a block) */
+		if (has_rel && rel.kind == PN_REL_REQUEST_IN)
+			rc = pn_cstore_rel_del(c->store, user);
+		else
+			rc = pn_cstore_rel_set(c->store, user, PN_REL_REQUEST_OUT, note ? note : "",
+					       wall_s(c));
+		if (rc == 0)
+			rc = contact_make(c, user);
+	} else if (strcmp(sub, "accept") == 0) {
+		if (!has_rel || rel.kind != PN_REL_REQUEST_IN) {
+			reply_err(cb, arg, -ENOENT, "no_such_request", "no contact request from that user");
+			return;
+		}
+		rc = pn_cstore_rel_del(c->store, user);
+		if (rc == 0)
+			rc = contact_make(c, user);
+		if (rc == 0)
+			emit(c, "contact.accepted", json_pack("{s:s}", "username", user));
+	} else if (strcmp(sub, "decline") == 0) {
+		if (!has_rel || rel.kind != PN_REL_REQUEST_IN) {
+			reply_err(cb, arg, -ENOENT, "no_such_request", "no contact request from that user");
+			return;
+		}
+		rc = pn_cstore_rel_del(c->store, user); /* silently: they are not told */
+	} else if (strcmp(sub, "block") == 0) {
+		pn_cstore_contact_remove(c->store, user);
+		rc = pn_cstore_rel_set(c->store, user, PN_REL_BLOCKED, "", wall_s(c));
+	} else if (strcmp(sub, "unblock") == 0) {
+		if (!has_rel || rel.kind != PN_REL_BLOCKED) {
+			reply_err(cb, arg, -ENOENT, "not_blocked", "that user is not blocked");
+			return;
+		}
+		rc = pn_cstore_rel_del(c->store, user);
 	} else {
 		rc = pn_cstore_contact_remove(c->store, user);
 		if (rc == -ENOENT) {
 			reply_err(cb, arg, rc, "no_such_contact", "not a contact");
 			return;
 		}
+		if (has_rel && rel.kind == PN_REL_REQUEST_OUT)
+			pn_cstore_rel_del(c->store, user);
 	}
 	if (rc) {
 		reply_err(cb, arg, rc, "internal", "contact store error");
 		return;
 	}
-	if (strcmp(sub, "add") == 0 && c->sn_state == SN_UP) {
-		struct pn_contact_row row = {0};
-		snprintf(row.username, sizeof(row.username), "%s", user);
-		pres_contact_cb(c, &row); /* the new contact hears our presence */
-	} else if (strcmp(sub, "remove") == 0) {
+	if (strcmp(sub, "remove") == 0 || strcmp(sub, "block") == 0) {
 		struct ruser *u = ruser_get(c, user, false);
 		if (u && u->pres_status != PRES_OFFLINE)
 			pres_set_remote(c, u, PRES_OFFLINE, "", u->pres_seq);
@@ -3157,7 +3352,9 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 	else if (strcmp(cmd, "status") == 0)
 		cmd_status(c, cb, arg);
 	else if (strncmp(cmd, "contacts.", 9) == 0 &&
-		 (!strcmp(cmd + 9, "add") || !strcmp(cmd + 9, "remove") || !strcmp(cmd + 9, "list")))
+		 (!strcmp(cmd + 9, "add") || !strcmp(cmd + 9, "remove") || !strcmp(cmd + 9, "list") ||
+		  !strcmp(cmd + 9, "requests") || !strcmp(cmd + 9, "accept") ||
+		  !strcmp(cmd + 9, "decline") || !strcmp(cmd + 9, "block") || !strcmp(cmd + 9, "unblock")))
 		cmd_contacts(c, cmd + 9, args, cb, arg);
 	else if (strcmp(cmd, "whois") == 0)
 		cmd_whois(c, args, cb, arg);

@@ -60,15 +60,23 @@ done
 if grep -q "correct horse" "$LN_DIR"/*.log; then fail "no password appears in any log"; else ok "no password appears in any log"; fi
 
 # -- contacts and lookup
-check "alice adds bob as a contact" '.username == "bob"' "$(ln_cli alice --json contacts add bob)"
+check "alice adds bob as a contact, with a note" '.username == "bob"' "$(ln_cli alice --json contacts add bob --note 'hi bob, alice here')"
+for i in $(seq 1 30); do
+	r=$(ln_cli bob --json contacts requests)
+	printf '%s' "$r" | jq -e '.requests[0].username == "alice"' >/dev/null 2>&1 && break
+	sleep 0.1
+done
+check "bob sees alice's contact request and its note" '.requests == [{"username":"alice","kind":"incoming","note":"hi bob, alice here","at":.requests[0].at}]' "$r"
+expect_rc "--note goes with contacts add only (usage error)" 2 ln_cli bob contacts accept alice --note x
 check "contacts list holds bob" '[.contacts[].username] == ["bob"]' "$(ln_cli alice --json contacts list)"
-check "bob adds alice back; both see each other online" '.username == "alice"' "$(ln_cli bob --json contacts add alice)"
+check "bob accepts alice's request" '.username == "alice"' "$(ln_cli bob --json contacts accept alice)"
 for i in $(seq 1 30); do
 	r=$(ln_cli alice --json presence)
 	printf '%s' "$r" | jq -e '.contacts[] | select(.username == "bob") | .status == "online"' >/dev/null 2>&1 && break
 	sleep 0.1
 done
 check "alice sees bob online" '.contacts[] | select(.username == "bob") | .status == "online"' "$r"
+check "alice's request is no longer pending" '.requests == []' "$(ln_cli alice --json contacts requests)"
 check "bob goes away with a mood" '.status == "away" and .mood == "back at 3"' "$(ln_cli bob --json presence away --mood 'back at 3')"
 for i in $(seq 1 30); do
 	r=$(ln_cli alice --json contacts list)

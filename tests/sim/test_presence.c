@@ -148,11 +148,98 @@ static void test_presence_expires(void **state)
 	sc_net_free(&n);
 }
 
+/* Requests with a note, accept (seen by the asker as contact.accepted and presence),
+ * silent decline, and block: a blocked user's messages and calls go nowhere. */
+static void test_contact_requests_and_block(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link base = {.delay_ms = 20};
+	struct sc_reply r;
+	unsigned ev0;
+	int k;
+	json_t *e;
+
+	(void)state;
+	assert_int_equal(sc_net_init(&n, 23, &base), 0);
+	sc_bring_up(&n);
+	assert_int_equal(sc_net_add_client(&n, "198.18.1.3:5000"), 2);
+	sc_up_user(&n, 2, "carol");
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 0, "contacts.add", sc_args2("username", "carol", "note", "hi carol, alice from work"), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	k = sc_wait_event(&n, 2, "contact.request", ev0, 3000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "from")), "alice");
+	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "note")), "hi carol, alice from work");
+	assert_true(sc_call(&n, 2, "contacts.requests", NULL, &r, 1000));
+	e = json_array_get(json_object_get(r.result, "requests"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "kind")), "incoming");
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 0, "contacts.requests", NULL, &r, 1000));
+	e = json_array_get(json_object_get(r.result, "requests"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "kind")), "outgoing");
+	sc_reply_clear(&r);
+	/* carol accepts: alice hears it and sees carol's presence */
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 2, "contacts.accept", sc_args2("username", "alice", NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	k = sc_wait_event(&n, 0, "contact.accepted", ev0, 3000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "username")), "carol");
+	assert_non_null(wait_presence(&n, 0, "carol", ev0, 3000));
+	assert_true(sc_call(&n, 0, "contacts.requests", NULL, &r, 1000));
+	assert_int_equal(json_array_size(json_object_get(r.result, "requests")), 0);
+	sc_reply_clear(&r);
+
+	/* bob asks too; carol declines silently */
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 1, "contacts.add", sc_args2("username", "carol", "note", "buy my stuff"), &r, 1000));
+	sc_reply_clear(&r);
+	assert_true(sc_wait_event(&n, 2, "contact.request", ev0, 3000) >= 0);
+	assert_true(sc_call(&n, 2, "contacts.decline", sc_args2("username", "bob", NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 3000);
+	assert_int_equal(count_events(&n, 1, "contact.accepted", ev0), 0);
+	assert_true(sc_call(&n, 2, "contacts.accept", sc_args2("username", "bob", NULL, NULL), &r, 1000));
+	assert_string_equal(r.code, "no_such_request");
+	sc_reply_clear(&r);
+
+	/* carol blocks bob: his messages are dropped (no receipt), alice's still arrive */
+	assert_true(sc_call(&n, 2, "contacts.block", sc_args2("username", "bob", NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 1, "send", sc_args2("to", "carol", "text", "are you there?"), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	sc_exchange(&n, 0, 2, "carol", "lunch at noon?");
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000);
+	for (unsigned i = ev0; i < n.n_events; i++)
+		if (n.events[i].client == 2 && strcmp(n.events[i].name, "message.received") == 0)
+			assert_string_equal(json_string_value(json_object_get(n.events[i].data, "from")), "alice");
+	for (unsigned i = ev0; i < n.n_events; i++)
+		if (n.events[i].client == 1 && strcmp(n.events[i].name, "message.state") == 0)
+			assert_string_not_equal(json_string_value(json_object_get(n.events[i].data, "state")), "delivered");
+	/* a blocked user's request does not show up either */
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 1, "contacts.remove", sc_args2("username", "carol", NULL, NULL), &r, 1000));
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 1, "contacts.add", sc_args2("username", "carol", "note", "please?"), &r, 1000));
+	sc_reply_clear(&r);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 3000);
+	assert_int_equal(count_events(&n, 2, "contact.request", ev0), 0);
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_presence_contacts_only),
 		cmocka_unit_test(test_presence_expires),
+		cmocka_unit_test(test_contact_requests_and_block),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
