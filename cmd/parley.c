@@ -77,6 +77,7 @@ static void usage(FILE *f)
 		"  whois USER                               look up a user's devices\n"
 		"  send USER TEXT...                        send a message (words joined by spaces)\n"
 		"  history USER [--limit N]                 conversation history (default 50)\n"
+		"  search-history TEXT... [--limit N]       find messages by their words\n"
 		"  profile set [--name N] [--city C] [--country CC] [--languages en,de] [--hidden]\n"
 		"                                           publish this account's profile\n"
 		"  search TEXT... [--limit N]               find people by their published profiles\n"
@@ -142,6 +143,10 @@ static const struct cmd_help cmd_helps[] = {
 		 "Use `--' before text that starts with a dash.\n"},
 	{"history", "usage: parley history USER [--limit N]\n"
 		    "Shows the last N (default 50, at most 1000) messages with USER.\n"},
+	{"search-history", "usage: parley search-history TEXT... [--limit N]\n"
+			   "Finds messages in this device's history holding every word of TEXT (each\n"
+			   "as a word prefix, any order, accents and case ignored), newest first, up\n"
+			   "to N (default 50).\n"},
 	{"profile", "usage: parley profile set [--name NAME] [--city CITY] [--country CC]\n"
 		    "                          [--languages LL,LL...] [--hidden]\n"
 		    "Publishes this account's profile on the login server, replacing the last one\n"
@@ -914,7 +919,7 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 		printf("message %s %s%s\n", jstr(r, "id"), st,
 		       strcmp(st, "queued") == 0 ? " (recipient offline; kept in their mailbox)"
 						 : "");
-	} else if (strcmp(cmd, "history") == 0) {
+	} else if (strcmp(cmd, "history") == 0 || strcmp(cmd, "search-history") == 0) {
 		show_history(r);
 	} else if (strcmp(cmd, "profile") == 0) {
 		printf("profile published\n");
@@ -1033,6 +1038,7 @@ static const struct cmd_spec cmd_specs[] = {
 	{"whois", 1, 1, 0},
 	{"send", 2, -1, 0},
 	{"history", 1, 1, OPT_LIMIT},
+	{"search-history", 1, -1, OPT_LIMIT},
 	{"profile", 1, 1, OPT_PROFILE},
 	{"search", 1, -1, OPT_LIMIT},
 	{"call", 1, 2, OPT_MEDIA | OPT_DURATION | OPT_DETACH},
@@ -1479,8 +1485,9 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "whois") == 0) {
 		if (add_str(args, "username", pos[0]) < 0)
 			goto out;
-	} else if (strcmp(cmd, "send") == 0 || strcmp(cmd, "search") == 0) {
-		bool search = strcmp(cmd, "search") == 0;
+	} else if (strcmp(cmd, "send") == 0 || strcmp(cmd, "search") == 0 ||
+		   strcmp(cmd, "search-history") == 0) {
+		bool search = strcmp(cmd, "send") != 0;
 		int first = search ? 0 : 1;
 		size_t len = 0;
 
@@ -1495,7 +1502,12 @@ int main(int argc, char **argv)
 				strcat(text, " ");
 			strcat(text, pos[i]);
 		}
-		if (search) {
+		if (strcmp(cmd, "search-history") == 0) {
+			if (add_str(args, "text", text) < 0)
+				goto out;
+			if (used_opts & OPT_LIMIT)
+				json_object_set_new(args, "limit", json_integer((json_int_t)limit));
+		} else if (search) {
 			if (limit > 50) {
 				rc = usage_error("--limit of search must be a number from 1 to 50, not `%lu'",
 						 limit);
@@ -1582,6 +1594,8 @@ int main(int argc, char **argv)
 			snprintf(api_cmd, sizeof(api_cmd), "call.%s", cmd);
 		else if (strcmp(cmd, "decline") == 0)
 			snprintf(api_cmd, sizeof(api_cmd), "call.hangup");
+		else if (strcmp(cmd, "search-history") == 0)
+			snprintf(api_cmd, sizeof(api_cmd), "history.search");
 		else if (strcmp(cmd, "settings") == 0 || strcmp(cmd, "presence") == 0)
 			snprintf(api_cmd, sizeof(api_cmd), "%s.%s", cmd, *sub ? "set" : "get");
 		else

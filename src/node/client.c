@@ -3334,6 +3334,63 @@ static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_
 				    c->calls_from_anyone ? "anyone" : "contacts", "echo_bot", c->echo_bot));
 }
 
+/* history.search {"text", "limit"?}: every word of text, as a word prefix, in any order;
+ * the FTS5 query is built here, so user text can never be FTS syntax. */
+static void cmd_history_search(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *text = arg_str(args, "text");
+	json_t *lim = args ? json_object_get(args, "limit") : NULL;
+	json_int_t limit = 50;
+	char q[PN_SEARCH_QUERY_MAX + 1];
+	size_t n = 0;
+	bool any = false;
+	struct hist_ctx h;
+
+	if (lim && (!json_is_integer(lim) || json_integer_value(lim) < 1 ||
+		    json_integer_value(lim) > 1000)) {
+		reply_err(cb, arg, -EINVAL, "bad_request", "limit must be 1..1000");
+		return;
+	}
+	if (lim)
+		limit = json_integer_value(lim);
+	for (const char *p = text ? text : ""; *p;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (!*p)
+			break;
+		if (n + 4 > sizeof(q) - 1)
+			goto too_long;
+		q[n++] = '"';
+		for (; *p && *p != ' ' && *p != '\t' && *p != '\n'; p++) {
+			if (n + 4 > sizeof(q) - 1)
+				goto too_long;
+			if (*p == '"')
+				q[n++] = '"'; /* FTS5 doubles quotes inside a string */
+			q[n++] = *p;
+		}
+		q[n++] = '"';
+		q[n++] = '*';
+		q[n++] = ' ';
+		any = true;
+	}
+	if (!any) {
+		reply_err(cb, arg, -EINVAL, "bad_request", "text must hold at least one word");
+		return;
+	}
+	q[n - 1] = 0;
+	h.arr = json_array();
+	h.me = c->username;
+	if (pn_cstore_msg_search(c->store, q, (unsigned)limit, hist_cb, &h)) {
+		json_decref(h.arr);
+		reply_err(cb, arg, -EINVAL, "bad_request", "the search failed");
+		return;
+	}
+	reply_ok(cb, arg, json_pack("{s:o}", "messages", h.arr));
+	return;
+too_long:
+	reply_err(cb, arg, -EINVAL, "bad_request", "the search text is too long");
+}
+
 void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_client_reply_cb cb,
 		       void *arg)
 {
@@ -3362,6 +3419,8 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 		cmd_send(c, args, cb, arg);
 	else if (strcmp(cmd, "history") == 0)
 		cmd_history(c, args, cb, arg);
+	else if (strcmp(cmd, "history.search") == 0)
+		cmd_history_search(c, args, cb, arg);
 	else if (strcmp(cmd, "profile.set") == 0)
 		cmd_profile_set(c, args, cb, arg);
 	else if (strcmp(cmd, "search") == 0)

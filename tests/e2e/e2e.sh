@@ -166,6 +166,13 @@ expect_rc "a bad country code is refused (exit 1)" 1 ln_cli alice profile set --
 case "$out" in *Switzerland*bad_profile*) ok "the error names the code and quotes the value";; *) fail "the error names the code and quotes the value" "$out";; esac
 expect_rc "search --limit above 50 is a usage error" 2 ln_cli alice search smith --limit 51
 
+# -- history search (FTS5 over this device's messages)
+check "search-history finds a message by word prefixes, any order" \
+	'[.messages[].text] | any(. == "hello bob, from alice")' "$(ln_cli bob --json search-history ALI hel)"
+check "search-history: quotes and FTS syntax in the text are just text" '.messages == []' \
+	"$(ln_cli bob --json search-history 'he\"llo OR NEAR(x' )"
+expect_rc "search-history without words is refused" 1 ln_cli bob search-history ' '
+
 # -- CLI errors
 expect_rc "no daemon: exit 3" 3 "$LN_BIN/parley" --socket "$LN_DIR/nothing-here.sock" status
 case "$out" in *"no daemon"*) ok "no daemon: the message says so";; *) fail "no daemon: the message says so" "$out";; esac
