@@ -127,7 +127,25 @@ struct outmsg {
 	unsigned tries;
 	uint64_t next_try;
 	bool queued;
+	/* a copy for our own other devices (to = our username, peer = the conversation's
+	 * other user), so every device of the account has the same history */
+	bool carbon;
+	bool dead;
+	char peer[PN_USERNAME_MAX + 1];
+	/* the recipient's devices that acknowledged it: it goes to each of them; the first
+	 * receipt makes it delivered, the last one retires it */
+	uint8_t acked[PN_REC_MAX_SN * 2][16];
+	unsigned n_acked;
+	bool delivered;
 };
+
+static bool outmsg_acked_by(const struct outmsg *m, const uint8_t dev[16])
+{
+	for (unsigned i = 0; i < m->n_acked; i++)
+		if (memcmp(m->acked[i], dev, 16) == 0)
+			return true;
+	return false;
+}
 
 struct pn_client {
 	struct pn_env env;
@@ -698,7 +716,7 @@ static void send_chat(struct pn_client *c, struct peer *p, const struct outmsg *
 	pn_wr_bytes(&w, m->idb, 16);
 	pn_wr_u64(&w, m->sent_at);
 	pn_wr_str8(&w, c->username);
-	pn_wr_str8(&w, m->to);
+	pn_wr_str8(&w, m->carbon ? m->peer : m->to);
 	pn_wr_vec16(&w, m->text, tl);
 	if (!w.err)
 		peer_send_frame(c, p, f, w.len);
@@ -725,11 +743,13 @@ static void push_user(struct pn_client *c, struct ruser *u, const struct outmsg 
 			continue;
 		if (p->link.state == PN_LINK_UP) {
 			if (only) {
-				send_chat(c, p, only);
+				if (!outmsg_acked_by(only, p->device_id))
+					send_chat(c, p, only);
 				continue;
 			}
 			for (struct outmsg *m = c->out; m; m = m->next)
-				if (!m->queued && strcmp(m->to, u->name) == 0)
+				if (!m->queued && strcmp(m->to, u->name) == 0 &&
+				    !outmsg_acked_by(m, p->device_id))
 					send_chat(c, p, m);
 		} else if (p->link.state != PN_LINK_WAIT_HS2) {
 			peer_connect(c, p, &u->certs[i]);
@@ -778,12 +798,13 @@ static void outmsg_free(struct outmsg *m)
 	free(m);
 }
 
-static struct outmsg *outmsg_find(struct pn_client *c, const uint8_t idb[16], struct outmsg ***pp)
+static struct outmsg *outmsg_find(struct pn_client *c, const uint8_t idb[16], bool carbon,
+				  struct outmsg ***pp)
 {
 	struct outmsg **p = &c->out;
 
 	for (; *p; p = &(*p)->next) {
-		if (memcmp((*p)->idb, idb, 16) == 0) {
+		if ((*p)->carbon == carbon && memcmp((*p)->idb, idb, 16) == 0) {
 			if (pp)
 				*pp = p;
 			return *p;
@@ -830,8 +851,12 @@ static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 	pn_rd_vec16(r, &text, &tl, CL_CHAT_TEXT_MAX);
 	/* The session authenticated the sending device; its certificate names the user. A
 	 * frame claiming another sender, or addressed to someone else, is dropped. */
-	if (pn_rd_end(r) || strcmp(from, p->username) != 0 || strcmp(to, c->username) != 0 ||
-	    memchr(text, 0, tl)) {
+	/* A copy of what another device of ours sent: from us (as its certificate proves),
+	 * to someone else; it joins our history as sent. */
+	bool carbon = strcmp(p->username, c->username) == 0 && strcmp(from, c->username) == 0 &&
+		      strcmp(to, c->username) != 0;
+	if (pn_rd_end(r) || strcmp(from, p->username) != 0 ||
+	    (strcmp(to, c->username) != 0 && !carbon) || memchr(text, 0, tl)) {
 		c->rx_e2e_bad++;
 		free(m);
 		return;
@@ -842,9 +867,10 @@ static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		return;
 	}
 	pn_hex_encode(m->id, sizeof(m->id), idb, 16);
-	strcpy(m->peer, from);
-	m->dir = PN_MSG_IN;
-	m->state = PN_MSG_RECEIVED;
+	strcpy(m->peer, carbon ? to : from);
+	m->dir = carbon ? PN_MSG_OUT : PN_MSG_IN;
+	/* a copy is the sending device's to deliver: here it is history, never resent */
+	m->state = carbon ? PN_MSG_SENT : PN_MSG_RECEIVED;
 	m->updated_at = wall_ms(c);
 	memcpy(m->text, text, tl);
 	m->text[tl] = 0;
@@ -852,11 +878,33 @@ static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 	/* Acknowledge duplicates too: the sender's receipt may have been lost. */
 	if (rc == 0 || rc == -EEXIST)
 		send_receipt(c, p, idb);
-	if (rc == 0)
+	if (rc == 0 && carbon)
+		emit(c, "message.sent_elsewhere",
+		     json_pack("{s:s,s:s,s:s,s:I}", "id", m->id, "to", to, "text", m->text,
+			       "sent_at", (json_int_t)m->sent_at));
+	else if (rc == 0)
 		emit(c, "message.received",
 		     json_pack("{s:s,s:s,s:s,s:I}", "id", m->id, "from", from, "text", m->text,
 			       "sent_at", (json_int_t)m->sent_at));
 	free(m);
+}
+
+/* Device dev acknowledged m; once every device the recipient's records name did, m is
+ * done (a device that never answers is given up with the retries: tick_messages). */
+static void outmsg_ack(struct pn_client *c, struct outmsg *m, struct outmsg **pp,
+		       const uint8_t dev[16])
+{
+	struct ruser *u = ruser_get(c, m->to, false);
+	bool all = true;
+
+	if (!outmsg_acked_by(m, dev) && m->n_acked < sizeof(m->acked) / sizeof(m->acked[0]))
+		memcpy(m->acked[m->n_acked++], dev, 16);
+	for (unsigned i = 0; u && i < u->n; i++)
+		all &= outmsg_acked_by(m, u->certs[i].device_id);
+	if (all) {
+		*pp = m->next;
+		outmsg_free(m);
+	}
 }
 
 static void on_receipt(struct pn_client *c, struct peer *p, struct pn_rd *r)
@@ -872,7 +920,18 @@ static void on_receipt(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		return;
 	st = kind == 1 ? PN_MSG_DELIVERED : PN_MSG_READ;
 	pn_hex_encode(id, sizeof(id), idb, 16);
-	m = outmsg_find(c, idb, &pp);
+	if (strcmp(p->username, c->username) == 0) {
+		/* one of our own devices took its copy */
+		m = outmsg_find(c, idb, true, &pp);
+		if (m)
+			outmsg_ack(c, m, pp, p->device_id);
+		return;
+	}
+	m = outmsg_find(c, idb, false, &pp);
+	if (m && m->delivered && st == PN_MSG_DELIVERED) {
+		outmsg_ack(c, m, pp, p->device_id); /* another device of the recipient */
+		return;
+	}
 	{
 		/* Only a device of the message's recipient may acknowledge it. */
 		struct pn_msg_row *row = calloc(1, sizeof(*row));
@@ -889,8 +948,8 @@ static void on_receipt(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		free(row);
 	}
 	if (m) {
-		*pp = m->next;
-		outmsg_free(m);
+		m->delivered = true;
+		outmsg_ack(c, m, pp, p->device_id);
 	}
 }
 
@@ -1288,6 +1347,14 @@ static void pres_push_all(struct pn_client *c)
 		return;
 	c->pres_refresh_at = now_ms(c) + CL_PRESENCE_REFRESH_MS;
 	pn_cstore_contact_list(c->store, pres_contact_cb, c);
+	{
+		/* and our own other devices, for the copies of what we send (carbon_add) */
+		struct ruser *me = ruser_get(c, c->username, true);
+		if (me) {
+			me->fetched_at = 0;
+			lookup_start(c, me);
+		}
+	}
 }
 
 /* A session with a device of user `name` just came up. */
@@ -2569,6 +2636,11 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 	for (struct outmsg *m = c->out; m; m = m->next) {
 		if (m->next_try > now)
 			continue;
+		if ((m->carbon || m->delivered) && m->tries >= CL_MSG_TRIES) {
+			/* the devices that stayed away miss this one (no mailbox yet) */
+			m->dead = true;
+			continue;
+		}
 		if (m->queued) {
 			/* slow retry of a message whose recipient was unreachable */
 			m->queued = false;
@@ -2604,6 +2676,15 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 					pn_link_wipe(&p->link);
 		}
 		kick_user(c, m->to, m);
+	}
+	for (struct outmsg **pp = &c->out; *pp;) {
+		if ((*pp)->dead) {
+			struct outmsg *d = *pp;
+			*pp = d->next;
+			outmsg_free(d);
+		} else {
+			pp = &(*pp)->next;
+		}
 	}
 }
 
@@ -3025,6 +3106,40 @@ static void cmd_whois(struct pn_client *c, json_t *args, pn_client_reply_cb cb, 
 	pending_wait_lookup(c, p, u);
 }
 
+static int outmsg_add(struct pn_client *c, const struct pn_msg_row *row);
+
+/* Our other devices get a copy of m, when we know we have any (the lookup of our own name
+ * at attach, refreshed every 5 minutes, tells): the copy is not kept across a restart,
+ * and a device that stays away longer than the retries misses it (no mailbox yet). */
+static void carbon_add(struct pn_client *c, const struct outmsg *m)
+{
+	struct ruser *me = ruser_get(c, c->username, false);
+	struct outmsg *cm;
+
+	if (!m || !me || !me->found || me->n == 0)
+		return;
+	cm = calloc(1, sizeof(*cm));
+	if (!cm || !(cm->text = strdup(m->text))) {
+		free(cm);
+		return;
+	}
+	memcpy(cm->id, m->id, sizeof(cm->id));
+	memcpy(cm->idb, m->idb, 16);
+	strcpy(cm->to, c->username);
+	strcpy(cm->peer, m->to);
+	cm->carbon = true;
+	cm->sent_at = m->sent_at;
+	cm->tries = 1;
+	cm->next_try = now_ms(c) + CL_MSG_RETRY_MS;
+	{
+		struct outmsg **pp = &c->out;
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = cm;
+	}
+	kick_user(c, c->username, cm);
+}
+
 static int outmsg_add(struct pn_client *c, const struct pn_msg_row *row)
 {
 	struct outmsg *m = calloc(1, sizeof(*m));
@@ -3099,6 +3214,7 @@ static void cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, v
 		while (m && m->next)
 			m = m->next;
 		kick_user(c, to, m);
+		carbon_add(c, m);
 	}
 }
 

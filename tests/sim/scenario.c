@@ -303,8 +303,10 @@ void sc_bring_up(struct sc_net *n)
 				    sc_args2("username", names[i], "password", "correct horse"), &r, 10000));
 		assert_int_equal(r.err, 0);
 		sc_reply_clear(&r);
+		/* 30 s: on the 20 % loss links of the lossy scenario a login (handshake with
+		 * backoff, request retries, then the attachment) can take over 10 s */
 		assert_true(sc_call(n, i, "login", sc_args2("username", names[i], "password", "correct horse"),
-				    &r, 10000));
+				    &r, 30000));
 		assert_int_equal(r.err, 0);
 		assert_string_equal(json_string_value(json_object_get(r.result, "username")), names[i]);
 		sc_reply_clear(&r);

@@ -1,0 +1,92 @@
+/* One account on two devices: messages to it reach both; what one device sends shows up
+ * in the other's history too (same id), and each device's history holds the conversation
+ * once. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "scenario.h"
+
+static int count(struct sc_net *n, int i, const char *name, unsigned from)
+{
+	int c = 0;
+	for (unsigned k = from; k < n->n_events; k++)
+		c += n->events[k].client == i && strcmp(n->events[k].name, name) == 0;
+	return c;
+}
+
+static json_t *history(struct sc_net *n, int i, const char *with, struct sc_reply *r)
+{
+	assert_true(sc_call(n, i, "history", sc_args2("with", with, NULL, NULL), r, 1000));
+	assert_int_equal(r->err, 0);
+	return json_object_get(r->result, "messages");
+}
+
+static void test_two_devices_one_history(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link base = {.delay_ms = 15};
+	struct sc_reply r, r2;
+	unsigned ev0;
+	json_t *h0, *h2;
+	int k;
+
+	(void)state;
+	assert_int_equal(sc_net_init(&n, 31, &base), 0);
+	sc_bring_up(&n); /* alice on client 0, bob on client 1 */
+	assert_int_equal(sc_net_add_client(&n, "198.18.1.3:5000"), 2);
+	assert_true(sc_call(&n, 2, "login", sc_args2("username", "alice", "password", "correct horse"), &r, 10000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	/* alice's first device learns of the second at its next refresh: re-attach it */
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	assert_true(sc_call(&n, 0, "presence.set", sc_args2("status", "online", NULL, NULL), &r, 1000));
+	sc_reply_clear(&r);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 1000);
+
+	ev0 = n.n_events;
+	sc_exchange(&n, 0, 1, "bob", "sent from alice's laptop");
+	k = sc_wait_event(&n, 2, "message.sent_elsewhere", ev0, 5000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "to")), "bob");
+	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "text")), "sent from alice's laptop");
+	/* bob answers: both of alice's devices receive it */
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 1, "send", sc_args2("to", "alice", "text", "hi both of you"), &r, 1000));
+	sc_reply_clear(&r);
+	assert_true(sc_wait_event(&n, 0, "message.received", ev0, 5000) >= 0);
+	assert_true(sc_wait_event(&n, 2, "message.received", ev0, 5000) >= 0);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 3000);
+	assert_int_equal(count(&n, 0, "message.received", ev0), 1);
+	assert_int_equal(count(&n, 2, "message.received", ev0), 1);
+	/* the same conversation, the same ids, on both of alice's devices */
+	h0 = history(&n, 0, "bob", &r);
+	h2 = history(&n, 2, "bob", &r2);
+	assert_int_equal(json_array_size(h0), 2);
+	assert_int_equal(json_array_size(h2), 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_string_equal(json_string_value(json_object_get(json_array_get(h0, i), "id")),
+				    json_string_value(json_object_get(json_array_get(h2, i), "id")));
+		assert_string_equal(json_string_value(json_object_get(json_array_get(h0, i), "direction")),
+				    json_string_value(json_object_get(json_array_get(h2, i), "direction")));
+	}
+	sc_reply_clear(&r);
+	sc_reply_clear(&r2);
+	/* bob got alice's message once, though two of her devices know it */
+	assert_true(sc_call(&n, 1, "history", sc_args2("with", "alice", NULL, NULL), &r, 1000));
+	assert_int_equal(json_array_size(json_object_get(r.result, "messages")), 2);
+	sc_reply_clear(&r);
+	sc_net_free(&n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_two_devices_one_history),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
