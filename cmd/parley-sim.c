@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -1273,6 +1274,7 @@ int main(int argc, char **argv)
 	const char *hist = NULL;
 	bool json = false;
 	char tag[128];
+	double cpu_s = 0, max_rss_mib = 0;
 	uint64_t v;
 	double d;
 	int rc;
@@ -1404,12 +1406,29 @@ int main(int argc, char **argv)
 	       r.sn_bad_packets, r.sn_peers, r.sn_lookups_done);
 	printf("  %" PRIu64 " events in %.1f s wall (%.0f events/s), %.1f virtual minutes\n",
 	       r.events, r.wall_s, r.events_per_s, (double)r.virtual_ms / 60000.0);
+	{
+		/* CPU rather than wall: the machine is shared, and CPU per virtual minute is
+		 * what decides whether a size fits. */
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+			(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+		max_rss_mib = (double)ru.ru_maxrss / 1024.0;
+		printf("  %.1f s CPU (%.2f s per virtual minute), peak RSS %.0f MiB\n", cpu_s,
+		       r.virtual_ms ? cpu_s * 60000.0 / (double)r.virtual_ms : 0, max_rss_mib);
+	}
 	if (hist)
 		write_hist(hist, &r);
 	if (json) {
-		snprintf(tag, sizeof(tag), "n%u_k%u_churn%g_mal%g%s", cfg.n_sn, cfg.k ? cfg.k : 32,
-			 cfg.churn_per_hour, cfg.malicious * 100,
-			 cfg.malicious > 0 ? (cfg.misbehave == PN_SN_LIE ? "lie" : "drop") : "");
+		int tl = snprintf(tag, sizeof(tag), "n%u_k%u_churn%g_mal%g%s", cfg.n_sn,
+				  cfg.k ? cfg.k : 32, cfg.churn_per_hour, cfg.malicious * 100,
+				  cfg.malicious > 0 ? (cfg.misbehave == PN_SN_LIE ? "lie" : "drop")
+						    : "");
+		/* runs that differ only in these must not share a tag */
+		if (cfg.per_prefix && tl > 0 && (size_t)tl < sizeof(tag))
+			tl += snprintf(tag + tl, sizeof(tag) - (size_t)tl, "_pp%u", cfg.per_prefix);
+		if (cfg.clients_per_sn != 10 && tl > 0 && (size_t)tl < sizeof(tag))
+			snprintf(tag + tl, sizeof(tag) - (size_t)tl, "_c%u", cfg.clients_per_sn);
 		json_fig(tag, "lookup_success", r.success, "fraction");
 		json_fig(tag, "lookup_success_first_attempt", r.success_first, "fraction");
 		json_fig(tag, "lookups", (double)r.lookups, "count");
@@ -1424,6 +1443,11 @@ int main(int argc, char **argv)
 		json_fig(tag, "one_way_ms_p50", r.one_way_p50, "ms");
 		json_fig(tag, "events_per_s", r.events_per_s, "1/s");
 		json_fig(tag, "wall_s", r.wall_s, "s");
+		json_fig(tag, "cpu_s", cpu_s, "s");
+		json_fig(tag, "cpu_s_per_virtual_min",
+			 r.virtual_ms ? cpu_s * 60000.0 / (double)r.virtual_ms : 0, "s");
+		json_fig(tag, "peak_rss", max_rss_mib, "MiB");
+		json_fig(tag, "virtual_min", (double)r.virtual_ms / 60000.0, "min");
 	}
 	osim_result_free(&r);
 	return 0;

@@ -43,19 +43,23 @@ enum {
 	SN_MAX_FAILS = 3,
 	SN_OUT_IDLE_MS = 60000, /* outbound overlay sessions idle this long are re-made */
 	SN_REPLICATE_PER_REFRESH = 32, /* records re-stored on the current r closest per refresh */
+	SN_OUT_BUCKETS = 512, /* hash chains for outbound sessions, by key and by local index */
+	SN_CERT_CACHE = 512,  /* certificates whose root signature we checked (direct-mapped) */
 };
 
 /* Our outbound session to another supernode: requests (and forwarded envelopes) go out
  * on it, answers come back on it. The peer answers on its inbound (ltab) session. */
 struct sn_out {
 	struct sn_out *next;
+	struct sn_out *key_next, *idx_next, *hs_next; /* key chain, index chain, handshaking */
+	uint32_t hashed_idx; /* the local index it is chained under (0: none) */
+	bool in_hs;          /* on sn->hs_outs */
 	uint8_t key[32], id[32];
 	struct pn_addr addr;
 	struct pn_link link;
 	uint8_t *q[SN_OUTQ];
 	size_t qlen[SN_OUTQ];
 	unsigned qn;
-	uint64_t retry_at;
 };
 
 enum op_kind { OP_CLIENT_LOOKUP = 1, OP_PUBLISH, OP_JOIN };
@@ -75,7 +79,7 @@ struct sn_op {
 struct sn_rpc {
 	struct sn_rpc *next;
 	uint32_t req;
-	uint8_t to[32];
+	uint8_t to[32], to_key[32];
 	struct sn_op *op; /* NULL for fire-and-forget (STORE) */
 	uint64_t deadline;
 };
@@ -113,7 +117,11 @@ struct pn_supernode {
 	/* overlay */
 	struct pn_kad *kad;
 	uint8_t id[32];
-	struct sn_out *outs;
+	struct sn_out *outs; /* all of them; also chained by key and by local index */
+	struct sn_out *out_by_key[SN_OUT_BUCKETS], *out_by_idx[SN_OUT_BUCKETS];
+	struct sn_out *hs_outs; /* those that sent HS1 (pruned lazily when no longer waiting) */
+	uint8_t out_hash_key[crypto_shorthash_KEYBYTES];
+	uint8_t cert_seen[SN_CERT_CACHE][32]; /* BLAKE2b-256 of certificate bytes */
 	struct sn_op *ops;
 	struct sn_rpc *rpcs;
 	uint32_t next_req;
@@ -132,6 +140,9 @@ struct pn_supernode {
 static struct sn_op *op_new(struct pn_supernode *sn, enum op_kind kind, const uint8_t target[32]);
 static void op_step(struct pn_supernode *sn, struct sn_op *op);
 static void op_unlink(struct pn_supernode *sn, struct sn_op *op);
+static void out_free(struct pn_supernode *sn, struct sn_out **pp);
+static int sn_cert_verify(struct pn_supernode *sn, const struct pn_cert *c, const uint8_t *raw,
+			  size_t len, uint8_t flags);
 
 static uint32_t dev_bucket(const uint8_t id[16])
 {
@@ -237,6 +248,10 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 			pn_kad_seen(sn->kad, &kcn, false, 0);
 		}
 	}
+	/* Keyed from our secret, not from env->random, so the random stream (and every
+	 * simulation) stays as it was; peers cannot aim keys at one chain. */
+	crypto_generichash(sn->out_hash_key, sizeof(sn->out_hash_key), (const uint8_t *)"sn-out-hash",
+			   11, sn->me.dh_sk, 32);
 	sn->env.random(sn->env.ctx, &sn->next_req, sizeof(sn->next_req));
 	*out = sn;
 	return 0;
@@ -252,14 +267,8 @@ void pn_supernode_free(struct pn_supernode *sn)
 	pn_ltab_fini(&sn->links);
 	pn_recstore_free(sn->recs);
 	pn_kad_free(sn->kad);
-	while (sn->outs) {
-		struct sn_out *o = sn->outs;
-		sn->outs = o->next;
-		for (unsigned i = 0; i < o->qn; i++)
-			free(o->q[i]);
-		pn_link_wipe(&o->link);
-		free(o);
-	}
+	while (sn->outs)
+		out_free(sn, &sn->outs);
 	while (sn->ops) {
 		struct sn_op *op = sn->ops;
 		sn->ops = op->next;
@@ -322,7 +331,7 @@ static int attach(struct pn_supernode *sn, struct pn_lent *e)
 
 	rc = pn_cert_decode(&c, e->link.peer_cert, e->link.peer_cert_len);
 	if (!rc)
-		rc = pn_cert_verify(&c, sn->net.root_pk, sn->env.wall_s(sn->env.ctx), PN_CERT_DEVICE);
+		rc = sn_cert_verify(sn, &c, e->link.peer_cert, e->link.peer_cert_len, PN_CERT_DEVICE);
 	if (!rc && !pn_ct_eq(c.dh_pk, e->link.remote_static, 32))
 		rc = -EKEYREJECTED;
 	if (rc) {
@@ -379,6 +388,21 @@ static void send_result(struct pn_supernode *sn, struct pn_lent *e, uint32_t req
 		send_frame(sn, e, f, w.len);
 }
 
+/* pn_record_decode_verify, without the two signature checks when our store already holds
+ * these exact bytes for that device (they were verified when stored): re-replication sends
+ * every record again to replicas that mostly have it, and verifying cost more than all the
+ * rest of a supernode's work in the simulator. The time checks are always redone. */
+static int record_verify(struct pn_supernode *sn, struct pn_record *pr, const uint8_t *rec,
+			 size_t n)
+{
+	uint64_t now_s = sn->env.wall_s(sn->env.ctx);
+	int rc = pn_record_decode_known(pr, rec, n, now_s);
+
+	if (rc != -EBADMSG && pn_recstore_holds(sn->recs, pr->cert.name, pr->cert.device_id, rec, n))
+		return rc;
+	return pn_record_decode_verify(pr, rec, n, sn->net.root_pk, now_s);
+}
+
 static void on_publish(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev *d,
 		       struct pn_rd *r)
 {
@@ -394,7 +418,7 @@ static void on_publish(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev
 		sn->st.bad_packets++;
 		return;
 	}
-	rc = pn_record_decode_verify(&pr, rec, n, sn->net.root_pk, sn->env.wall_s(sn->env.ctx));
+	rc = record_verify(sn, &pr, rec, n);
 	/* Only the device itself publishes its record through its own attachment. */
 	if (!rc && memcmp(pr.cert.device_id, d->device_id, 16) != 0)
 		rc = -EPERM;
@@ -555,22 +579,53 @@ static uint32_t new_req(struct pn_supernode *sn)
 	return sn->next_req;
 }
 
+static struct sn_out **key_chain(struct pn_supernode *sn, const uint8_t key[32])
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	uint32_t v;
+
+	crypto_shorthash(h, key, 32, sn->out_hash_key);
+	memcpy(&v, h, sizeof(v));
+	return &sn->out_by_key[v % SN_OUT_BUCKETS];
+}
+
 static struct sn_out *out_find_idx(struct pn_supernode *sn, uint32_t idx)
 {
-	for (struct sn_out *o = sn->outs; o; o = o->next)
+	for (struct sn_out *o = sn->out_by_idx[idx % SN_OUT_BUCKETS]; o; o = o->idx_next)
 		if (o->link.state != PN_LINK_IDLE && o->link.local_idx == idx)
 			return o;
 	return NULL;
 }
 
+static struct sn_out *out_find_key(struct pn_supernode *sn, const uint8_t key[32])
+{
+	for (struct sn_out *o = *key_chain(sn, key); o; o = o->key_next)
+		if (memcmp(o->key, key, 32) == 0)
+			return o;
+	return NULL;
+}
+
+static void idx_unchain(struct pn_supernode *sn, struct sn_out *o)
+{
+	if (!o->hashed_idx)
+		return;
+	for (struct sn_out **pp = &sn->out_by_idx[o->hashed_idx % SN_OUT_BUCKETS]; *pp;
+	     pp = &(*pp)->idx_next) {
+		if (*pp == o) {
+			*pp = o->idx_next;
+			break;
+		}
+	}
+	o->hashed_idx = 0;
+}
+
 static struct sn_out *out_get(struct pn_supernode *sn, const uint8_t key[32],
 			      const struct pn_addr *addr)
 {
-	struct sn_out *o;
+	struct sn_out *o = out_find_key(sn, key), **kc;
 
-	for (o = sn->outs; o; o = o->next)
-		if (memcmp(o->key, key, 32) == 0)
-			return o;
+	if (o)
+		return o;
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		return NULL;
@@ -579,8 +634,62 @@ static struct sn_out *out_get(struct pn_supernode *sn, const uint8_t key[32],
 	o->addr = *addr;
 	o->next = sn->outs;
 	sn->outs = o;
+	kc = key_chain(sn, key);
+	o->key_next = *kc;
+	*kc = o;
 	sn->st.peers++;
 	return o;
+}
+
+/* Frees an outbound session that holds nothing: no session, nothing queued. At 10,000
+ * supernodes a supernode talks to thousands of peers over an hour; keeping a ~1.8 KB
+ * struct for every one it ever contacted was most of the simulator's memory. */
+static void out_free(struct pn_supernode *sn, struct sn_out **pp)
+{
+	struct sn_out *o = *pp;
+
+	*pp = o->next;
+	idx_unchain(sn, o);
+	for (struct sn_out **kp = key_chain(sn, o->key); *kp; kp = &(*kp)->key_next) {
+		if (*kp == o) {
+			*kp = o->key_next;
+			break;
+		}
+	}
+	if (o->in_hs) {
+		for (struct sn_out **hp = &sn->hs_outs; *hp; hp = &(*hp)->hs_next) {
+			if (*hp == o) {
+				*hp = o->hs_next;
+				break;
+			}
+		}
+	}
+	for (unsigned i = 0; i < o->qn; i++)
+		free(o->q[i]);
+	pn_link_wipe(&o->link);
+	free(o);
+}
+
+/* The idle rule of an outbound session: the peer forgets sessions idle for SN_IDLE_MS, so
+ * we forget ours a little sooner. */
+static bool out_idle(const struct sn_out *o, uint64_t now)
+{
+	return o->link.state == PN_LINK_UP && now > o->link.last_rx + SN_OUT_IDLE_MS &&
+	       now > o->link.last_tx + SN_OUT_IDLE_MS;
+}
+
+/* Once a second: wipe idle sessions and free the outbound structs that hold nothing. */
+static void out_sweep(struct pn_supernode *sn, uint64_t now)
+{
+	for (struct sn_out **pp = &sn->outs; *pp;) {
+		struct sn_out *o = *pp;
+		if (out_idle(o, now))
+			pn_link_wipe(&o->link);
+		if (o->link.state == PN_LINK_IDLE && o->qn == 0)
+			out_free(sn, pp);
+		else
+			pp = &o->next;
+	}
 }
 
 static void out_connect(struct pn_supernode *sn, struct sn_out *o)
@@ -608,8 +717,18 @@ static void out_connect(struct pn_supernode *sn, struct sn_out *o)
 	p.cert = sn->cert;
 	p.cert_len = sn->cert_len;
 	p.now = now;
-	if (pn_link_connect(&o->link, &p) == 0)
+	if (pn_link_connect(&o->link, &p) == 0) {
 		sn->env.send(sn->env.ctx, &o->addr, o->link.hs_pkt, o->link.hs_pkt_len);
+		idx_unchain(sn, o);
+		o->hashed_idx = idx;
+		o->idx_next = sn->out_by_idx[idx % SN_OUT_BUCKETS];
+		sn->out_by_idx[idx % SN_OUT_BUCKETS] = o;
+		if (!o->in_hs) {
+			o->in_hs = true;
+			o->hs_next = sn->hs_outs;
+			sn->hs_outs = o;
+		}
+	}
 	sodium_memzero(e_sk, sizeof(e_sk));
 }
 
@@ -624,6 +743,8 @@ static void out_seal_send(struct pn_supernode *sn, struct sn_out *o, const uint8
 
 static void out_send(struct pn_supernode *sn, struct sn_out *o, const uint8_t *f, size_t n)
 {
+	if (out_idle(o, now_ms(sn))) /* the sweep runs once a second; never send on a stale one */
+		pn_link_wipe(&o->link);
 	if (o->link.state == PN_LINK_UP) {
 		out_seal_send(sn, o, f, n);
 		return;
@@ -652,6 +773,30 @@ static void out_flush(struct pn_supernode *sn, struct sn_out *o)
 	o->qn = 0;
 }
 
+/* pn_cert_verify for the certificate in raw[len], skipping the root signature check when
+ * these exact bytes passed it before: every overlay session (re-made after a minute of
+ * idleness) and every attachment carries a certificate, and the Ed25519 check was a large
+ * share of a supernode's work. Time and flags are always checked, in pn_cert_verify's order. */
+static int sn_cert_verify(struct pn_supernode *sn, const struct pn_cert *c, const uint8_t *raw,
+			  size_t len, uint8_t flags)
+{
+	uint64_t now_s = sn->env.wall_s(sn->env.ctx);
+	uint8_t h[32], *slot;
+	int rc;
+
+	crypto_generichash(h, sizeof(h), raw, len, NULL, 0);
+	slot = sn->cert_seen[(h[0] | (unsigned)h[1] << 8) % SN_CERT_CACHE];
+	if (memcmp(slot, h, 32) == 0) {
+		if (now_s < c->not_before || now_s > c->not_after)
+			return -EKEYEXPIRED;
+		return (c->flags & flags) == flags ? 0 : -EPERM;
+	}
+	rc = pn_cert_verify(c, sn->net.root_pk, now_s, flags);
+	if (rc != -EBADMSG && rc != -EINVAL)
+		memcpy(slot, h, 32); /* the signature is good, whatever the time or flags */
+	return rc;
+}
+
 /* Checks a supernode certificate from a handshake payload against the proved key. */
 static int check_sn_cert(struct pn_supernode *sn, const struct pn_link *l)
 {
@@ -659,7 +804,7 @@ static int check_sn_cert(struct pn_supernode *sn, const struct pn_link *l)
 	int rc = pn_cert_decode(&c, l->peer_cert, l->peer_cert_len);
 
 	if (!rc)
-		rc = pn_cert_verify(&c, sn->net.root_pk, sn->env.wall_s(sn->env.ctx), PN_CERT_SUPERNODE);
+		rc = sn_cert_verify(sn, &c, l->peer_cert, l->peer_cert_len, PN_CERT_SUPERNODE);
 	if (!rc && !pn_ct_eq(c.dh_pk, l->remote_static, 32))
 		rc = -EKEYREJECTED;
 	return rc;
@@ -793,6 +938,7 @@ static void op_step(struct pn_supernode *sn, struct sn_op *op)
 		}
 		r->req = new_req(sn);
 		memcpy(r->to, c->id, 32);
+		memcpy(r->to_key, c->key, 32);
 		r->op = op;
 		r->deadline = now + SN_RPC_TIMEOUT_MS;
 		r->next = sn->rpcs;
@@ -920,7 +1066,7 @@ static void on_overlay_request(struct pn_supernode *sn, struct pn_lent *e, const
 		if (pn_rd_end(&r))
 			break;
 		/* Every replica verifies: a supernode can drop a record, never forge one. */
-		if (pn_record_decode_verify(&pr, rec, rl, sn->net.root_pk, sn->env.wall_s(sn->env.ctx))) {
+		if (record_verify(sn, &pr, rec, rl)) {
 			sn->st.bad_packets++;
 			st = PN_ST_FORBIDDEN;
 		} else if (pn_recstore_put(sn->recs, &pr, rec, rl) == -ESTALE) {
@@ -1062,8 +1208,7 @@ static void replicate_one(void *arg, const struct pn_stored_rec *r)
 	uint8_t key[32];
 	struct sn_op *op;
 
-	if (pn_record_decode_verify(&pr, r->bytes, r->len, sn->net.root_pk,
-				    sn->env.wall_s(sn->env.ctx)))
+	if (record_verify(sn, &pr, r->bytes, r->len))
 		return;
 	pn_user_key(key, pr.cert.name);
 	op = op_new(sn, OP_PUBLISH, key);
@@ -1103,9 +1248,11 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 		pn_kad_failed(sn->kad, r->to, SN_MAX_FAILS);
 		/* The peer may have dropped our session (it expires idle sessions, or it
 		 * restarted): the next request starts a fresh handshake. */
-		for (struct sn_out *o = sn->outs; o; o = o->next)
-			if (memcmp(o->id, r->to, 32) == 0 && o->link.state == PN_LINK_UP)
+		{
+			struct sn_out *o = out_find_key(sn, r->to_key);
+			if (o && o->link.state == PN_LINK_UP)
 				pn_link_wipe(&o->link);
+		}
 		if (r->op) {
 			struct sn_op *op = r->op;
 			uint8_t to[32];
@@ -1124,13 +1271,15 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 		if (now >= op->deadline)
 			op_finish(sn, op);
 	}
-	for (struct sn_out *o = sn->outs; o; o = o->next) {
-		/* the peer forgets sessions idle for SN_IDLE_MS: forget ours a little sooner */
-		if (o->link.state == PN_LINK_UP && now > o->link.last_rx + SN_OUT_IDLE_MS &&
-		    now > o->link.last_tx + SN_OUT_IDLE_MS)
-			pn_link_wipe(&o->link);
-		if (o->link.state == PN_LINK_WAIT_HS2 &&
-		    now >= o->link.hs_sent_at + ((uint64_t)300 << (o->link.hs_tries - 1))) {
+	for (struct sn_out **pp = &sn->hs_outs; *pp;) {
+		struct sn_out *o = *pp;
+		if (o->link.state != PN_LINK_WAIT_HS2) {
+			*pp = o->hs_next;
+			o->in_hs = false;
+			continue;
+		}
+		pp = &o->hs_next;
+		if (now >= o->link.hs_sent_at + ((uint64_t)300 << (o->link.hs_tries - 1))) {
 			if (o->link.hs_tries >= 4) {
 				pn_link_wipe(&o->link);
 				for (unsigned i = 0; i < o->qn; i++)
@@ -1161,7 +1310,7 @@ static uint64_t overlay_deadline(struct pn_supernode *sn)
 	for (struct sn_op *op = sn->ops; op; op = op->next)
 		if (op->deadline < t)
 			t = op->deadline;
-	for (struct sn_out *o = sn->outs; o; o = o->next)
+	for (struct sn_out *o = sn->hs_outs; o; o = o->hs_next)
 		if (o->link.state == PN_LINK_WAIT_HS2) {
 			uint64_t rt = o->link.hs_sent_at + ((uint64_t)300 << (o->link.hs_tries - 1));
 			if (rt < t)
@@ -1464,6 +1613,7 @@ static void sn_tick(void *node)
 	if (now < sn->next_housekeep)
 		return;
 	pn_ltab_expire(&sn->links, now, SN_IDLE_MS, SN_PENDING_MS);
+	out_sweep(sn, now);
 	/* a slice per second: a full pass over 100,000 users would stall the node */
 	pn_recstore_expire_some(sn->recs, sn->env.wall_s(sn->env.ctx), 64);
 	sn->next_housekeep = now + SN_HOUSEKEEP_MS;
