@@ -1000,6 +1000,14 @@ static double wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 void osim_result_free(struct osim_result *r);
 int osim_run(const struct osim_config *cfg, struct osim_result *res);
 
@@ -1097,7 +1105,7 @@ int osim_run(const struct osim_config *cfg, struct osim_result *res)
 	}
 	pn_sim_host_set_node(o->ctl, o, &ctl_ops);
 
-	/* Run in chunks of ten virtual minutes for progress lines. After the supernodes are
+	/* Run in chunks of one virtual minute for progress lines. After the supernodes are
 	 * up, place each client in its first supernode's region. */
 	pn_sim_run_until(o->sim, sn_phase);
 	for (size_t i = 0; i < o->ncl; i++) {
@@ -1106,7 +1114,7 @@ int osim_run(const struct osim_config *cfg, struct osim_result *res)
 		c->region = o->sns[i / cfg->clients_per_sn]->region;
 		place(o, c->h, c->region);
 	}
-	chunk = 600000;
+	chunk = 60000;
 	for (t = sn_phase; t < o->t_end;) {
 		t = t + chunk < o->t_end ? t + chunk : o->t_end;
 		pn_sim_run_until(o->sim, t);
@@ -1114,9 +1122,9 @@ int osim_run(const struct osim_config *cfg, struct osim_result *res)
 			pn_sim_get_stats(o->sim, &st);
 			fprintf(stderr,
 				"parley-sim: t=%.1f min of %.1f, %" PRIu64 " events, %.0f s wall, "
-				"lookups %" PRIu64 " found %" PRIu64 "\n",
+				"%.0f s CPU, lookups %" PRIu64 " found %" PRIu64 "\n",
 				(double)t / 60000.0, (double)o->t_end / 60000.0, st.events,
-				wall_now() - w0, res->lookups, res->found);
+				wall_now() - w0, cpu_now(), res->lookups, res->found);
 		}
 	}
 	measure_one_way(o);

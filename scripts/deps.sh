@@ -6,7 +6,7 @@ what=${1:-build}
 pkgs=(meson ninja-build pkg-config gcc g++ libsodium-dev libuv1-dev libsqlite3-dev libjansson-dev)
 case "$what" in
   check) pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 jq) ;;
-  bench) pkgs+=(libcmocka-dev python3 jq valgrind hyperfine) ;;
+  bench) pkgs+=(libcmocka-dev python3 jq valgrind hyperfine gnuplot-nox) ;;
   build) ;;
   *) echo "deps.sh: unknown set \`$what' (want build, check or bench)" >&2; exit 2 ;;
 esac

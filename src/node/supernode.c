@@ -44,7 +44,9 @@ enum {
 	SN_OUT_IDLE_MS = 60000, /* outbound overlay sessions idle this long are re-made */
 	SN_REPLICATE_PER_REFRESH = 32, /* records re-stored on the current r closest per refresh */
 	SN_OUT_BUCKETS = 512, /* hash chains for outbound sessions, by key and by local index */
-	SN_CERT_CACHE = 512,  /* certificates whose root signature we checked (direct-mapped) */
+	SN_RPC_BUCKETS = 64,  /* unanswered requests by request id */
+	SN_SWEEP_MS = 10000,  /* how often idle outbound structs are freed */
+	SN_CERT_CACHE = 4096, /* certificates whose root signature we checked (direct-mapped) */
 };
 
 /* Our outbound session to another supernode: requests (and forwarded envelopes) go out
@@ -77,7 +79,8 @@ struct sn_op {
 };
 
 struct sn_rpc {
-	struct sn_rpc *next;
+	struct sn_rpc *next, **pprev;   /* sn->rpcs, newest first */
+	struct sn_rpc *hnext, **hpprev; /* sn->rpc_by_req chain */
 	uint32_t req;
 	uint8_t to[32], to_key[32];
 	struct sn_op *op; /* NULL for fire-and-forget (STORE) */
@@ -120,10 +123,18 @@ struct pn_supernode {
 	struct sn_out *outs; /* all of them; also chained by key and by local index */
 	struct sn_out *out_by_key[SN_OUT_BUCKETS], *out_by_idx[SN_OUT_BUCKETS];
 	struct sn_out *hs_outs; /* those that sent HS1 (pruned lazily when no longer waiting) */
-	uint8_t out_hash_key[crypto_shorthash_KEYBYTES];
-	uint8_t cert_seen[SN_CERT_CACHE][32]; /* BLAKE2b-256 of certificate bytes */
+	uint8_t hash_key[crypto_shorthash_KEYBYTES];
+	/* keyed BLAKE2b-128 of certificate bytes: 64 KB, room for the peers of a large network */
+	uint8_t cert_seen[SN_CERT_CACHE][16];
 	struct sn_op *ops;
 	struct sn_rpc *rpcs;
+	struct sn_rpc *rpc_by_req[SN_RPC_BUCKETS];
+	/* The earliest deadline of the rpcs, ops and handshaking outs, kept as events add
+	 * them (a node's deadline is read after every event it handles). It may be too early
+	 * after a removal, which costs one tick that finds nothing due; ov_dirty asks for a
+	 * rescan when the removed one held the minimum. */
+	uint64_t ov_deadline, next_sweep;
+	bool ov_dirty;
 	uint32_t next_req;
 	uint64_t next_refresh, last_hs_ts;
 	int misbehave;
@@ -140,6 +151,7 @@ struct pn_supernode {
 static struct sn_op *op_new(struct pn_supernode *sn, enum op_kind kind, const uint8_t target[32]);
 static void op_step(struct pn_supernode *sn, struct sn_op *op);
 static void op_unlink(struct pn_supernode *sn, struct sn_op *op);
+static void rpc_del(struct pn_supernode *sn, struct sn_rpc *r);
 static void out_free(struct pn_supernode *sn, struct sn_out **pp);
 static int sn_cert_verify(struct pn_supernode *sn, const struct pn_cert *c, const uint8_t *raw,
 			  size_t len, uint8_t flags);
@@ -250,9 +262,10 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 	}
 	/* Keyed from our secret, not from env->random, so the random stream (and every
 	 * simulation) stays as it was; peers cannot aim keys at one chain. */
-	crypto_generichash(sn->out_hash_key, sizeof(sn->out_hash_key), (const uint8_t *)"sn-out-hash",
+	crypto_generichash(sn->hash_key, sizeof(sn->hash_key), (const uint8_t *)"sn-out-hash",
 			   11, sn->me.dh_sk, 32);
 	sn->env.random(sn->env.ctx, &sn->next_req, sizeof(sn->next_req));
+	sn->ov_deadline = UINT64_MAX;
 	*out = sn;
 	return 0;
 fail:
@@ -277,7 +290,7 @@ void pn_supernode_free(struct pn_supernode *sn)
 	}
 	while (sn->rpcs) {
 		struct sn_rpc *r = sn->rpcs;
-		sn->rpcs = r->next;
+		rpc_del(sn, r);
 		free(r);
 	}
 	pn_keys_wipe(&sn->me);
@@ -579,12 +592,53 @@ static uint32_t new_req(struct pn_supernode *sn)
 	return sn->next_req;
 }
 
+static void ov_deadline_add(struct pn_supernode *sn, uint64_t t)
+{
+	if (t < sn->ov_deadline)
+		sn->ov_deadline = t;
+}
+
+static void ov_deadline_del(struct pn_supernode *sn, uint64_t t)
+{
+	if (t <= sn->ov_deadline)
+		sn->ov_dirty = true;
+}
+
+static void rpc_add(struct pn_supernode *sn, struct sn_rpc *r)
+{
+	struct sn_rpc **b = &sn->rpc_by_req[r->req % SN_RPC_BUCKETS];
+
+	r->next = sn->rpcs;
+	if (r->next)
+		r->next->pprev = &r->next;
+	sn->rpcs = r;
+	r->pprev = &sn->rpcs;
+	r->hnext = *b;
+	if (r->hnext)
+		r->hnext->hpprev = &r->hnext;
+	*b = r;
+	r->hpprev = b;
+	ov_deadline_add(sn, r->deadline);
+}
+
+/* Unlinks r from both lists; the caller frees it. */
+static void rpc_del(struct pn_supernode *sn, struct sn_rpc *r)
+{
+	*r->pprev = r->next;
+	if (r->next)
+		r->next->pprev = r->pprev;
+	*r->hpprev = r->hnext;
+	if (r->hnext)
+		r->hnext->hpprev = r->hpprev;
+	ov_deadline_del(sn, r->deadline);
+}
+
 static struct sn_out **key_chain(struct pn_supernode *sn, const uint8_t key[32])
 {
 	uint8_t h[crypto_shorthash_BYTES];
 	uint32_t v;
 
-	crypto_shorthash(h, key, 32, sn->out_hash_key);
+	crypto_shorthash(h, key, 32, sn->hash_key);
 	memcpy(&v, h, sizeof(v));
 	return &sn->out_by_key[v % SN_OUT_BUCKETS];
 }
@@ -728,6 +782,7 @@ static void out_connect(struct pn_supernode *sn, struct sn_out *o)
 			o->hs_next = sn->hs_outs;
 			sn->hs_outs = o;
 		}
+		ov_deadline_add(sn, o->link.hs_sent_at + ((uint64_t)300 << (o->link.hs_tries - 1)));
 	}
 	sodium_memzero(e_sk, sizeof(e_sk));
 }
@@ -781,19 +836,20 @@ static int sn_cert_verify(struct pn_supernode *sn, const struct pn_cert *c, cons
 			  size_t len, uint8_t flags)
 {
 	uint64_t now_s = sn->env.wall_s(sn->env.ctx);
-	uint8_t h[32], *slot;
+	uint8_t h[16], *slot;
 	int rc;
 
-	crypto_generichash(h, sizeof(h), raw, len, NULL, 0);
+	/* keyed with our secret: nobody can search for a colliding pair offline */
+	crypto_generichash(h, sizeof(h), raw, len, sn->hash_key, sizeof(sn->hash_key));
 	slot = sn->cert_seen[(h[0] | (unsigned)h[1] << 8) % SN_CERT_CACHE];
-	if (memcmp(slot, h, 32) == 0) {
+	if (memcmp(slot, h, sizeof(h)) == 0) {
 		if (now_s < c->not_before || now_s > c->not_after)
 			return -EKEYEXPIRED;
 		return (c->flags & flags) == flags ? 0 : -EPERM;
 	}
 	rc = pn_cert_verify(c, sn->net.root_pk, now_s, flags);
 	if (rc != -EBADMSG && rc != -EINVAL)
-		memcpy(slot, h, 32); /* the signature is good, whatever the time or flags */
+		memcpy(slot, h, sizeof(h)); /* the signature is good, whatever the time or flags */
 	return rc;
 }
 
@@ -838,6 +894,7 @@ static struct sn_op *op_new(struct pn_supernode *sn, enum op_kind kind, const ui
 	pn_kad_lookup_init(&op->lk, sn->kad, target, SN_ALPHA, SN_LOOKUP_K);
 	op->next = sn->ops;
 	sn->ops = op;
+	ov_deadline_add(sn, op->deadline);
 	return op;
 }
 
@@ -849,13 +906,12 @@ static void op_unlink(struct pn_supernode *sn, struct sn_op *op)
 			break;
 		}
 	}
-	for (struct sn_rpc **pp = &sn->rpcs; *pp;) {
-		if ((*pp)->op == op) {
-			struct sn_rpc *r = *pp;
-			*pp = r->next;
+	ov_deadline_del(sn, op->deadline);
+	for (struct sn_rpc *r = sn->rpcs, *next; r; r = next) {
+		next = r->next;
+		if (r->op == op) {
+			rpc_del(sn, r);
 			free(r);
-		} else {
-			pp = &(*pp)->next;
 		}
 	}
 	free(op->record);
@@ -941,8 +997,7 @@ static void op_step(struct pn_supernode *sn, struct sn_op *op)
 		memcpy(r->to_key, c->key, 32);
 		r->op = op;
 		r->deadline = now + SN_RPC_TIMEOUT_MS;
-		r->next = sn->rpcs;
-		sn->rpcs = r;
+		rpc_add(sn, r);
 		pn_wr_init(&w, f, sizeof(f));
 		if (op->kind == OP_CLIENT_LOOKUP) {
 			pn_wr_u8(&w, PN_F_FIND_VALUE);
@@ -961,10 +1016,9 @@ static void op_step(struct pn_supernode *sn, struct sn_op *op)
 
 static struct sn_rpc *rpc_take(struct pn_supernode *sn, uint32_t req, const uint8_t from[32])
 {
-	for (struct sn_rpc **pp = &sn->rpcs; *pp; pp = &(*pp)->next) {
-		struct sn_rpc *r = *pp;
+	for (struct sn_rpc *r = sn->rpc_by_req[req % SN_RPC_BUCKETS]; r; r = r->hnext) {
 		if (r->req == req && memcmp(r->to, from, 32) == 0) {
-			*pp = r->next;
+			rpc_del(sn, r);
 			return r;
 		}
 	}
@@ -1238,13 +1292,11 @@ static void start_join(struct pn_supernode *sn)
 static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 {
 	/* unanswered requests */
-	for (struct sn_rpc **pp = &sn->rpcs; *pp;) {
-		struct sn_rpc *r = *pp;
-		if (now < r->deadline) {
-			pp = &r->next;
+	for (struct sn_rpc *r = sn->rpcs, *next; r; r = next) {
+		next = r->next;
+		if (now < r->deadline)
 			continue;
-		}
-		*pp = r->next;
+		rpc_del(sn, r);
 		pn_kad_failed(sn->kad, r->to, SN_MAX_FAILS);
 		/* The peer may have dropped our session (it expires idle sessions, or it
 		 * restarted): the next request starts a fresh handshake. */
@@ -1261,7 +1313,7 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 			pn_kad_lookup_fail(&op->lk, to);
 			op_step(sn, op);
 			/* op_step may have freed rpcs: restart the scan */
-			pp = &sn->rpcs;
+			next = sn->rpcs;
 			continue;
 		}
 		free(r);
@@ -1298,25 +1350,32 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 			pn_recstore_scan(sn->recs, &sn->replicate_cursor, SN_REPLICATE_PER_REFRESH,
 					 sn->env.wall_s(sn->env.ctx), replicate_one, sn);
 	}
+	sn->ov_dirty = true; /* deadlines passed, retries moved: rescan once */
 }
 
 static uint64_t overlay_deadline(struct pn_supernode *sn)
 {
 	uint64_t t = pn_kad_count(sn->kad) ? sn->next_refresh : UINT64_MAX;
 
-	for (struct sn_rpc *r = sn->rpcs; r; r = r->next)
-		if (r->deadline < t)
-			t = r->deadline;
-	for (struct sn_op *op = sn->ops; op; op = op->next)
-		if (op->deadline < t)
-			t = op->deadline;
-	for (struct sn_out *o = sn->hs_outs; o; o = o->hs_next)
-		if (o->link.state == PN_LINK_WAIT_HS2) {
-			uint64_t rt = o->link.hs_sent_at + ((uint64_t)300 << (o->link.hs_tries - 1));
-			if (rt < t)
-				t = rt;
-		}
-	return t;
+	if (sn->ov_dirty) {
+		uint64_t m = UINT64_MAX;
+		for (struct sn_rpc *r = sn->rpcs; r; r = r->next)
+			if (r->deadline < m)
+				m = r->deadline;
+		for (struct sn_op *op = sn->ops; op; op = op->next)
+			if (op->deadline < m)
+				m = op->deadline;
+		for (struct sn_out *o = sn->hs_outs; o; o = o->hs_next)
+			if (o->link.state == PN_LINK_WAIT_HS2) {
+				uint64_t rt = o->link.hs_sent_at +
+					      ((uint64_t)300 << (o->link.hs_tries - 1));
+				if (rt < m)
+					m = rt;
+			}
+		sn->ov_deadline = m;
+		sn->ov_dirty = false;
+	}
+	return sn->ov_deadline < t ? sn->ov_deadline : t;
 }
 
 static void on_forward(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev *d,
@@ -1613,7 +1672,10 @@ static void sn_tick(void *node)
 	if (now < sn->next_housekeep)
 		return;
 	pn_ltab_expire(&sn->links, now, SN_IDLE_MS, SN_PENDING_MS);
-	out_sweep(sn, now);
+	if (now >= sn->next_sweep) {
+		out_sweep(sn, now);
+		sn->next_sweep = now + SN_SWEEP_MS;
+	}
 	/* a slice per second: a full pass over 100,000 users would stall the node */
 	pn_recstore_expire_some(sn->recs, sn->env.wall_s(sn->env.ctx), 64);
 	sn->next_housekeep = now + SN_HOUSEKEEP_MS;
