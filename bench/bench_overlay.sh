@@ -66,7 +66,7 @@ run() {
 	tag=$1
 	shift
 	echo "== $tag: parley-sim $*" >&2
-	if timeout "$MAX_S" nice -n "$NICE" "$sim" --quiet --json --hist "$data/$tag" "$@" \
+	if timeout "$MAX_S" nice -n "$NICE" "$sim" --json --hist "$data/$tag" "$@" \
 		>"$data/$tag.txt"; then
 		grep '^{' "$data/$tag.txt" |
 			sed "s/\"figure\":\"[^.\"]*\./\"figure\":\"$tag./" >>"$out"

@@ -866,8 +866,10 @@ static int check_sn_cert(struct pn_supernode *sn, const struct pn_link *l)
 	return rc;
 }
 
-static void learn(struct pn_supernode *sn, const uint8_t key[32], const struct pn_addr *addr,
-		  bool seen)
+/* id: pn_kad_id_of(key) when the caller has it already (NULL: computed here). A NODES
+ * answer carries 17 contacts, so hashing each key once instead of twice shows. */
+static void learn(struct pn_supernode *sn, const uint8_t key[32], const uint8_t *id,
+		  const struct pn_addr *addr, bool seen)
 {
 	struct pn_kad_contact c;
 
@@ -875,7 +877,10 @@ static void learn(struct pn_supernode *sn, const uint8_t key[32], const struct p
 		return;
 	memset(&c, 0, sizeof(c));
 	memcpy(c.key, key, 32);
-	pn_kad_id_of(c.id, key);
+	if (id)
+		memcpy(c.id, id, 32);
+	else
+		pn_kad_id_of(c.id, key);
 	c.addr = *addr;
 	pn_kad_seen(sn->kad, &c, seen, now_ms(sn));
 }
@@ -1182,7 +1187,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 	pn_rd_u32(&r, &req);
 	if (r.err)
 		return;
-	learn(sn, o->key, &o->addr, true);
+	learn(sn, o->key, o->id, &o->addr, true);
 	if (type == PN_F_STORED)
 		return;
 	rpc = rpc_take(sn, req, o->id);
@@ -1202,7 +1207,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 				break;
 			pn_kad_id_of(cs[k].id, cs[k].key);
 			if (!pn_ct_eq(cs[k].key, sn->me.dh_pk, 32))
-				learn(sn, cs[k].key, &cs[k].addr, false);
+				learn(sn, cs[k].key, cs[k].id, &cs[k].addr, false);
 			k++;
 		}
 		pn_kad_lookup_answer(&op->lk, o->id, cs, k);
@@ -1558,7 +1563,7 @@ static void handle_hs1(struct pn_supernode *sn, const struct pn_addr *from, cons
 			pn_ltab_remove(&sn->links, e);
 			return;
 		}
-		learn(sn, e->link.remote_static, from, true);
+		learn(sn, e->link.remote_static, NULL, from, true);
 		sn->env.send(sn->env.ctx, from, e->link.hs_pkt, e->link.hs_pkt_len);
 		return;
 	}
