@@ -48,8 +48,9 @@ pick() {
 		return
 	fi
 	for c in 1 2 3 4 5; do
-		[ -f "$data/$1-n$2-churn$3-c$c.txt" ] && { echo "$1-n$2-churn$3-c$c"; return; }
+		[ -f "$data/$1-n$2-churn$3-c$c.txt" ] && { echo "$1-n$2-churn$3-c$c"; return 0; }
 	done
+	return 0
 }
 cps_note() {
 	case $1 in
@@ -156,7 +157,7 @@ set datafile missing '-'
 set key bottom right
 set grid ytics
 set arrow from graph 0, first 99.9 to graph 1, first 99.9 nohead dt 2 lc rgb 'red'
-set label 'goal 99.9 %' at graph 0.01, first 99.93 tc rgb 'red'
+set label 'goal 99.9 %' at graph 0.82, first 99.97 tc rgb 'red'
 plot for [i=2:$((cols + 1))] '$dat' using i:xtic(1) title columnhead(i)
 EOF
 fi

@@ -1218,10 +1218,16 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 		/* Pass the records on as they are; the client verifies every one. */
 		pn_rd_u8(&r, &cnt);
 		if (!r.err) {
+			/* the hops to the contact that had the record (before, the deepest
+			 * hop among all answers so far + 1, which read one high whenever a
+			 * first-round NODES answer came in before a first-round VALUE) */
+			unsigned hops = pn_kad_lookup_hop(&op->lk, o->id);
+			if (!hops)
+				hops = op->lk.hops + 1;
 			sn->st.lookups_done++;
-			sn->st.lookup_hops_total += op->lk.hops + 1;
+			sn->st.lookup_hops_total += hops;
 			if (sn->lookup_hook)
-				sn->lookup_hook(sn->lookup_hook_arg, true, op->lk.hops + 1,
+				sn->lookup_hook(sn->lookup_hook_arg, true, hops,
 						now_ms(sn) - op->started);
 			send_lookup_result(sn, op->client_idx, op->client_req, f + r.pos, n - r.pos, cnt);
 			/* finished: do not answer the client a second time */
