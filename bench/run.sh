@@ -4,9 +4,10 @@
 # explains the figures.
 #
 # usage: bench/run.sh [--quick] [--no-build] [BENCH...]
-#   BENCH        any of: noise login startup latency rss call media (default: all, in that order)
+#   BENCH        any of: noise login startup latency rss call media overlay (default: all, in that order)
 #   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
-#                20 RSS clients); the figures are then not the documented ones
+#                20 RSS clients, a 50-supernode overlay); the figures are then not the
+#                documented ones
 #   --no-build   use BUILD as it is
 # env: BUILD=DIR  build directory (default build-bench/ in the repository)
 #      RESULTS=FILE  where the JSON lines go (default bench/results/latest.jsonl)
@@ -25,7 +26,7 @@ for a in "$@"; do
 	case $a in
 	--quick) QUICK=1 ;;
 	--no-build) BUILD_IT=0 ;;
-	noise | login | startup | latency | rss | call | media) BENCHES+=("$a") ;;
+	noise | login | startup | latency | rss | call | media | overlay) BENCHES+=("$a") ;;
 	-h | --help)
 		sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
@@ -36,7 +37,7 @@ for a in "$@"; do
 		;;
 	esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay)
 
 for tool in python3 awk; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
@@ -57,7 +58,7 @@ if [ $BUILD_IT = 1 ]; then
 	echo "== building $BUILD"
 	ninja -C "$BUILD" >/dev/null || { echo "run.sh: the build failed (ninja -C $BUILD)" >&2; exit 1; }
 fi
-for p in cmd/parley-login cmd/parley-supernode cmd/parleyd cmd/parley bench/bench-noise bench/bench-media; do
+for p in cmd/parley-login cmd/parley-supernode cmd/parleyd cmd/parley cmd/parley-sim bench/bench-noise bench/bench-media; do
 	[ -x "$BUILD/$p" ] || {
 		echo "run.sh: build missing: $BUILD/$p (run without --no-build, or set BUILD=DIR)" >&2
 		exit 1
@@ -95,12 +96,16 @@ if [ $QUICK = 1 ]; then
 	LATENCY_ARGS=(--messages 200)
 	RSS_ENV=(RSS_CLIENTS=20)
 	CALL_ARGS=(--calls 5 --cold 3)
+	OVERLAY_ARGS=(--supernodes 50 --hours 0.1 --lookups 200)
 else
 	LOGIN_ARGS=()
 	STARTUP_ARGS=()
 	LATENCY_ARGS=()
 	RSS_ENV=()
 	CALL_ARGS=()
+	# Minutes, not hours: the documented 1,000 and 10,000-supernode runs are
+	# bench/bench_overlay.sh (docs/BENCHMARKS.md, "Directory at scale").
+	OVERLAY_ARGS=(--supernodes 300 --hours 0.25 --lookups 1000)
 fi
 
 FAILED=()
@@ -134,6 +139,14 @@ for b in "${BENCHES[@]}"; do
 	rss) run_bench rss env "${RSS_ENV[@]}" bash "$HERE/bench_rss.sh" ;;
 	call) run_bench call python3 "$HERE/bench_call.py" "${CALL_ARGS[@]}" ;;
 	media) run_bench media "$BUILD/bench/bench-media" ;;
+	overlay)
+		# ours (k = 32) and the plain Kademlia baseline (k = 20, no per-prefix limit),
+		# 10 %/h churn, in the simulator
+		run_bench overlay "$BUILD/cmd/parley-sim" --quiet --json --churn-per-hour 10 \
+			"${OVERLAY_ARGS[@]}"
+		run_bench overlay-plain "$BUILD/cmd/parley-sim" --quiet --json --churn-per-hour 10 \
+			--k 20 --per-prefix 20 "${OVERLAY_ARGS[@]}"
+		;;
 	esac
 done
 env_line loadavg_1min_after "$(loadavg)" load

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <sodium.h>
@@ -999,6 +1000,14 @@ static double wall_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 void osim_result_free(struct osim_result *r);
 int osim_run(const struct osim_config *cfg, struct osim_result *res);
 
@@ -1096,7 +1105,7 @@ int osim_run(const struct osim_config *cfg, struct osim_result *res)
 	}
 	pn_sim_host_set_node(o->ctl, o, &ctl_ops);
 
-	/* Run in chunks of ten virtual minutes for progress lines. After the supernodes are
+	/* Run in chunks of one virtual minute for progress lines. After the supernodes are
 	 * up, place each client in its first supernode's region. */
 	pn_sim_run_until(o->sim, sn_phase);
 	for (size_t i = 0; i < o->ncl; i++) {
@@ -1105,7 +1114,7 @@ int osim_run(const struct osim_config *cfg, struct osim_result *res)
 		c->region = o->sns[i / cfg->clients_per_sn]->region;
 		place(o, c->h, c->region);
 	}
-	chunk = 600000;
+	chunk = 60000;
 	for (t = sn_phase; t < o->t_end;) {
 		t = t + chunk < o->t_end ? t + chunk : o->t_end;
 		pn_sim_run_until(o->sim, t);
@@ -1113,9 +1122,9 @@ int osim_run(const struct osim_config *cfg, struct osim_result *res)
 			pn_sim_get_stats(o->sim, &st);
 			fprintf(stderr,
 				"parley-sim: t=%.1f min of %.1f, %" PRIu64 " events, %.0f s wall, "
-				"lookups %" PRIu64 " found %" PRIu64 "\n",
+				"%.0f s CPU, lookups %" PRIu64 " found %" PRIu64 "\n",
 				(double)t / 60000.0, (double)o->t_end / 60000.0, st.events,
-				wall_now() - w0, res->lookups, res->found);
+				wall_now() - w0, cpu_now(), res->lookups, res->found);
 		}
 	}
 	measure_one_way(o);
@@ -1273,6 +1282,7 @@ int main(int argc, char **argv)
 	const char *hist = NULL;
 	bool json = false;
 	char tag[128];
+	double cpu_s = 0, max_rss_mib = 0;
 	uint64_t v;
 	double d;
 	int rc;
@@ -1404,12 +1414,29 @@ int main(int argc, char **argv)
 	       r.sn_bad_packets, r.sn_peers, r.sn_lookups_done);
 	printf("  %" PRIu64 " events in %.1f s wall (%.0f events/s), %.1f virtual minutes\n",
 	       r.events, r.wall_s, r.events_per_s, (double)r.virtual_ms / 60000.0);
+	{
+		/* CPU rather than wall: the machine is shared, and CPU per virtual minute is
+		 * what decides whether a size fits. */
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+			(double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+		max_rss_mib = (double)ru.ru_maxrss / 1024.0;
+		printf("  %.1f s CPU (%.2f s per virtual minute), peak RSS %.0f MiB\n", cpu_s,
+		       r.virtual_ms ? cpu_s * 60000.0 / (double)r.virtual_ms : 0, max_rss_mib);
+	}
 	if (hist)
 		write_hist(hist, &r);
 	if (json) {
-		snprintf(tag, sizeof(tag), "n%u_k%u_churn%g_mal%g%s", cfg.n_sn, cfg.k ? cfg.k : 32,
-			 cfg.churn_per_hour, cfg.malicious * 100,
-			 cfg.malicious > 0 ? (cfg.misbehave == PN_SN_LIE ? "lie" : "drop") : "");
+		int tl = snprintf(tag, sizeof(tag), "n%u_k%u_churn%g_mal%g%s", cfg.n_sn,
+				  cfg.k ? cfg.k : 32, cfg.churn_per_hour, cfg.malicious * 100,
+				  cfg.malicious > 0 ? (cfg.misbehave == PN_SN_LIE ? "lie" : "drop")
+						    : "");
+		/* runs that differ only in these must not share a tag */
+		if (cfg.per_prefix && tl > 0 && (size_t)tl < sizeof(tag))
+			tl += snprintf(tag + tl, sizeof(tag) - (size_t)tl, "_pp%u", cfg.per_prefix);
+		if (cfg.clients_per_sn != 10 && tl > 0 && (size_t)tl < sizeof(tag))
+			snprintf(tag + tl, sizeof(tag) - (size_t)tl, "_c%u", cfg.clients_per_sn);
 		json_fig(tag, "lookup_success", r.success, "fraction");
 		json_fig(tag, "lookup_success_first_attempt", r.success_first, "fraction");
 		json_fig(tag, "lookups", (double)r.lookups, "count");
@@ -1424,6 +1451,11 @@ int main(int argc, char **argv)
 		json_fig(tag, "one_way_ms_p50", r.one_way_p50, "ms");
 		json_fig(tag, "events_per_s", r.events_per_s, "1/s");
 		json_fig(tag, "wall_s", r.wall_s, "s");
+		json_fig(tag, "cpu_s", cpu_s, "s");
+		json_fig(tag, "cpu_s_per_virtual_min",
+			 r.virtual_ms ? cpu_s * 60000.0 / (double)r.virtual_ms : 0, "s");
+		json_fig(tag, "peak_rss", max_rss_mib, "MiB");
+		json_fig(tag, "virtual_min", (double)r.virtual_ms / 60000.0, "min");
 	}
 	osim_result_free(&r);
 	return 0;

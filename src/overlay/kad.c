@@ -502,6 +502,13 @@ static int cand_find(const struct pn_kad_lookup *l, const uint8_t id[PN_KAD_ID])
 	return -1;
 }
 
+unsigned pn_kad_lookup_hop(const struct pn_kad_lookup *l, const uint8_t id[PN_KAD_ID])
+{
+	int i = l ? cand_find(l, id) : -1;
+
+	return i < 0 ? 0 : l->hop_of[i];
+}
+
 /* The largest hop among the k closest answered candidates (see kad.h). */
 static void update_hops(struct pn_kad_lookup *l)
 {

@@ -137,5 +137,9 @@ void pn_kad_lookup_fail(struct pn_kad_lookup *l, const uint8_t from[PN_KAD_ID]);
 bool pn_kad_lookup_done(const struct pn_kad_lookup *l);
 /* The closest answered contacts (up to n), closest first. */
 size_t pn_kad_lookup_result(const struct pn_kad_lookup *l, struct pn_kad_contact *out, size_t n);
+/* The hop at which candidate id was reached (1 = from our own table, h + 1 = named by an
+ * answer from a hop-h candidate), or 0 when id is not a candidate. A FIND_VALUE answered
+ * by id took this many overlay hops, whatever other answers came in before it. */
+unsigned pn_kad_lookup_hop(const struct pn_kad_lookup *l, const uint8_t id[PN_KAD_ID]);
 
 #endif

@@ -111,6 +111,17 @@ static struct user_ent **find_user(struct pn_recstore *rs, const char *name, uin
 	return p;
 }
 
+bool pn_recstore_holds(struct pn_recstore *rs, const char *username, const uint8_t device_id[16],
+		       const uint8_t *bytes, size_t len)
+{
+	struct user_ent *u = *find_user(rs, username, hash_name(rs, username));
+
+	for (unsigned i = 0; u && i < u->n; i++)
+		if (memcmp(u->recs[i].device_id, device_id, 16) == 0)
+			return u->recs[i].len == len && memcmp(u->recs[i].bytes, bytes, len) == 0;
+	return false;
+}
+
 int pn_recstore_put(struct pn_recstore *rs, const struct pn_record *r, const uint8_t *bytes,
 		    size_t len)
 {

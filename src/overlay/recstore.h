@@ -7,6 +7,7 @@
 #ifndef PARLEY_OVERLAY_RECSTORE_H
 #define PARLEY_OVERLAY_RECSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,6 +35,13 @@ int pn_recstore_put(struct pn_recstore *rs, const struct pn_record *r, const uin
 /* Calls cb for each live record of username (expired ones are skipped). Returns count. */
 int pn_recstore_get(struct pn_recstore *rs, const char *username, uint64_t now_s,
 		    void (*cb)(void *arg, const struct pn_stored_rec *r), void *arg);
+/* True when the store holds exactly these bytes as the record of (username, device_id),
+ * expired or not. Such bytes passed pn_record_decode_verify when they were stored, so a
+ * caller that sees them again needs only the time checks (pn_record_check_time), not the
+ * two signature verifications: replicas receive the same record again on every
+ * re-replication round. */
+bool pn_recstore_holds(struct pn_recstore *rs, const char *username, const uint8_t device_id[16],
+		       const uint8_t *bytes, size_t len);
 void pn_recstore_del(struct pn_recstore *rs, const char *username, const uint8_t device_id[16]);
 /* Drops expired records (a whole pass; get() never returns expired ones anyway). */
 void pn_recstore_expire(struct pn_recstore *rs, uint64_t now_s);

@@ -858,6 +858,15 @@ static void lookup_hops_follow_the_chain(void **state)
 	assert_int_equal(pn_kad_lookup_result(&l, res, 4), 3);
 	assert_int_equal(last_n(&res[0]), 1);
 	assert_int_equal(last_n(&res[2]), 4);
+	/* the hop each candidate was reached at; unknown ids are 0 */
+	line_contact(&found, 4);
+	assert_int_equal(pn_kad_lookup_hop(&l, found.id), 1);
+	line_contact(&found, 2);
+	assert_int_equal(pn_kad_lookup_hop(&l, found.id), 2);
+	line_contact(&found, 1);
+	assert_int_equal(pn_kad_lookup_hop(&l, found.id), 3);
+	line_contact(&found, 7);
+	assert_int_equal(pn_kad_lookup_hop(&l, found.id), 0);
 	pn_kad_free(t);
 }
 

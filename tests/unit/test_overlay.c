@@ -126,6 +126,35 @@ static void recstore_put_get(void **state)
 	pn_recstore_free(NULL);
 }
 
+/* holds: true only for the exact bytes stored for that (user, device). */
+static void recstore_holds(void **state)
+{
+	struct pn_recstore *rs = NULL;
+	uint8_t b[64], dev[16];
+	size_t n;
+
+	assert_int_equal(pn_recstore_new(&rs, test_hash_key), 0);
+	memset(dev, 1, sizeof(dev));
+	n = rec_bytes(b, 1, 5);
+	assert_false(pn_recstore_holds(rs, "alice", dev, b, n));
+	assert_int_equal(put(rs, "alice", 1, 5, 1000), 0);
+	assert_true(pn_recstore_holds(rs, "alice", dev, b, n));
+	assert_false(pn_recstore_holds(rs, "alice", dev, b, n - 1));
+	assert_false(pn_recstore_holds(rs, "bob", dev, b, n));
+	b[n - 1] ^= 1;
+	assert_false(pn_recstore_holds(rs, "alice", dev, b, n));
+	b[n - 1] ^= 1;
+	memset(dev, 2, sizeof(dev));
+	assert_false(pn_recstore_holds(rs, "alice", dev, b, n));
+	/* a newer seq replaces the bytes: the old ones are no longer held */
+	memset(dev, 1, sizeof(dev));
+	assert_int_equal(put(rs, "alice", 1, 6, 1000), 0);
+	assert_false(pn_recstore_holds(rs, "alice", dev, b, n));
+	n = rec_bytes(b, 1, 6);
+	assert_true(pn_recstore_holds(rs, "alice", dev, b, n));
+	pn_recstore_free(rs);
+}
+
 static void recstore_seq_rules(void **state)
 {
 	struct pn_recstore *rs = NULL;
@@ -556,6 +585,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(recstore_put_get),
+		cmocka_unit_test(recstore_holds),
 		cmocka_unit_test(recstore_seq_rules),
 		cmocka_unit_test(recstore_device_cap),
 		cmocka_unit_test(recstore_put_too_long),
