@@ -89,6 +89,7 @@ static void usage(FILE *f)
 		"  hold [ID] | resume [ID]                  put the call on hold and back\n"
 		"  calls [--limit N]                        current call and the call log\n"
 		"  settings [calls-from contacts|anyone]    show or change settings\n"
+		"  devices | devices revoke DEVICE-ID       this account's devices; revoke one\n"
 		"  presence [online|away|dnd|invisible] [--mood TEXT]\n"
 		"                                           your status, and your contacts'\n"
 		"  events [--count N]                       print events as they happen\n"
@@ -175,6 +176,11 @@ static const struct cmd_help cmd_helps[] = {
 	{"hold", "usage: parley hold [ID]\nPuts the current call on hold (no audio either way).\n"},
 	{"resume", "usage: parley resume [ID]\nTakes the call off hold.\n"},
 	{"calls", "usage: parley calls [--limit N]\nShows the current call and the last N (default 20) calls.\n"},
+	{"devices", "usage: parley devices\n"
+		    "       parley devices revoke DEVICE-ID\n"
+		    "Lists the devices of this account, as the login server knows them (the one\n"
+		    "you are on is marked), or revokes one: the login server will not log it in or\n"
+		    "renew its certificate again (the certificate it holds runs out within 24 h).\n"},
 	{"presence", "usage: parley presence [online|away|dnd|invisible] [--mood TEXT]\n"
 		     "Without arguments shows your status and your contacts'. With a status (and/or\n"
 		     "--mood, at most 100 bytes; --mood '' clears it) sets yours: your contacts see\n"
@@ -931,6 +937,19 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 		show_call(r, strcmp(sub, "stats") == 0);
 	} else if (strcmp(cmd, "calls") == 0) {
 		show_calls(r);
+	} else if (strcmp(cmd, "devices") == 0) {
+		json_t *e;
+		size_t i;
+		if (*sub)
+			printf("device revoked\n");
+		json_array_foreach(json_object_get(r, "devices"), i, e) {
+			fmt_time(when, json_integer_value(json_object_get(e, "last_seen")));
+			printf("%s  ", jstr(e, "device_id"));
+			put_clean(stdout, jstr(e, "name"));
+			printf("  last seen %s%s%s\n", when,
+			       json_is_true(json_object_get(e, "revoked")) ? "  REVOKED" : "",
+			       json_is_true(json_object_get(e, "this_device")) ? "  (this device)" : "");
+		}
 	} else if (strcmp(cmd, "presence") == 0) {
 		json_t *e;
 		size_t i;
@@ -1050,6 +1069,7 @@ static const struct cmd_spec cmd_specs[] = {
 	{"calls", 0, 0, OPT_LIMIT},
 	{"settings", 0, 2, 0},
 	{"presence", 0, 1, OPT_MOOD},
+	{"devices", 0, 2, 0},
 	{"events", 0, 0, OPT_COUNT},
 	{"ping", 0, 0, 0},
 	{"shutdown", 0, 0, 0},
@@ -1564,6 +1584,17 @@ int main(int argc, char **argv)
 	}
 	if ((play && add_str(args, "play", play) < 0) || (record && add_str(args, "record", record) < 0))
 		goto out;
+	if (strcmp(cmd, "devices") == 0) {
+		if (nargs == 1 || (nargs == 2 && strcmp(pos[0], "revoke") != 0)) {
+			fprintf(stderr, "parley: wrong arguments for `devices'\n%s", find_cmd_help(cmd));
+			goto out;
+		}
+		if (nargs == 2) {
+			sub = "revoke";
+			if (add_str(args, "device_id", pos[1]) < 0)
+				goto out;
+		}
+	}
 	if (strcmp(cmd, "presence") == 0) {
 		if ((nargs == 1 && add_str(args, "status", pos[0]) < 0) ||
 		    (mood && add_str(args, "mood", mood) < 0))
@@ -1594,6 +1625,8 @@ int main(int argc, char **argv)
 			snprintf(api_cmd, sizeof(api_cmd), "call.%s", cmd);
 		else if (strcmp(cmd, "decline") == 0)
 			snprintf(api_cmd, sizeof(api_cmd), "call.hangup");
+		else if (strcmp(cmd, "devices") == 0)
+			snprintf(api_cmd, sizeof(api_cmd), "devices%s", *sub ? ".revoke" : "");
 		else if (strcmp(cmd, "search-history") == 0)
 			snprintf(api_cmd, sizeof(api_cmd), "history.search");
 		else if (strcmp(cmd, "settings") == 0 || strcmp(cmd, "presence") == 0)

@@ -94,6 +94,7 @@ enum acct_stmt {
 	ST_GET_DEVICE_ANY,
 	ST_GET_DEVICE,
 	ST_REVOKE_DEVICE,
+	ST_LIST_DEVICES,
 	ST_COUNT_USERS,
 	ST_SET_PROFILE,
 	ST_GET_PROFILE,
@@ -125,6 +126,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REVOKE_DEVICE] = "UPDATE devices SET revoked_at = ?3 WHERE device_id = ?1"
 			     " AND revoked_at IS NULL"
 			     " AND user_id = (SELECT id FROM users WHERE username = ?2)",
+	[ST_LIST_DEVICES] = "SELECT d.device_id, d.name, d.created_at, d.last_seen,"
+			    " coalesce(d.revoked_at, 0) FROM devices d JOIN users u ON u.id = d.user_id"
+			    " WHERE u.username = ?1 ORDER BY d.created_at, d.device_id",
 	[ST_COUNT_USERS] = "SELECT count(*) FROM users",
 	/* No row inserted or updated means no such user. */
 	[ST_SET_PROFILE] =
@@ -641,6 +645,51 @@ int pn_acct_store_search_profiles(struct pn_acct_store *s, const char *text, uns
 		}
 	}
 out:
+	pn_db_done(st);
+	return err;
+}
+
+int pn_acct_store_list_devices(struct pn_acct_store *s, const char *username,
+			       int (*cb)(void *arg, const struct pn_acct_device *d), void *arg)
+{
+	struct pn_acct_device d;
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err, ret;
+
+	if (!s || !cb)
+		return -EINVAL;
+	ulen = pn_db_text_len(username, ACCT_USERNAME_MAX);
+	if (!ulen)
+		return -EINVAL;
+	st = s->db.st[ST_LIST_DEVICES];
+	if (pn_db_bind_text(st, 1, username, ulen)) {
+		err = pn_db_fail(&s->db, "binding device list");
+		pn_db_done(st);
+		return err;
+	}
+	for (;;) {
+		const unsigned char *name;
+		err = pn_db_step_next(&s->db, st, "listing devices");
+		if (err <= 0)
+			break;
+		memset(&d, 0, sizeof(d));
+		if (sqlite3_column_bytes(st, 0) != ACCT_DEVICE_ID_LEN) {
+			err = -EIO;
+			break;
+		}
+		memcpy(d.device_id, sqlite3_column_blob(st, 0), ACCT_DEVICE_ID_LEN);
+		name = sqlite3_column_text(st, 1);
+		snprintf(d.name, sizeof(d.name), "%s", name ? (const char *)name : "");
+		d.created_at = (uint64_t)sqlite3_column_int64(st, 2);
+		d.last_seen = (uint64_t)sqlite3_column_int64(st, 3);
+		d.revoked_at = (uint64_t)sqlite3_column_int64(st, 4);
+		ret = cb(arg, &d);
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			break;
+		}
+	}
 	pn_db_done(st);
 	return err;
 }

@@ -40,6 +40,14 @@ int pn_acct_store_upsert_device(struct pn_acct_store *s, const char *username,
  * -ENOENT if unknown; on 0 copies its keys when the out pointers are non-NULL. */
 int pn_acct_store_get_device(struct pn_acct_store *s, const char *username,
 			     const uint8_t device_id[16], uint8_t sign_pk[32], uint8_t dh_pk[32]);
+/* The devices of a user, oldest first (revoked ones too: revoked_at > 0). */
+struct pn_acct_device {
+	uint8_t device_id[16];
+	char name[65];
+	uint64_t created_at, last_seen, revoked_at; /* s */
+};
+int pn_acct_store_list_devices(struct pn_acct_store *s, const char *username,
+			       int (*cb)(void *arg, const struct pn_acct_device *d), void *arg);
 /* Marks the device revoked (keeping the first revocation time). 0, also when it was
  * already revoked; -ENOENT if the user has no such device; -EIO. */
 int pn_acct_store_revoke_device(struct pn_acct_store *s, const char *username,

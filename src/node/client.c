@@ -67,7 +67,8 @@ enum pres_status { PRES_OFFLINE = 0, PRES_ONLINE = 1, PRES_AWAY = 2, PRES_DND = 
 		   PRES_INVISIBLE = 4 /* ours only: sent as offline */ };
 
 enum sn_state { SN_NONE = 0, SN_CONNECTING, SN_UP };
-enum op_kind { OP_NONE = 0, OP_REGISTER, OP_LOGIN, OP_RENEW, OP_PROFILE_SET, OP_SEARCH };
+enum op_kind { OP_NONE = 0, OP_REGISTER, OP_LOGIN, OP_RENEW, OP_PROFILE_SET, OP_SEARCH,
+	       OP_DEVICES, OP_REVOKE };
 
 /* A command waiting for the network. */
 struct pending {
@@ -534,6 +535,7 @@ static void publish_record(struct pn_client *c)
 
 static void flush_all(struct pn_client *c);
 static void pres_push_all(struct pn_client *c);
+static void devices_on_result(struct pn_client *c, const uint8_t *b, size_t len);
 static bool is_blocked(struct pn_client *c, const char *user);
 static void req_on_presence(struct pn_client *c, const char *user);
 
@@ -1989,7 +1991,8 @@ static int op_start(struct pn_client *c, enum op_kind k, const char *user, const
 
 static void prof_write_request(struct pn_client *c, struct pn_wr *w)
 {
-	pn_wr_u8(w, c->op == OP_SEARCH ? PN_F_SEARCH : PN_F_PROFILE_SET);
+	pn_wr_u8(w, c->op == OP_SEARCH ? PN_F_SEARCH : c->op == OP_DEVICES ? PN_F_DEVICES
+		    : c->op == OP_REVOKE ? PN_F_REVOKE : PN_F_PROFILE_SET);
 	pn_wr_u32(w, c->op_req);
 	pn_wr_bytes(w, c->op_body, c->op_body_len);
 }
@@ -2205,7 +2208,8 @@ static void op_send_request(struct pn_client *c)
 	size_t len;
 
 	pn_wr_init(&w, f, sizeof(f));
-	if (c->op == OP_PROFILE_SET || c->op == OP_SEARCH) {
+	if (c->op == OP_PROFILE_SET || c->op == OP_SEARCH || c->op == OP_DEVICES ||
+	    c->op == OP_REVOKE) {
 		prof_write_request(c, &w);
 	} else if (c->op == OP_REGISTER) {
 		pn_wr_u8(&w, PN_F_REGISTER);
@@ -2275,7 +2279,7 @@ static void on_login_result(struct pn_client *c, struct pn_rd *r)
 		op_fail(c, -EPERM, status_code(st), msg);
 		return;
 	}
-	if (k == OP_PROFILE_SET) {
+	if (k == OP_PROFILE_SET || k == OP_REVOKE) {
 		prof_set_done(c);
 		return;
 	}
@@ -2398,6 +2402,8 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 		}
 		if (ev == PN_LINK_EV_UP) {
 			op_send_request(c);
+		} else if (ev == PN_LINK_EV_DATA && n > 0 && f[0] == PN_F_DEVICES_RESULT) {
+			devices_on_result(c, f + 1, n - 1);
 		} else if (ev == PN_LINK_EV_DATA && n > 0 && f[0] == PN_F_SEARCH_RESULT) {
 			prof_on_search_result(c, f + 1, n - 1);
 		} else if (ev == PN_LINK_EV_DATA && n > 0 && f[0] == PN_F_LOGIN_RESULT) {
@@ -3261,6 +3267,79 @@ static void cmd_history(struct pn_client *c, json_t *args, pn_client_reply_cb cb
 	reply_ok(cb, arg, json_pack("{s:o}", "messages", h.arr));
 }
 
+/* ---- devices of the account (login server) ------------------------------------------- */
+
+static void devices_on_result(struct pn_client *c, const uint8_t *b, size_t len)
+{
+	struct pn_rd r;
+	uint32_t req;
+	uint8_t st, n;
+	json_t *arr;
+	pn_client_reply_cb cb = c->op_cb;
+	void *arg = c->op_arg;
+
+	pn_rd_init(&r, b, len);
+	pn_rd_u32(&r, &req);
+	pn_rd_u8(&r, &st);
+	pn_rd_u8(&r, &n);
+	if (r.err || c->op != OP_DEVICES || req != c->op_req || st != PN_ST_OK)
+		return;
+	arr = json_array();
+	for (unsigned i = 0; arr && i < n; i++) {
+		uint8_t did[16];
+		char name[65], hex[33];
+		uint64_t created, seen, revoked;
+		pn_rd_bytes(&r, did, 16);
+		pn_rd_str8(&r, name, sizeof(name));
+		pn_rd_u64(&r, &created);
+		pn_rd_u64(&r, &seen);
+		pn_rd_u64(&r, &revoked);
+		if (r.err)
+			break;
+		pn_hex_encode(hex, sizeof(hex), did, 16);
+		json_array_append_new(arr, json_pack("{s:s,s:s,s:I,s:I,s:b,s:b}", "device_id", hex,
+						     "name", name, "created_at", (json_int_t)created,
+						     "last_seen", (json_int_t)seen, "revoked", revoked != 0,
+						     "this_device", memcmp(did, c->device_id, 16) == 0));
+	}
+	if (r.err || pn_rd_end(&r)) {
+		json_decref(arr);
+		op_fail(c, -EBADMSG, "internal", "the login server sent a malformed device list");
+		return;
+	}
+	op_finish(c);
+	if (cb)
+		reply_ok(cb, arg, json_pack("{s:o}", "devices", arr));
+	else
+		json_decref(arr);
+}
+
+/* devices {} lists the account's devices; devices.revoke {"device_id"} revokes one: the
+ * login server will not renew or log it in again. */
+static void cmd_devices(struct pn_client *c, bool revoke, json_t *args, pn_client_reply_cb cb,
+			void *arg)
+{
+	const char *id = arg_str(args, "device_id");
+	uint8_t did[16];
+	struct pn_wr w;
+
+	if (!c->logged_in) {
+		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "log in first");
+		return;
+	}
+	if (revoke && (!id || strlen(id) != 32 || pn_hex_decode(did, 16, id))) {
+		reply_err(cb, arg, -EINVAL, "bad_request", "device_id must be 32 hex digits");
+		return;
+	}
+	pn_wr_init(&w, c->op_body, sizeof(c->op_body));
+	pn_wr_str8(&w, c->username);
+	pn_wr_bytes(&w, c->keys.sign_pk, 32);
+	if (revoke)
+		pn_wr_bytes(&w, did, 16);
+	c->op_body_len = w.len;
+	prof_start(c, revoke ? OP_REVOKE : OP_DEVICES, cb, arg);
+}
+
 /* ---- presence commands ------------------------------------------------------------------ */
 
 static void cmd_presence(struct pn_client *c, bool set, json_t *args, pn_client_reply_cb cb, void *arg)
@@ -3549,6 +3628,8 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 		cmd_call_action(c, cmd + 5, args, cb, arg);
 	else if (strcmp(cmd, "calls") == 0)
 		cmd_calls(c, args, cb, arg);
+	else if (strcmp(cmd, "devices") == 0 || strcmp(cmd, "devices.revoke") == 0)
+		cmd_devices(c, cmd[7] == '.', args, cb, arg);
 	else if (strcmp(cmd, "presence.get") == 0 || strcmp(cmd, "presence.set") == 0)
 		cmd_presence(c, cmd[9] == 's', args, cb, arg);
 	else if (strcmp(cmd, "settings.get") == 0 || strcmp(cmd, "settings.set") == 0)

@@ -525,6 +525,86 @@ static void search_reply(struct pn_login_server *ls, struct pn_lent *e, uint32_t
 
 /* Any session may search (no login needed): the answer holds only what users chose to
  * publish. Searches have their own per-host bucket. */
+struct dev_list {
+	struct pn_wr *w;
+	uint8_t n;
+};
+
+static int dev_list_cb(void *arg, const struct pn_acct_device *d)
+{
+	struct dev_list *l = arg;
+	struct pn_wr save = *l->w;
+
+	if (l->n == 255)
+		return 1;
+	pn_wr_bytes(l->w, d->device_id, 16);
+	pn_wr_str8(l->w, d->name);
+	pn_wr_u64(l->w, d->created_at);
+	pn_wr_u64(l->w, d->last_seen);
+	pn_wr_u64(l->w, d->revoked_at);
+	if (l->w->err) {
+		*l->w = save; /* as many as fit in one frame */
+		return 1;
+	}
+	l->n++;
+	return 0;
+}
+
+static void on_devices(struct pn_login_server *ls, struct pn_lent *e, struct pn_rd *r, bool revoke)
+{
+	uint32_t req;
+	char user[64];
+	uint8_t sign_pk[32], did[16];
+	int rc;
+
+	pn_rd_u32(r, &req);
+	pn_rd_str8(r, user, sizeof(user));
+	pn_rd_bytes(r, sign_pk, 32);
+	if (revoke)
+		pn_rd_bytes(r, did, 16);
+	if (pn_rd_end(r)) {
+		ls->st.bad_packets++;
+		return;
+	}
+	if (!rate_take(ls, &e->addr, RATE_LOGIN)) {
+		ls->st.rejected_rate++;
+		reply(ls, e, req, PN_ST_RATE_LIMITED, "too many requests from your address", NULL);
+		return;
+	}
+	/* only a live device of the account may list or revoke its devices */
+	if (device_check(ls, e, req, user, sign_pk))
+		return;
+	if (revoke) {
+		rc = pn_acct_store_revoke_device(ls->store, user, did, ls->env.wall_s(ls->env.ctx));
+		if (rc == -ENOENT)
+			reply(ls, e, req, PN_ST_NOT_FOUND, "no such device on this account", NULL);
+		else if (rc)
+			reply(ls, e, req, PN_ST_INTERNAL, "account store error", NULL);
+		else
+			reply(ls, e, req, PN_ST_OK, "device revoked", NULL);
+		return;
+	}
+	{
+		uint8_t f[PN_FRAME_MAX];
+		struct pn_wr w;
+		size_t npos;
+		struct dev_list l = {&w, 0};
+
+		pn_wr_init(&w, f, sizeof(f));
+		pn_wr_u8(&w, PN_F_DEVICES_RESULT);
+		pn_wr_u32(&w, req);
+		pn_wr_u8(&w, PN_ST_OK);
+		npos = w.len;
+		pn_wr_u8(&w, 0);
+		if (pn_acct_store_list_devices(ls->store, user, dev_list_cb, &l) < 0) {
+			reply(ls, e, req, PN_ST_INTERNAL, "account store error", NULL);
+			return;
+		}
+		f[npos] = l.n;
+		send_frame(ls, e, f, w.len);
+	}
+}
+
 static void on_search(struct pn_login_server *ls, struct pn_lent *e, struct pn_rd *r)
 {
 	uint32_t req;
@@ -583,6 +663,10 @@ static void on_frame(struct pn_login_server *ls, struct pn_lent *e, const uint8_
 		break;
 	case PN_F_SEARCH:
 		on_search(ls, e, &r);
+		break;
+	case PN_F_DEVICES:
+	case PN_F_REVOKE:
+		on_devices(ls, e, &r, type == PN_F_REVOKE);
 		break;
 	default:
 		ls->st.bad_packets++;

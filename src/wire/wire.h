@@ -80,9 +80,15 @@ enum pn_frame_type {
 	PN_F_PROFILE_SET = 0x13, /* u32 req | str8 username | 32 sign_pk | u8 searchable |
 				    str8 display_name | str8 city | str8 country | str8 languages */
 	PN_F_SEARCH = 0x14,    /* u32 req | str8 query | u8 limit (1..PN_PROFILE_SEARCH_MAX) */
+	/* Authenticated like RENEW: the account's devices, and revoking one of them. */
+	PN_F_DEVICES = 0x15,   /* u32 req | str8 username | 32 sign_pk */
+	PN_F_REVOKE = 0x16,    /* u32 req | str8 username | 32 sign_pk | 16 device id
+				  (answered by LOGIN_RESULT with an empty certificate) */
 	/* login server -> client */
 	PN_F_LOGIN_RESULT = 0x18, /* u32 req | u8 status | str8 message | u16 cert_len | cert |
 				     u8 n | n x (addr | 32 key) bootstrap supernodes */
+	PN_F_DEVICES_RESULT = 0x1a, /* u32 req | u8 status | u8 n | n x (16 device id |
+				       str8 name | u64 created_at | u64 last_seen | u64 revoked_at) */
 	PN_F_SEARCH_RESULT = 0x19, /* u32 req | u8 status | u8 n | n x (str8 username |
 				      str8 display_name | str8 city | str8 country |
 				      str8 languages); as many as fit in one frame */

@@ -83,10 +83,69 @@ static void test_two_devices_one_history(void **state)
 	sc_net_free(&n);
 }
 
+/* `devices` lists the account's devices; one revokes another, which can then neither log
+ * in again nor list or revoke anything. */
+static void test_devices_list_and_revoke(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link base = {.delay_ms = 15};
+	struct sc_reply r;
+	json_t *devs, *d;
+	char other[33] = "";
+
+	(void)state;
+	assert_int_equal(sc_net_init(&n, 32, &base), 0);
+	sc_bring_up(&n);
+	assert_int_equal(sc_net_add_client(&n, "198.18.1.3:5000"), 2);
+	assert_true(sc_call(&n, 2, "login", sc_args2("username", "alice", "password", "correct horse"), &r, 10000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 0, "devices", NULL, &r, 10000));
+	assert_int_equal(r.err, 0);
+	devs = json_object_get(r.result, "devices");
+	assert_int_equal(json_array_size(devs), 2);
+	for (size_t i = 0; i < 2; i++) {
+		d = json_array_get(devs, i);
+		assert_false(json_is_true(json_object_get(d, "revoked")));
+		if (!json_is_true(json_object_get(d, "this_device")))
+			snprintf(other, sizeof(other), "%s", json_string_value(json_object_get(d, "device_id")));
+	}
+	assert_int_equal(strlen(other), 32);
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 0, "devices.revoke", sc_args2("device_id", other, NULL, NULL), &r, 10000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 0, "devices", NULL, &r, 10000));
+	devs = json_object_get(r.result, "devices");
+	for (size_t i = 0; i < 2; i++) {
+		d = json_array_get(devs, i);
+		assert_int_equal(json_is_true(json_object_get(d, "revoked")),
+				 strcmp(json_string_value(json_object_get(d, "device_id")), other) == 0);
+	}
+	sc_reply_clear(&r);
+	/* the revoked device cannot come back, nor act for the account */
+	assert_true(sc_call(&n, 2, "devices", NULL, &r, 10000));
+	assert_int_not_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 2, "logout", NULL, &r, 1000));
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 2, "login", sc_args2("username", "alice", "password", "correct horse"), &r, 10000));
+	assert_int_not_equal(r.err, 0);
+	printf("  revoked device logging in again: %s\n", r.code);
+	assert_string_equal(r.code, "device_revoked");
+	sc_reply_clear(&r);
+	/* a malformed id is refused before anything is sent */
+	assert_true(sc_call(&n, 0, "devices.revoke", sc_args2("device_id", "xyz", NULL, NULL), &r, 1000));
+	assert_string_equal(r.code, "bad_request");
+	sc_reply_clear(&r);
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_two_devices_one_history),
+		cmocka_unit_test(test_devices_list_and_revoke),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
