@@ -78,6 +78,7 @@ static void usage(FILE *f)
 		"  send USER TEXT...                        send a message (words joined by spaces)\n"
 		"  history USER [--limit N]                 conversation history (default 50)\n"
 		"  search-history TEXT... [--limit N]       find messages by their words\n"
+		"  read USER                                mark USER's messages read (they see it)\n"
 		"  profile set [--name N] [--city C] [--country CC] [--languages en,de] [--hidden]\n"
 		"                                           publish this account's profile\n"
 		"  search TEXT... [--limit N]               find people by their published profiles\n"
@@ -144,6 +145,9 @@ static const struct cmd_help cmd_helps[] = {
 		 "Use `--' before text that starts with a dash.\n"},
 	{"history", "usage: parley history USER [--limit N]\n"
 		    "Shows the last N (default 50, at most 1000) messages with USER.\n"},
+	{"read", "usage: parley read USER\n"
+		 "Marks every message from USER read: USER's devices see \"read\", and so do your\n"
+		 "other devices.\n"},
 	{"search-history", "usage: parley search-history TEXT... [--limit N]\n"
 			   "Finds messages in this device's history holding every word of TEXT (each\n"
 			   "as a word prefix, any order, accents and case ignored), newest first, up\n"
@@ -937,6 +941,10 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 		show_call(r, strcmp(sub, "stats") == 0);
 	} else if (strcmp(cmd, "calls") == 0) {
 		show_calls(r);
+	} else if (strcmp(cmd, "read") == 0) {
+		printf("%lld message(s) from ", (long long)json_integer_value(json_object_get(r, "marked")));
+		put_clean(stdout, jstr(r, "with"));
+		printf(" marked read\n");
 	} else if (strcmp(cmd, "devices") == 0) {
 		json_t *e;
 		size_t i;
@@ -1058,6 +1066,7 @@ static const struct cmd_spec cmd_specs[] = {
 	{"send", 2, -1, 0},
 	{"history", 1, 1, OPT_LIMIT},
 	{"search-history", 1, -1, OPT_LIMIT},
+	{"read", 1, 1, 0},
 	{"profile", 1, 1, OPT_PROFILE},
 	{"search", 1, -1, OPT_LIMIT},
 	{"call", 1, 2, OPT_MEDIA | OPT_DURATION | OPT_DETACH},
@@ -1547,6 +1556,9 @@ int main(int argc, char **argv)
 		    (p_langs && add_str(args, "languages", p_langs) < 0))
 			goto out;
 		json_object_set_new(args, "searchable", json_boolean(!(used_opts & OPT_HIDDEN)));
+	} else if (strcmp(cmd, "read") == 0) {
+		if (add_str(args, "with", pos[0]) < 0)
+			goto out;
 	} else if (strcmp(cmd, "history") == 0) {
 		if (add_str(args, "with", pos[0]) < 0)
 			goto out;

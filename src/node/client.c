@@ -58,6 +58,7 @@ enum {
 	CL_MOOD_MAX = 100,         /* bytes of UTF-8 */
 	CL_PRESENCE_REFRESH_MS = 300000, /* presence sent to contacts again every 5 min */
 	CL_PRESENCE_TTL_MS = 660000,     /* not heard again for 11 min: offline */
+	CL_READ_PENDING = 64,      /* read receipts held per user until a session is up */
 	CL_REQ_BURST = 10,         /* contact requests from new people: 10, then 1 a minute */
 	CL_REQ_REFILL_MS = 60000,
 	PN_CONTACT_REQUEST = 1,
@@ -98,6 +99,10 @@ struct ruser {
 	uint64_t pres_seq;         /* the sender's clock: older news is ignored */
 	uint64_t pres_at;          /* now_ms() when it arrived (it expires) */
 	bool pres_push;            /* send ours once the lookup answers */
+	/* read receipts (ours, for their messages; or, for our own user, read-state sync)
+	 * waiting for a session with their devices */
+	uint8_t read_ids[CL_READ_PENDING][16];
+	unsigned n_read;
 };
 
 /* An end-to-end session with one remote device. */
@@ -535,6 +540,7 @@ static void publish_record(struct pn_client *c)
 
 static void flush_all(struct pn_client *c);
 static void pres_push_all(struct pn_client *c);
+static void read_flush(struct pn_client *c, struct ruser *u);
 static void devices_on_result(struct pn_client *c, const uint8_t *b, size_t len);
 static bool is_blocked(struct pn_client *c, const char *user);
 static void req_on_presence(struct pn_client *c, const char *user);
@@ -822,7 +828,8 @@ static void msg_state_event(struct pn_client *c, const char *id, const char *to,
 	     json_pack("{s:s,s:s,s:s}", "id", id, "to", to, "state", pn_msg_state_name(st)));
 }
 
-static void send_receipt(struct pn_client *c, struct peer *p, const uint8_t idb[16])
+static void send_receipt_kind(struct pn_client *c, struct peer *p, const uint8_t idb[16],
+			      uint8_t kind)
 {
 	uint8_t f[32];
 	struct pn_wr w;
@@ -830,8 +837,44 @@ static void send_receipt(struct pn_client *c, struct peer *p, const uint8_t idb[
 	pn_wr_init(&w, f, sizeof(f));
 	pn_wr_u8(&w, PN_F_RECEIPT);
 	pn_wr_bytes(&w, idb, 16);
-	pn_wr_u8(&w, 1);
+	pn_wr_u8(&w, kind);
 	peer_send_frame(c, p, f, w.len);
+}
+
+static void send_receipt(struct pn_client *c, struct peer *p, const uint8_t idb[16])
+{
+	send_receipt_kind(c, p, idb, 1);
+}
+
+/* The read receipts held for u go to every device of u with a session up; the others get
+ * a session (and the receipts when it comes up: read_on_session_up). */
+static void read_flush(struct pn_client *c, struct ruser *u)
+{
+	bool all_up = true;
+
+	for (unsigned i = 0; i < u->n; i++) {
+		struct peer *p = peer_for(c, u, i);
+		if (!p)
+			continue;
+		if (p->link.state == PN_LINK_UP) {
+			for (unsigned k = 0; k < u->n_read; k++)
+				send_receipt_kind(c, p, u->read_ids[k], 2);
+		} else {
+			all_up = false;
+			if (p->link.state != PN_LINK_WAIT_HS2)
+				peer_connect(c, p, &u->certs[i]);
+		}
+	}
+	if (all_up)
+		u->n_read = 0;
+}
+
+static void read_on_session_up(struct pn_client *c, struct peer *p)
+{
+	struct ruser *u = ruser_get(c, p->username, false);
+
+	for (unsigned k = 0; u && k < u->n_read; k++)
+		send_receipt_kind(c, p, u->read_ids[k], 2);
 }
 
 static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
@@ -922,6 +965,16 @@ static void on_receipt(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		return;
 	st = kind == 1 ? PN_MSG_DELIVERED : PN_MSG_READ;
 	pn_hex_encode(id, sizeof(id), idb, 16);
+	if (strcmp(p->username, c->username) == 0 && st == PN_MSG_READ) {
+		/* another device of ours read a message we received too */
+		struct pn_msg_row *row = calloc(1, sizeof(*row));
+		if (row && pn_cstore_msg_get(c->store, id, row) == 0 && row->dir == PN_MSG_IN &&
+		    pn_cstore_msg_set_state(c->store, id, PN_MSG_READ, wall_ms(c)) == 0)
+			emit(c, "message.state", json_pack("{s:s,s:s,s:s}", "id", id, "from", row->peer,
+							   "state", "read"));
+		free(row);
+		return;
+	}
 	if (strcmp(p->username, c->username) == 0) {
 		/* one of our own devices took its copy */
 		m = outmsg_find(c, idb, true, &pp);
@@ -1700,6 +1753,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		}
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
+		read_on_session_up(c, p);
 		return;
 	}
 	p = peer_get(c, src, false);
@@ -1739,6 +1793,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 			flush_user(c, u);
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
+		read_on_session_up(c, p);
 	} else if (ev == PN_LINK_EV_DATA) {
 		on_e2e_frame(c, p, f, fl);
 	}
@@ -1839,6 +1894,8 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 		flush_user(c, u);
 	if (u->found && u->pres_push)
 		pres_to_user(c, u);
+	if (u->found && u->n_read)
+		read_flush(c, u);
 }
 
 static void on_unreachable(struct pn_client *c, struct pn_rd *r)
@@ -3586,6 +3643,76 @@ too_long:
 	reply_err(cb, arg, -EINVAL, "bad_request", "the search text is too long");
 }
 
+/* read {"with"}: every message received from `with` that is not read yet becomes read;
+ * the sender's devices get read receipts, our own other devices the same news. */
+struct read_ctx {
+	uint8_t ids[CL_READ_PENDING][16];
+	unsigned n;
+};
+
+static int read_cb(void *arg, const struct pn_msg_row *m)
+{
+	struct read_ctx *r = arg;
+
+	if (m->dir == PN_MSG_IN && m->state == PN_MSG_RECEIVED && r->n < CL_READ_PENDING)
+		pn_hex_decode(r->ids[r->n++], 16, m->id);
+	return 0;
+}
+
+static void read_queue(struct pn_client *c, const char *user, const struct read_ctx *r)
+{
+	struct ruser *u = ruser_get(c, user, true);
+
+	if (!u)
+		return;
+	for (unsigned k = 0; k < r->n; k++) {
+		if (u->n_read == CL_READ_PENDING) {
+			/* the oldest go: the newest receipts matter */
+			memmove(u->read_ids[0], u->read_ids[1], 16 * (CL_READ_PENDING - 1));
+			u->n_read--;
+		}
+		memcpy(u->read_ids[u->n_read++], r->ids[k], 16);
+	}
+	if (c->sn_state != SN_UP)
+		return;
+	if (u->found && now_ms(c) - u->fetched_at <= CL_LOOKUP_CACHE_MS)
+		read_flush(c, u);
+	else
+		lookup_start(c, u); /* on_lookup_result flushes */
+}
+
+static void cmd_read(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *with = arg_str(args, "with");
+	struct read_ctx *r;
+	unsigned marked = 0;
+
+	if (!c->logged_in) {
+		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "log in first");
+		return;
+	}
+	if (!with || pn_username_valid(with)) {
+		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
+		return;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r) {
+		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
+		return;
+	}
+	pn_cstore_msg_list(c->store, with, 1000, read_cb, r);
+	for (unsigned k = 0; k < r->n; k++) {
+		char id[PN_MSG_ID_HEX + 1];
+		pn_hex_encode(id, sizeof(id), r->ids[k], 16);
+		if (pn_cstore_msg_set_state(c->store, id, PN_MSG_READ, wall_ms(c)) == 0)
+			marked++;
+	}
+	read_queue(c, with, r);
+	read_queue(c, c->username, r);
+	free(r);
+	reply_ok(cb, arg, json_pack("{s:s,s:i}", "with", with, "marked", marked));
+}
+
 void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_client_reply_cb cb,
 		       void *arg)
 {
@@ -3614,6 +3741,8 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 		cmd_send(c, args, cb, arg);
 	else if (strcmp(cmd, "history") == 0)
 		cmd_history(c, args, cb, arg);
+	else if (strcmp(cmd, "read") == 0)
+		cmd_read(c, args, cb, arg);
 	else if (strcmp(cmd, "history.search") == 0)
 		cmd_history_search(c, args, cb, arg);
 	else if (strcmp(cmd, "profile.set") == 0)

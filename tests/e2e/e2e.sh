@@ -166,6 +166,15 @@ expect_rc "a bad country code is refused (exit 1)" 1 ln_cli alice profile set --
 case "$out" in *Switzerland*bad_profile*) ok "the error names the code and quotes the value";; *) fail "the error names the code and quotes the value" "$out";; esac
 expect_rc "search --limit above 50 is a usage error" 2 ln_cli alice search smith --limit 51
 
+# -- read receipts
+check "bob marks alice's messages read" '.with == "alice" and .marked >= 1' "$(ln_cli bob --json read alice)"
+for i in $(seq 1 30); do
+	r=$(ln_cli alice --json history bob)
+	printf '%s' "$r" | jq -e '[.messages[] | select(.direction == "out")] | any(.state == "read")' >/dev/null 2>&1 && break
+	sleep 0.1
+done
+check "alice's history shows her message read" '[.messages[] | select(.direction == "out")] | any(.state == "read")' "$r"
+
 # -- history search (FTS5 over this device's messages)
 check "search-history finds a message by word prefixes, any order" \
 	'[.messages[].text] | any(. == "hello bob, from alice")' "$(ln_cli bob --json search-history ALI hel)"

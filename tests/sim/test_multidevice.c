@@ -76,6 +76,22 @@ static void test_two_devices_one_history(void **state)
 	}
 	sc_reply_clear(&r);
 	sc_reply_clear(&r2);
+	/* alice reads bob's message on her first device: bob sees "read", and so does her
+	 * second device */
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 0, "read", sc_args2("with", "bob", NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	assert_int_equal(json_integer_value(json_object_get(r.result, "marked")), 1);
+	sc_reply_clear(&r);
+	k = sc_wait_event(&n, 1, "message.state", ev0, 5000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "state")), "read");
+	k = sc_wait_event(&n, 2, "message.state", ev0, 5000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "state")), "read");
+	h2 = history(&n, 2, "bob", &r2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(h2, 1), "state")), "read");
+	sc_reply_clear(&r2);
 	/* bob got alice's message once, though two of her devices know it */
 	assert_true(sc_call(&n, 1, "history", sc_args2("with", "alice", NULL, NULL), &r, 1000));
 	assert_int_equal(json_array_size(json_object_get(r.result, "messages")), 2);
