@@ -16,6 +16,15 @@ fail() { steps=$((steps + 1)); fails=$((fails + 1)); printf '  FAIL %s\n' "$1"; 
 check() {
 	if printf '%s' "$3" | jq -e "$2" >/dev/null 2>&1; then ok "$1"; else fail "$1" "got: $3"; fi
 }
+wait_for() { # DESC JQ CMD...: polls CMD's JSON until JQ holds (5 s)
+	local desc=$1 expr=$2 i last; shift 2
+	for i in $(seq 1 50); do
+		last=$("$@" 2>&1)
+		if printf '%s' "$last" | jq -e "$expr" >/dev/null 2>&1; then ok "$desc"; return 0; fi
+		sleep 0.1
+	done
+	fail "$desc" "last: $last"
+}
 # expect_rc DESC WANT CMD...: runs CMD, checks its exit status, keeps its output in $out
 expect_rc() {
 	local desc=$1 want=$2; shift 2
@@ -61,29 +70,18 @@ if grep -q "correct horse" "$LN_DIR"/*.log; then fail "no password appears in an
 
 # -- contacts and lookup
 check "alice adds bob as a contact, with a note" '.username == "bob"' "$(ln_cli alice --json contacts add bob --note 'hi bob, alice here')"
-for i in $(seq 1 30); do
-	r=$(ln_cli bob --json contacts requests)
-	printf '%s' "$r" | jq -e '.requests[0].username == "alice"' >/dev/null 2>&1 && break
-	sleep 0.1
-done
-check "bob sees alice's contact request and its note" '.requests == [{"username":"alice","kind":"incoming","note":"hi bob, alice here","at":.requests[0].at}]' "$r"
+wait_for "bob sees alice's contact request and its note" \
+	'.requests == [{"username":"alice","kind":"incoming","note":"hi bob, alice here","at":.requests[0].at}]' \
+	ln_cli bob --json contacts requests
 expect_rc "--note goes with contacts add only (usage error)" 2 ln_cli bob contacts accept alice --note x
 check "contacts list holds bob" '[.contacts[].username] == ["bob"]' "$(ln_cli alice --json contacts list)"
 check "bob accepts alice's request" '.username == "alice"' "$(ln_cli bob --json contacts accept alice)"
-for i in $(seq 1 30); do
-	r=$(ln_cli alice --json presence)
-	printf '%s' "$r" | jq -e '.contacts[] | select(.username == "bob") | .status == "online"' >/dev/null 2>&1 && break
-	sleep 0.1
-done
-check "alice sees bob online" '.contacts[] | select(.username == "bob") | .status == "online"' "$r"
+wait_for "alice sees bob online" '.contacts[] | select(.username == "bob") | .status == "online"' \
+	ln_cli alice --json presence
 check "alice's request is no longer pending" '.requests == []' "$(ln_cli alice --json contacts requests)"
 check "bob goes away with a mood" '.status == "away" and .mood == "back at 3"' "$(ln_cli bob --json presence away --mood 'back at 3')"
-for i in $(seq 1 30); do
-	r=$(ln_cli alice --json contacts list)
-	printf '%s' "$r" | jq -e '.contacts[0].status == "away"' >/dev/null 2>&1 && break
-	sleep 0.1
-done
-check "alice's contact list shows bob away, with his mood" '.contacts[0].status == "away" and .contacts[0].mood == "back at 3"' "$r"
+wait_for "alice's contact list shows bob away, with his mood" \
+	'.contacts[0].status == "away" and .contacts[0].mood == "back at 3"' ln_cli alice --json contacts list
 expect_rc "an unknown presence status is refused (exit 1)" 1 ln_cli bob presence sleeping
 ln_cli bob presence online --mood '' >/dev/null
 check "whois bob: online with one device" '.online == true and (.devices | length) == 1' "$(ln_cli alice --json whois bob)"
@@ -96,15 +94,6 @@ sleep 0.3
 r=$(ln_cli alice --json send bob "hello bob, from alice")
 check "alice sends to bob" '(.id | length) == 32' "$r"
 id=$(printf '%s' "$r" | jq -r .id)
-wait_for() { # DESC JQ CMD...: polls CMD's JSON until JQ holds (5 s)
-	local desc=$1 expr=$2 i last; shift 2
-	for i in $(seq 1 50); do
-		last=$("$@" 2>&1)
-		if printf '%s' "$last" | jq -e "$expr" >/dev/null 2>&1; then ok "$desc"; return 0; fi
-		sleep 0.1
-	done
-	fail "$desc" "last: $last"
-}
 wait_for "bob's history holds the message once" \
 	"[.messages[] | select(.id == \"$id\")] | length == 1 and .[0].text == \"hello bob, from alice\"" \
 	ln_cli bob --json history alice
@@ -168,12 +157,8 @@ expect_rc "search --limit above 50 is a usage error" 2 ln_cli alice search smith
 
 # -- read receipts
 check "bob marks alice's messages read" '.with == "alice" and .marked >= 1' "$(ln_cli bob --json read alice)"
-for i in $(seq 1 30); do
-	r=$(ln_cli alice --json history bob)
-	printf '%s' "$r" | jq -e '[.messages[] | select(.direction == "out")] | any(.state == "read")' >/dev/null 2>&1 && break
-	sleep 0.1
-done
-check "alice's history shows her message read" '[.messages[] | select(.direction == "out")] | any(.state == "read")' "$r"
+wait_for "alice's history shows her message read" \
+	'[.messages[] | select(.direction == "out")] | any(.state == "read")' ln_cli alice --json history bob
 
 # -- history search (FTS5 over this device's messages)
 check "search-history finds a message by word prefixes, any order" \
