@@ -59,10 +59,19 @@ for u in alice bob echo; do
 done
 run "parley status    (alice)" ln_cli alice status || exit 1
 
-step "5. alice adds bob as a contact and looks him up"
-run "parley contacts add bob    (alice)" ln_cli alice contacts add bob
+step "5. alice asks bob to be her contact; bob accepts; they see each other's presence"
+run "parley contacts add bob --note 'hi bob, it is alice'    (alice)" \
+	ln_cli alice contacts add bob --note 'hi bob, it is alice'
 run "parley whois bob    (alice)" ln_cli alice whois bob || exit 1
 say "(the directory names bob's supernode, never bob's own address)"
+for i in $(seq 1 30); do ln_cli bob --json contacts requests 2>/dev/null | grep -q alice && break; sleep 0.1; done
+run "parley contacts requests    (bob)" ln_cli bob contacts requests
+run "parley contacts accept alice    (bob)" ln_cli bob contacts accept alice
+for i in $(seq 1 30); do ln_cli bob --json presence 2>/dev/null | grep -q '"online"' && break; sleep 0.1; done
+run "parley presence away --mood 'making coffee'    (bob)" ln_cli bob presence away --mood 'making coffee'
+for i in $(seq 1 30); do ln_cli alice --json presence 2>/dev/null | grep -q coffee && break; sleep 0.1; done
+run "parley contacts list    (alice)" ln_cli alice contacts list
+ln_cli bob presence online --mood '' >/dev/null
 
 step "6. Messages both ways — bob's event stream is shown as it happens"
 ln_cli bob events > >(sed -u "s/^/          ${C}[bob's events]${R} /") 2>/dev/null &
