@@ -67,7 +67,10 @@ say "(the directory names bob's supernode, never bob's own address)"
 for i in $(seq 1 30); do ln_cli bob --json contacts requests 2>/dev/null | grep -q alice && break; sleep 0.1; done
 run "parley contacts requests    (bob)" ln_cli bob contacts requests
 run "parley contacts accept alice    (bob)" ln_cli bob contacts accept alice
-for i in $(seq 1 30); do ln_cli bob --json presence 2>/dev/null | grep -q '"online"' && break; sleep 0.1; done
+for i in $(seq 1 30); do
+	ln_cli bob --json presence 2>/dev/null | jq -e '.contacts[] | select(.username == "alice") | .status == "online"' >/dev/null 2>&1 && break
+	sleep 0.1
+done
 run "parley presence away --mood 'making coffee'    (bob)" ln_cli bob presence away --mood 'making coffee'
 for i in $(seq 1 30); do ln_cli alice --json presence 2>/dev/null | grep -q coffee && break; sleep 0.1; done
 run "parley contacts list    (alice)" ln_cli alice contacts list

@@ -543,7 +543,7 @@ static void pres_push_all(struct pn_client *c);
 static void read_flush(struct pn_client *c, struct ruser *u);
 static void devices_on_result(struct pn_client *c, const uint8_t *b, size_t len);
 static bool is_blocked(struct pn_client *c, const char *user);
-static void req_on_presence(struct pn_client *c, const char *user);
+static void req_on_presence(struct pn_client *c, struct peer *p);
 
 static void complete_login_waiters(struct pn_client *c, bool ok)
 {
@@ -1454,7 +1454,7 @@ static void on_presence(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		return;
 	}
 	u = ruser_get(c, p->username, true);
-	req_on_presence(c, p->username);
+	req_on_presence(c, p);
 	if (!u || (seq < u->pres_seq))
 		return; /* older news (another device's, or reordered) */
 	pres_set_remote(c, u, st, mood, seq);
@@ -1529,14 +1529,22 @@ static void req_on_session_up(struct pn_client *c, struct peer *p)
 		req_send(c, p, r.note);
 }
 
-/* Presence from user u arrived, so u has us as a contact: our request was accepted. */
-static void req_on_presence(struct pn_client *c, const char *user)
+/* Presence from user u arrived, so u has us as a contact: our request was accepted, and
+ * u, who could not take our presence before, gets it now. */
+static void req_on_presence(struct pn_client *c, struct peer *p)
 {
 	struct pn_rel_row r;
+	struct ruser *u;
 
-	if (pn_cstore_rel_get(c->store, user, &r) == 0 && r.kind == PN_REL_REQUEST_OUT &&
-	    pn_cstore_rel_del(c->store, user) == 0)
-		emit(c, "contact.accepted", json_pack("{s:s}", "username", user));
+	if (pn_cstore_rel_get(c->store, p->username, &r) != 0 || r.kind != PN_REL_REQUEST_OUT ||
+	    pn_cstore_rel_del(c->store, p->username) != 0)
+		return;
+	emit(c, "contact.accepted", json_pack("{s:s}", "username", p->username));
+	u = ruser_get(c, p->username, false);
+	if (u && u->found)
+		pres_to_user(c, u);
+	else
+		pres_send(c, p);
 }
 
 static bool req_allow(struct pn_client *c)

@@ -189,6 +189,10 @@ static void test_contact_requests_and_block(void **state)
 	assert_true(k >= 0);
 	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "username")), "carol");
 	assert_non_null(wait_presence(&n, 0, "carol", ev0, 3000));
+	/* and carol, who could not take alice's presence before, sees her now */
+	e = wait_presence(&n, 2, "alice", ev0, 3000);
+	assert_non_null(e);
+	assert_string_equal(json_string_value(json_object_get(e, "status")), "online");
 	assert_true(sc_call(&n, 0, "contacts.requests", NULL, &r, 1000));
 	assert_int_equal(json_array_size(json_object_get(r.result, "requests")), 0);
 	sc_reply_clear(&r);
