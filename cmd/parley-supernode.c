@@ -156,9 +156,16 @@ static int cmd_serve(const char *dir, const char *netpath)
 		goto out;
 	}
 	if (cu_read_file(certf, &cert, &cert_len)) {
-		fprintf(stderr, "%s: cannot read the certificate `%s' (have the operator run "
-				"`parley-login enroll')\n", prog, certf);
-		goto out;
+		if (!net.open_policy || opt[O_CERT]) {
+			fprintf(stderr, "%s: cannot read the certificate `%s' (have the operator run "
+					"`parley-login enroll')\n", prog, certf);
+			goto out;
+		}
+		/* an open network: serving without enrollment is allowed */
+		cert = NULL;
+		cert_len = 0;
+		fprintf(stderr, "%s: no certificate; network `%s' is open, so serving without one\n",
+			prog, net.name);
 	}
 	if (pn_rt_new(&rt)) {
 		fprintf(stderr, "%s: cannot start the event loop\n", prog);

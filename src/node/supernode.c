@@ -204,7 +204,9 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 	struct pn_cert c;
 	int rc;
 
-	if (!cfg->cert || cfg->cert_len > PN_CERT_MAX)
+	/* An open network (policy = open) lets a host serve without a certificate; an
+	 * enrolled one never does. */
+	if ((!cfg->cert || cfg->cert_len == 0) ? !cfg->net->open_policy : cfg->cert_len > PN_CERT_MAX)
 		return -EINVAL;
 	sn = calloc(1, sizeof(*sn));
 	if (!sn)
@@ -212,19 +214,23 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 	sn->env = *cfg->env;
 	sn->net = *cfg->net;
 	sn->public_addr = cfg->public_addr;
-	memcpy(sn->cert, cfg->cert, cfg->cert_len);
-	sn->cert_len = cfg->cert_len;
+	sn->cert_len = cfg->cert ? cfg->cert_len : 0;
+	if (sn->cert_len)
+		memcpy(sn->cert, cfg->cert, sn->cert_len);
 	rc = pn_keys_from_seed(&sn->me, cfg->seed);
 	if (rc)
 		goto fail;
 	/* Refuse to start with a certificate that is not ours or not from this network. */
-	rc = pn_cert_decode(&c, sn->cert, sn->cert_len);
-	if (!rc)
-		rc = pn_cert_verify(&c, sn->net.root_pk, sn->env.wall_s(sn->env.ctx), PN_CERT_SUPERNODE);
-	if (!rc && !pn_ct_eq(c.dh_pk, sn->me.dh_pk, 32))
-		rc = -EKEYREJECTED;
-	if (rc)
-		goto fail;
+	if (sn->cert_len) {
+		rc = pn_cert_decode(&c, sn->cert, sn->cert_len);
+		if (!rc)
+			rc = pn_cert_verify(&c, sn->net.root_pk, sn->env.wall_s(sn->env.ctx),
+					    PN_CERT_SUPERNODE);
+		if (!rc && !pn_ct_eq(c.dh_pk, sn->me.dh_pk, 32))
+			rc = -EKEYREJECTED;
+		if (rc)
+			goto fail;
+	}
 	rc = pn_ltab_init(&sn->links, cfg->max_clients ? cfg->max_clients : 10000);
 	if (rc)
 		goto fail;
@@ -858,7 +864,13 @@ static int sn_cert_verify(struct pn_supernode *sn, const struct pn_cert *c, cons
 static int check_sn_cert(struct pn_supernode *sn, const struct pn_link *l)
 {
 	struct pn_cert c;
-	int rc = pn_cert_decode(&c, l->peer_cert, l->peer_cert_len);
+	int rc;
+
+	/* Open network: a supernode without a certificate is who its key says; one that
+	 * shows a certificate must still show a valid one. */
+	if (l->peer_cert_len == 0)
+		return sn->net.open_policy ? 0 : -EKEYREJECTED;
+	rc = pn_cert_decode(&c, l->peer_cert, l->peer_cert_len);
 
 	if (!rc)
 		rc = sn_cert_verify(sn, &c, l->peer_cert, l->peer_cert_len, PN_CERT_SUPERNODE);

@@ -497,6 +497,63 @@ static void restarted_supernode_gets_its_clients_back(void **state)
 	sc_net_free(&n);
 }
 
+/* The network file's policy = open: a supernode without a certificate joins the overlay
+ * and serves clients; in an enrolled network the same supernode cannot even start, and
+ * enrolled supernodes refuse its overlay handshakes. */
+static void open_network_takes_uncertified_supernodes(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link l = {.delay_ms = 10};
+	struct pn_supernode_stats st;
+	uint64_t refused = 0;
+
+	(void)state;
+	/* enrolled: no certificate, no supernode */
+	assert_int_equal(sc_net_init_multi(&n, 91, &l, 3), 0);
+	n.sn_cert_len[2] = 0;
+	assert_int_not_equal(sc_restart_supernode(&n, 2), 0);
+	/* ... and one that believes the network open is refused by the enrolled ones */
+	n.net.open_policy = true;
+	assert_int_equal(sc_restart_supernode(&n, 2), 0);
+	n.net.open_policy = false;
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000);
+	for (unsigned i = 0; i < 2; i++) {
+		pn_supernode_stats(n.sns[i], &st);
+		refused += st.rejected_certs;
+	}
+	assert_true(refused > 0);
+	refused = 0;
+	sc_net_free(&n);
+
+	/* open: supernode 2 serves without one */
+	assert_int_equal(sc_net_init_multi(&n, 92, &l, 3), 0);
+	n.net.open_policy = true;
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(sc_restart_supernode(&n, i), 0);
+	n.sn_cert_len[2] = 0;
+	assert_int_equal(sc_restart_supernode(&n, 2), 0);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.1:5000", 2), ALICE);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.2:5000", 0), BOB);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	sc_up_user(&n, ALICE, "alice");
+	sc_up_user(&n, BOB, "bob");
+	{
+		struct sc_reply r;
+		assert_true(sc_call(&n, ALICE, "status", NULL, &r, 1000));
+		assert_string_equal(json_string_value(json_object_get(r.result, "supernode")),
+				    "198.18.12.2:7701");
+		sc_reply_clear(&r);
+	}
+	sc_exchange(&n, ALICE, BOB, "bob", "through an uncertified supernode");
+	sc_exchange(&n, BOB, ALICE, "alice", "and back");
+	for (unsigned i = 0; i < n.n_sns; i++) {
+		pn_supernode_stats(n.sns[i], &st);
+		refused += st.rejected_certs;
+	}
+	assert_int_equal(refused, 0);
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +567,7 @@ int main(void)
 		cmocka_unit_test(overlay_across_supernodes),
 		cmocka_unit_test(standby_takes_over_when_primary_dies),
 		cmocka_unit_test(restarted_supernode_gets_its_clients_back),
+		cmocka_unit_test(open_network_takes_uncertified_supernodes),
 	};
 	if (sodium_init() < 0)
 		return 1;
