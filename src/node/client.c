@@ -153,6 +153,24 @@ static bool outmsg_acked_by(const struct outmsg *m, const uint8_t dev[16])
 	return false;
 }
 
+/* A token bucket: `burst` tokens, one more every refill_ms (starts full). */
+struct tbucket {
+	double tokens;
+	uint64_t at; /* last refill; 0 = never used */
+};
+
+static void tb_refill(struct tbucket *b, uint64_t now, double burst, uint64_t refill_ms)
+{
+	if (b->at == 0) {
+		b->tokens = burst;
+		b->at = now;
+	}
+	b->tokens += (double)(now - b->at) / (double)refill_ms;
+	if (b->tokens > burst)
+		b->tokens = burst;
+	b->at = now;
+}
+
 struct pn_client {
 	struct pn_env env;
 	struct pn_network net;
@@ -220,8 +238,7 @@ struct pn_client {
 	bool calls_from_anyone;  /* setting: take calls from non-contacts too */
 	bool echo_bot;           /* answer every call and play back what was heard */
 	const struct pn_audio_ops *audio; /* the sound device, if the host has one */
-	double offer_tokens;     /* incoming call offers: a token bucket, plus per user */
-	uint64_t offer_refill_at;
+	struct tbucket offers;   /* incoming call offers: a token bucket, plus per user */
 	struct { char user[PN_USERNAME_MAX + 1]; uint64_t at[CL_OFFERS_PER_USER]; } offer_users[8];
 	unsigned offer_users_i;
 	uint64_t calls_rate_limited, calls_refused, media_bad;
@@ -231,8 +248,7 @@ struct pn_client {
 	uint64_t pres_seq;
 	uint64_t pres_refresh_at;
 	uint64_t presence_bad;   /* presence from non-contacts, or malformed */
-	double req_tokens;       /* incoming contact requests: a token bucket */
-	uint64_t req_refill_at;
+	struct tbucket requests; /* incoming contact requests from new people */
 	uint64_t requests_dropped, blocked_dropped;
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
@@ -1081,14 +1097,7 @@ static enum pn_call_policy call_policy(void *ctx, const char *from, const char *
 	 * else, whose offers are dropped unanswered once over them. */
 	if (pn_cstore_contact_has(c->store, from))
 		return PN_CALL_ACCEPT;
-	if (c->offer_refill_at == 0) {
-		c->offer_tokens = CL_OFFERS_BURST;
-		c->offer_refill_at = now;
-	}
-	c->offer_tokens += (double)(now - c->offer_refill_at) / CL_OFFER_REFILL_MS;
-	if (c->offer_tokens > CL_OFFERS_BURST)
-		c->offer_tokens = CL_OFFERS_BURST;
-	c->offer_refill_at = now;
+	tb_refill(&c->offers, now, CL_OFFERS_BURST, CL_OFFER_REFILL_MS);
 	for (unsigned i = 0; i < sizeof(c->offer_users) / sizeof(c->offer_users[0]); i++)
 		if (strcmp(c->offer_users[i].user, from) == 0)
 			slot = i;
@@ -1100,11 +1109,11 @@ static enum pn_call_policy call_policy(void *ctx, const char *from, const char *
 	for (unsigned k = 0; k < CL_OFFERS_PER_USER; k++)
 		if (c->offer_users[slot].at[k] && now - c->offer_users[slot].at[k] < CL_OFFER_USER_WINDOW_MS)
 			recent++;
-	if (c->offer_tokens < 1.0 || recent >= CL_OFFERS_PER_USER) {
+	if (c->offers.tokens < 1.0 || recent >= CL_OFFERS_PER_USER) {
 		c->calls_rate_limited++;
 		return PN_CALL_DROP;
 	}
-	c->offer_tokens -= 1.0;
+	c->offers.tokens -= 1.0;
 	memmove(&c->offer_users[slot].at[1], &c->offer_users[slot].at[0],
 		sizeof(uint64_t) * (CL_OFFERS_PER_USER - 1));
 	c->offer_users[slot].at[0] = now;
@@ -1549,19 +1558,10 @@ static void req_on_presence(struct pn_client *c, struct peer *p)
 
 static bool req_allow(struct pn_client *c)
 {
-	uint64_t now = now_ms(c);
-
-	if (c->req_refill_at == 0) {
-		c->req_tokens = CL_REQ_BURST;
-		c->req_refill_at = now;
-	}
-	c->req_tokens += (double)(now - c->req_refill_at) / CL_REQ_REFILL_MS;
-	if (c->req_tokens > CL_REQ_BURST)
-		c->req_tokens = CL_REQ_BURST;
-	c->req_refill_at = now;
-	if (c->req_tokens < 1.0)
+	tb_refill(&c->requests, now_ms(c), CL_REQ_BURST, CL_REQ_REFILL_MS);
+	if (c->requests.tokens < 1.0)
 		return false;
-	c->req_tokens -= 1.0;
+	c->requests.tokens -= 1.0;
 	return true;
 }
 
