@@ -82,7 +82,17 @@ static const char schema_sql[] =
 	" answered_at INTEGER NOT NULL,"
 	" ended_at INTEGER NOT NULL,"
 	" reason TEXT NOT NULL,"
-	" mos REAL NOT NULL);";
+	" mos REAL NOT NULL);"
+	/* Messages from users who are not our contacts wait here, out of the history, until
+	 * the user is accepted (then they move to messages) or declined/blocked (deleted). */
+	"CREATE TABLE IF NOT EXISTS held ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL UNIQUE CHECK (length(id) = 32),"
+	" peer TEXT NOT NULL,"
+	" sent_at INTEGER NOT NULL,"
+	" received_at INTEGER NOT NULL,"
+	" text TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS held_by_peer ON held(peer, seq);";
 
 #define MSG_COLS "m.id, m.peer, m.dir, m.state, m.sent_at, m.updated_at, m.text"
 
@@ -110,6 +120,11 @@ enum cstore_stmt {
 	ST_REL_GET,
 	ST_REL_DEL,
 	ST_REL_LIST,
+	ST_HELD_ADD,
+	ST_HELD_COUNT,
+	ST_HELD_COUNT_ALL,
+	ST_HELD_LIST,
+	ST_HELD_DROP,
 	ST_COUNT,
 };
 
@@ -161,6 +176,13 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REL_GET] = "SELECT kind, note, at FROM contact_rel WHERE username = ?1",
 	[ST_REL_DEL] = "DELETE FROM contact_rel WHERE username = ?1",
 	[ST_REL_LIST] = "SELECT username, kind, note, at FROM contact_rel ORDER BY at, username",
+	[ST_HELD_ADD] = "INSERT INTO held (id, peer, sent_at, received_at, text)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+	[ST_HELD_COUNT] = "SELECT count(*) FROM held WHERE peer = ?1",
+	[ST_HELD_COUNT_ALL] = "SELECT count(*) FROM held",
+	[ST_HELD_LIST] = "SELECT id, peer, 0, 5, sent_at, received_at, text FROM held"
+			 " WHERE peer = ?1 ORDER BY seq",
+	[ST_HELD_DROP] = "DELETE FROM held WHERE peer = ?1",
 	[ST_CALL_LIST] = "SELECT * FROM (SELECT id, peer, outgoing, started_at, answered_at,"
 			 " ended_at, reason, mos, seq FROM calls ORDER BY seq DESC LIMIT ?1)"
 			 " ORDER BY seq",
@@ -916,6 +938,96 @@ int pn_cstore_rel_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn
 			break;
 		}
 	}
+	pn_db_done(st);
+	return err;
+}
+
+/* ---- held messages (from non-contacts) ----------------------------------------------- */
+
+int pn_cstore_held_add(struct pn_cstore *s, const struct pn_msg_row *m)
+{
+	char id[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	size_t plen, tlen;
+	int err;
+
+	if (!s || !m || norm_id(m->id, id) < 0)
+		return -EINVAL;
+	plen = pn_db_text_len(m->peer, PN_USERNAME_MAX);
+	tlen = strnlen(m->text, sizeof(m->text));
+	if (!plen || tlen > PN_MSG_TEXT_MAX || !pn_db_u64_ok(m->sent_at) ||
+	    !pn_db_u64_ok(m->updated_at))
+		return -EINVAL;
+	st = s->db.st[ST_HELD_ADD];
+	if (pn_db_bind_text(st, 1, id, PN_MSG_ID_HEX) || pn_db_bind_text(st, 2, m->peer, plen) ||
+	    pn_db_bind_u64(st, 3, m->sent_at) || pn_db_bind_u64(st, 4, m->updated_at) ||
+	    pn_db_bind_text(st, 5, m->text, tlen))
+		err = pn_db_fail(&s->db, "binding held message");
+	else
+		err = pn_db_step_write(&s->db, st, "holding message", -EEXIST);
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_held_count(struct pn_cstore *s, const char *peer, unsigned *n)
+{
+	sqlite3_stmt *st;
+	size_t plen = 0;
+	int err;
+
+	if (!s || !n)
+		return -EINVAL;
+	if (peer) {
+		plen = pn_db_text_len(peer, PN_USERNAME_MAX);
+		if (!plen)
+			return -EINVAL;
+	}
+	st = s->db.st[peer ? ST_HELD_COUNT : ST_HELD_COUNT_ALL];
+	if (peer && pn_db_bind_text(st, 1, peer, plen))
+		err = pn_db_fail(&s->db, "binding held count");
+	else
+		err = pn_db_step_row(&s->db, st, "counting held messages");
+	if (!err)
+		*n = (unsigned)sqlite3_column_int64(st, 0);
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_held_list(struct pn_cstore *s, const char *peer,
+			int (*cb)(void *arg, const struct pn_msg_row *m), void *arg)
+{
+	sqlite3_stmt *st;
+	size_t plen;
+
+	if (!s || !cb)
+		return -EINVAL;
+	plen = pn_db_text_len(peer, PN_USERNAME_MAX);
+	if (!plen)
+		return -EINVAL;
+	st = s->db.st[ST_HELD_LIST];
+	if (pn_db_bind_text(st, 1, peer, plen)) {
+		pn_db_done(st);
+		return pn_db_fail(&s->db, "binding held list");
+	}
+	return each_msg(s, st, "listing held messages", false, cb, arg);
+}
+
+int pn_cstore_held_drop(struct pn_cstore *s, const char *peer)
+{
+	sqlite3_stmt *st;
+	size_t plen;
+	int err;
+
+	if (!s)
+		return -EINVAL;
+	plen = pn_db_text_len(peer, PN_USERNAME_MAX);
+	if (!plen)
+		return -EINVAL;
+	st = s->db.st[ST_HELD_DROP];
+	if (pn_db_bind_text(st, 1, peer, plen))
+		err = pn_db_fail(&s->db, "binding held drop");
+	else
+		err = pn_db_step(&s->db, st, "dropping held messages");
 	pn_db_done(st);
 	return err;
 }

@@ -149,6 +149,17 @@ int pn_cstore_rel_set(struct pn_cstore *s, const char *username, enum pn_rel_kin
 		      const char *note, uint64_t at);
 int pn_cstore_rel_get(struct pn_cstore *s, const char *username, struct pn_rel_row *out);
 int pn_cstore_rel_del(struct pn_cstore *s, const char *username);
+/* Messages held from users who are not contacts (a message request): kept apart from the
+ * history until the user is accepted. add: 0, -EEXIST (duplicate id); the row's dir and
+ * state are ignored, updated_at is the arrival time. count: per peer, or all when peer is
+ * NULL. list: oldest first, as incoming rows in state RECEIVED (updated_at = arrival).
+ * drop: deletes every held message of peer (0 also when there was none). */
+int pn_cstore_held_add(struct pn_cstore *s, const struct pn_msg_row *m);
+int pn_cstore_held_count(struct pn_cstore *s, const char *peer, unsigned *n);
+int pn_cstore_held_list(struct pn_cstore *s, const char *peer,
+			int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
+int pn_cstore_held_drop(struct pn_cstore *s, const char *peer);
+
 int pn_cstore_rel_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_rel_row *r),
 		       void *arg);
 

@@ -57,7 +57,9 @@ enum {
 	CL_CALL_STATS_MS = 1000,
 	CL_MOOD_MAX = 100,         /* bytes of UTF-8 */
 	CL_PRESENCE_REFRESH_MS = 300000, /* presence sent to contacts again every 5 min */
-	CL_PRESENCE_TTL_MS = 660000,     /* not heard again for 11 min: offline */
+	CL_PRESENCE_TTL_MS = 660000,
+	CL_HELD_PER_USER = 20,          /* messages waiting from one non-contact */
+	CL_HELD_MAX = 500,              /* ... and from all of them */     /* not heard again for 11 min: offline */
 	CL_READ_PENDING = 64,      /* read receipts held per user until a session is up */
 	CL_REQ_BURST = 10,         /* contact requests from new people: 10, then 1 a minute */
 	CL_REQ_REFILL_MS = 60000,
@@ -236,6 +238,8 @@ struct pn_client {
 	/* calls */
 	struct pn_calls *calls;
 	bool calls_from_anyone;  /* setting: take calls from non-contacts too */
+	bool msgs_from_anyone;   /* setting: messages from non-contacts go to the history
+				  * (else they are held as a message request) */
 	bool echo_bot;           /* answer every call and play back what was heard */
 	const struct pn_audio_ops *audio; /* the sound device, if the host has one */
 	struct tbucket offers;   /* incoming call offers: a token bucket, plus per user */
@@ -249,7 +253,7 @@ struct pn_client {
 	uint64_t pres_refresh_at;
 	uint64_t presence_bad;   /* presence from non-contacts, or malformed */
 	struct tbucket requests; /* incoming contact requests from new people */
-	uint64_t requests_dropped, blocked_dropped;
+	uint64_t requests_dropped, blocked_dropped, msgs_held;
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
 };
@@ -893,6 +897,74 @@ static void read_on_session_up(struct pn_client *c, struct peer *p)
 		send_receipt_kind(c, p, u->read_ids[k], 2);
 }
 
+static bool req_allow(struct pn_client *c);
+static void sn_probe(struct pn_client *c, uint64_t now);
+
+/* A message from someone who is not our contact is a message request: it is kept apart
+ * (pn_cstore_held_*), not shown as received, and joins the history when we accept the
+ * user (contacts add/accept), or is deleted when we decline or block. The sender gets the
+ * delivered receipt (the device has it, honestly), so its outbox does not retry. A new
+ * sender takes a token from the request bucket; each sender may have CL_HELD_PER_USER
+ * messages waiting and all of them CL_HELD_MAX: beyond that, dropped without a receipt
+ * and counted, so strangers cannot fill our disk. */
+static void hold_message(struct pn_client *c, struct peer *p, struct pn_msg_row *m,
+			 const uint8_t idb[16])
+{
+	unsigned n_user = 0, n_all = 0;
+	struct pn_rel_row rel;
+	bool had_req;
+	int rc;
+
+	had_req = pn_cstore_rel_get(c->store, m->peer, &rel) == 0 && rel.kind == PN_REL_REQUEST_IN;
+	if (pn_cstore_held_count(c->store, m->peer, &n_user) ||
+	    pn_cstore_held_count(c->store, NULL, &n_all))
+		return;
+	if (n_user >= CL_HELD_PER_USER || n_all >= CL_HELD_MAX ||
+	    (!had_req && n_user == 0 && !req_allow(c))) {
+		c->requests_dropped++;
+		return;
+	}
+	rc = pn_cstore_held_add(c->store, m);
+	if (rc != 0 && rc != -EEXIST)
+		return;
+	send_receipt(c, p, idb);
+	if (rc != 0)
+		return;
+	c->msgs_held++;
+	if (!had_req && pn_cstore_rel_set(c->store, m->peer, PN_REL_REQUEST_IN, "", wall_s(c)) == 0)
+		emit(c, "contact.request", json_pack("{s:s,s:s}", "from", m->peer, "note", ""));
+	emit(c, "message.request",
+	     json_pack("{s:s,s:s,s:s,s:I}", "id", m->id, "from", m->peer, "text", m->text,
+		       "sent_at", (json_int_t)m->sent_at));
+}
+
+/* The user was accepted: what they sent while they were a stranger joins the history, in
+ * the order it came, and is announced as received. */
+static int held_release_cb(void *arg, const struct pn_msg_row *h)
+{
+	struct pn_client *c = arg;
+	struct pn_msg_row *m = malloc(sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	*m = *h;
+	m->dir = PN_MSG_IN;
+	m->state = PN_MSG_RECEIVED;
+	if (pn_cstore_msg_insert(c->store, m) == 0)
+		emit(c, "message.received",
+		     json_pack("{s:s,s:s,s:s,s:I}", "id", m->id, "from", m->peer, "text", m->text,
+			       "sent_at", (json_int_t)m->sent_at));
+	free(m);
+	return 0;
+}
+
+static void held_settle(struct pn_client *c, const char *user, bool accepted)
+{
+	if (accepted)
+		pn_cstore_held_list(c->store, user, held_release_cb, c);
+	pn_cstore_held_drop(c->store, user);
+}
+
 static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 {
 	struct pn_msg_row *m;
@@ -928,13 +1000,20 @@ static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		return;
 	}
 	pn_hex_encode(m->id, sizeof(m->id), idb, 16);
+	memcpy(m->text, text, tl);
+	m->text[tl] = 0;
+	if (!carbon && !c->msgs_from_anyone && !pn_cstore_contact_has(c->store, from)) {
+		strcpy(m->peer, from);
+		m->updated_at = wall_ms(c);
+		hold_message(c, p, m, idb);
+		free(m);
+		return;
+	}
 	strcpy(m->peer, carbon ? to : from);
 	m->dir = carbon ? PN_MSG_OUT : PN_MSG_IN;
 	/* a copy is the sending device's to deliver: here it is history, never resent */
 	m->state = carbon ? PN_MSG_SENT : PN_MSG_RECEIVED;
 	m->updated_at = wall_ms(c);
-	memcpy(m->text, text, tl);
-	m->text[tl] = 0;
 	rc = pn_cstore_msg_insert(c->store, m);
 	/* Acknowledge duplicates too: the sender's receipt may have been lost. */
 	if (rc == 0 || rc == -EEXIST)
@@ -2524,6 +2603,12 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 					publish_record(c);
 				}
 			} else if (f[0] != PN_F_PONG) {
+				/* a peer reached us through the standby: its packets through our
+				 * primary went unanswered, so check on the primary now rather than
+				 * only when we next send through it */
+				if (c->sn_state == SN_UP && !c->sn_probe_at &&
+				    now > c->sn_link.last_rx + CL_PROBE_MS)
+					sn_probe(c, now);
 				c->rx_standby = true;
 				on_sn_frame(c, f, n);
 				c->rx_standby = false;
@@ -2544,6 +2629,20 @@ static uint64_t hs_retry_time(const struct pn_link *l)
 }
 
 /* ---- standby attachment ------------------------------------------------------------- */
+
+/* Asks a primary that may be dead for a PONG; unanswered within CL_PROBE_MS, the tick
+ * promotes the standby. */
+static void sn_probe(struct pn_client *c, uint64_t now)
+{
+	uint8_t f[9];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_PING);
+	pn_wr_u64(&w, now);
+	sn_send_frame(c, f, w.len);
+	c->sn_probe_at = now;
+}
 
 static void sb_drop(struct pn_client *c)
 {
@@ -2797,13 +2896,7 @@ static void cl_tick(void *node)
 				   c->sn_link.last_tx > c->sn_link.last_rx &&
 				   now > c->sn_link.last_rx + CL_SUSPECT_MS) {
 				/* we keep sending and it went quiet: ask it directly */
-				uint8_t f[9];
-				struct pn_wr w;
-				pn_wr_init(&w, f, sizeof(f));
-				pn_wr_u8(&w, PN_F_PING);
-				pn_wr_u64(&w, now);
-				sn_send_frame(c, f, w.len);
-				c->sn_probe_at = now;
+				sn_probe(c, now);
 			} else if (now - c->sn_link.last_rx > CL_SN_DEAD_MS) {
 				pn_warn("supernode silent for %d s; reattaching", CL_SN_DEAD_MS / 1000);
 				if (c->sb_state == 2)
@@ -2987,11 +3080,14 @@ static void cmd_status(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 	/* what this device rejected: bad packets, bad end-to-end frames, call offers refused
 	 * or dropped by the rate limits, media packets not of a call of ours */
 	json_object_set_new(r, "rejected",
-			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "packets", (json_int_t)c->rx_bad,
-				      "e2e_frames", (json_int_t)c->rx_e2e_bad, "call_offers_refused",
-				      (json_int_t)c->calls_refused, "call_offers_rate_limited",
-				      (json_int_t)c->calls_rate_limited, "media_packets",
-				      (json_int_t)c->media_bad));
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "packets",
+				      (json_int_t)c->rx_bad, "e2e_frames", (json_int_t)c->rx_e2e_bad,
+				      "call_offers_refused", (json_int_t)c->calls_refused,
+				      "call_offers_rate_limited", (json_int_t)c->calls_rate_limited,
+				      "media_packets", (json_int_t)c->media_bad, "requests_dropped",
+				      (json_int_t)c->requests_dropped, "from_blocked",
+				      (json_int_t)c->blocked_dropped));
+	json_object_set_new(r, "messages_held", json_integer((json_int_t)c->msgs_held));
 	reply_ok(cb, arg, r);
 }
 
@@ -3017,10 +3113,31 @@ static const char *rel_name(enum pn_rel_kind k)
 	return k == PN_REL_REQUEST_IN ? "incoming" : k == PN_REL_REQUEST_OUT ? "outgoing" : "blocked";
 }
 
+static int held_json_cb(void *arg, const struct pn_msg_row *m)
+{
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:I}", "id", m->id, "text", m->text,
+					     "sent_at", (json_int_t)m->sent_at));
+	return 0;
+}
+
+struct rel_list {
+	struct pn_client *c;
+	json_t *arr;
+};
+
+/* contacts.requests: an incoming request lists the messages held with it, oldest first */
 static int rel_cb(void *arg, const struct pn_rel_row *r)
 {
-	json_array_append_new(arg, json_pack("{s:s,s:s,s:s,s:I}", "username", r->username, "kind",
-					     rel_name(r->kind), "note", r->note, "at", (json_int_t)r->at));
+	struct rel_list *l = arg;
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "username", r->username, "kind",
+			      rel_name(r->kind), "note", r->note, "at", (json_int_t)r->at);
+
+	if (r->kind == PN_REL_REQUEST_IN) {
+		json_t *msgs = json_array();
+		pn_cstore_held_list(l->c->store, r->username, held_json_cb, msgs);
+		json_object_set_new(o, "messages", msgs);
+	}
+	json_array_append_new(l->arr, o);
 	return 0;
 }
 
@@ -3053,9 +3170,9 @@ static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_
 		return;
 	}
 	if (strcmp(sub, "requests") == 0) {
-		json_t *arr = json_array();
-		pn_cstore_rel_list(c->store, rel_cb, arr);
-		reply_ok(cb, arg, json_pack("{s:o}", "requests", arr));
+		struct rel_list l = {c, json_array()};
+		pn_cstore_rel_list(c->store, rel_cb, &l);
+		reply_ok(cb, arg, json_pack("{s:o}", "requests", l.arr));
 		return;
 	}
 	if (!user || pn_username_valid(user)) {
@@ -3123,6 +3240,10 @@ static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_
 		reply_err(cb, arg, rc, "internal", "contact store error");
 		return;
 	}
+	if (strcmp(sub, "add") == 0 || strcmp(sub, "accept") == 0)
+		held_settle(c, user, true);
+	else if (strcmp(sub, "decline") == 0 || strcmp(sub, "block") == 0)
+		held_settle(c, user, false);
 	if (strcmp(sub, "remove") == 0 || strcmp(sub, "block") == 0) {
 		struct ruser *u = ruser_get(c, user, false);
 		if (u && u->pres_status != PRES_OFFLINE)
@@ -3577,24 +3698,66 @@ static void cmd_calls(struct pn_client *c, json_t *args, pn_client_reply_cb cb, 
 	reply_ok(cb, arg, json_pack("{s:o,s:o}", "current", cur, "history", hist));
 }
 
+/* settings.get / settings.set: each setting is "contacts" or "anyone", kept in the kv
+ * table under its own name; set takes any subset. */
+static bool *setting_flag(struct pn_client *c, const char *name)
+{
+	if (strcmp(name, "calls_from") == 0)
+		return &c->calls_from_anyone;
+	if (strcmp(name, "messages_from") == 0)
+		return &c->msgs_from_anyone;
+	return NULL;
+}
+
 static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_reply_cb cb, void *arg)
 {
-	const char *from = arg_str(args, "calls_from");
+	static const char *const names[] = {"calls_from", "messages_from"};
 
 	if (set) {
-		if (!from || (strcmp(from, "contacts") != 0 && strcmp(from, "anyone") != 0)) {
+		const char *key;
+		json_t *v;
+		bool any = false;
+
+		if (!json_is_object(args)) {
+			reply_err(cb, arg, -EINVAL, "bad_request", "settings.set takes an object");
+			return;
+		}
+		/* check everything before changing anything */
+		json_object_foreach(args, key, v) {
+			const char *val = json_string_value(v);
+			if (!setting_flag(c, key)) {
+				reply_err(cb, arg, -EINVAL, "bad_request",
+					  "unknown setting (known: calls_from, messages_from)");
+				return;
+			}
+			if (!val || (strcmp(val, "contacts") != 0 && strcmp(val, "anyone") != 0)) {
+				reply_err(cb, arg, -EINVAL, "bad_request",
+					  "a setting's value is \"contacts\" or \"anyone\"");
+				return;
+			}
+			any = true;
+		}
+		if (!any) {
 			reply_err(cb, arg, -EINVAL, "bad_request",
-				  "calls_from must be \"contacts\" or \"anyone\"");
+				  "name a setting: calls_from or messages_from");
 			return;
 		}
-		if (pn_cstore_kv_set(c->store, "calls_from", from, strlen(from))) {
-			reply_err(cb, arg, -EIO, "internal", "settings store error");
-			return;
+		json_object_foreach(args, key, v) {
+			const char *val = json_string_value(v);
+			if (pn_cstore_kv_set(c->store, key, val, strlen(val))) {
+				reply_err(cb, arg, -EIO, "internal", "settings store error");
+				return;
+			}
+			*setting_flag(c, key) = val[0] == 'a';
 		}
-		c->calls_from_anyone = from[0] == 'a';
 	}
-	reply_ok(cb, arg, json_pack("{s:s,s:b}", "calls_from",
-				    c->calls_from_anyone ? "anyone" : "contacts", "echo_bot", c->echo_bot));
+	{
+		json_t *o = json_pack("{s:b}", "echo_bot", c->echo_bot);
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			json_object_set_new(o, names[i],
+					    json_string(*setting_flag(c, names[i]) ? "anyone" : "contacts"));
+		reply_ok(cb, arg, o);
+	}
 }
 
 /* history.search {"text", "limit"?}: every word of text, as a word prefix, in any order;
@@ -3867,6 +4030,10 @@ int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
 		if (pn_cstore_kv_get(c->store, "calls_from", v, sizeof(v) - 1, &vl) == 0) {
 			v[vl] = 0;
 			c->calls_from_anyone = strcmp(v, "anyone") == 0;
+		}
+		if (pn_cstore_kv_get(c->store, "messages_from", v, sizeof(v) - 1, &vl) == 0) {
+			v[vl] = 0;
+			c->msgs_from_anyone = strcmp(v, "anyone") == 0;
 		}
 	}
 	c->env.random(c->env.ctx, &c->next_req, sizeof(c->next_req));

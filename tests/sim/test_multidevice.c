@@ -42,6 +42,8 @@ static void test_two_devices_one_history(void **state)
 	assert_true(sc_call(&n, 2, "login", sc_args2("username", "alice", "password", "correct horse"), &r, 10000));
 	assert_int_equal(r.err, 0);
 	sc_reply_clear(&r);
+	sc_accept_sender(&n, 1, 0); /* both of alice's devices have bob as a contact */
+	sc_accept_sender(&n, 1, 2);
 	/* alice's first device learns of the second at its next refresh: re-attach it */
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
 	assert_true(sc_call(&n, 0, "presence.set", sc_args2("status", "online", NULL, NULL), &r, 1000));
