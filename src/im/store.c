@@ -120,6 +120,7 @@ enum cstore_stmt {
 	ST_REL_GET,
 	ST_REL_DEL,
 	ST_REL_LIST,
+	ST_MSG_SINCE,
 	ST_HELD_ADD,
 	ST_HELD_COUNT,
 	ST_HELD_COUNT_ALL,
@@ -176,6 +177,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REL_GET] = "SELECT kind, note, at FROM contact_rel WHERE username = ?1",
 	[ST_REL_DEL] = "DELETE FROM contact_rel WHERE username = ?1",
 	[ST_REL_LIST] = "SELECT username, kind, note, at FROM contact_rel ORDER BY at, username",
+	[ST_MSG_SINCE] = "SELECT " MSG_COLS ", m.seq FROM messages m WHERE m.seq > ?1"
+			 " ORDER BY m.seq LIMIT ?2",
 	[ST_HELD_ADD] = "INSERT INTO held (id, peer, sent_at, received_at, text)"
 			 " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
 	[ST_HELD_COUNT] = "SELECT count(*) FROM held WHERE peer = ?1",
@@ -1029,5 +1032,46 @@ int pn_cstore_held_drop(struct pn_cstore *s, const char *peer)
 	else
 		err = pn_db_step(&s->db, st, "dropping held messages");
 	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_msg_since(struct pn_cstore *s, uint64_t after, unsigned limit,
+			int (*cb)(void *arg, uint64_t seq, const struct pn_msg_row *m), void *arg)
+{
+	struct pn_msg_row *m;
+	sqlite3_stmt *st;
+	int err = 0, rc, r;
+
+	if (!s || !cb || !pn_db_u64_ok(after))
+		return -EINVAL;
+	m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	st = s->db.st[ST_MSG_SINCE];
+	if (pn_db_bind_u64(st, 1, after) || pn_db_bind_u64(st, 2, limit)) {
+		err = pn_db_fail(&s->db, "binding message walk");
+		goto out;
+	}
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			err = pn_db_fail(&s->db, "walking messages");
+			break;
+		}
+		memset(m, 0, sizeof(*m));
+		err = read_msg(s, st, m);
+		if (err)
+			break;
+		r = cb(arg, (uint64_t)sqlite3_column_int64(st, 7), m);
+		if (r) {
+			err = r < 0 ? r : 0;
+			break;
+		}
+	}
+out:
+	pn_db_done(st);
+	free(m);
 	return err;
 }

@@ -149,6 +149,12 @@ int pn_cstore_rel_set(struct pn_cstore *s, const char *username, enum pn_rel_kin
 		      const char *note, uint64_t at);
 int pn_cstore_rel_get(struct pn_cstore *s, const char *username, struct pn_rel_row *out);
 int pn_cstore_rel_del(struct pn_cstore *s, const char *username);
+/* Every message (either direction) stored after row position `after` (0: from the
+ * first), in storage order, up to limit, with its row position: for walking the whole
+ * history in steps (history transfer to another device). */
+int pn_cstore_msg_since(struct pn_cstore *s, uint64_t after, unsigned limit,
+			int (*cb)(void *arg, uint64_t seq, const struct pn_msg_row *m), void *arg);
+
 /* Messages held from users who are not contacts (a message request): kept apart from the
  * history until the user is accepted. add: 0, -EEXIST (duplicate id); the row's dir and
  * state are ignored, updated_at is the arrival time. count: per peer, or all when peer is

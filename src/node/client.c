@@ -23,6 +23,7 @@
 #include "call/signal.h"
 #include "crypto/cert.h"
 #include "crypto/keys.h"
+#include "im/histsync.h"
 #include "im/store.h"
 #include "session/link.h"
 #include "wire/wire.h"
@@ -42,7 +43,9 @@ enum {
 	CL_MSG_TRIES = 10,         /* about 35 s; then the message is queued for a slow retry */
 	CL_QUEUED_RETRY_MS = 15000,
 	CL_LOOKUP_CACHE_MS = 10000,
-	CL_CHAT_TEXT_MAX = 1200,
+	/* the largest CHAT text: the frame (type, id, time, two str8 names of up to 32 bytes,
+	 * u16 length) must fit PN_E2E_FRAME_MAX, else a relayed packet would not fit */
+	CL_CHAT_TEXT_MAX = PN_E2E_FRAME_MAX - (1 + 16 + 8 + 2 * (1 + 32) + 2),
 	CL_REQ_RETRY_MS = 1000,    /* request retransmission (login, publish, lookup) */
 	CL_ATTACH_WAIT_MS = 1500,  /* handshake done but no ATTACHED: start over */
 	CL_SUSPECT_MS = 2500,      /* primary silent this long after we sent to it: probe it */
@@ -58,6 +61,9 @@ enum {
 	CL_MOOD_MAX = 100,         /* bytes of UTF-8 */
 	CL_PRESENCE_REFRESH_MS = 300000, /* presence sent to contacts again every 5 min */
 	CL_PRESENCE_TTL_MS = 660000,
+	CL_HIST_RESEND_MS = 1000,       /* a history chunk unacknowledged this long goes again */
+	CL_HIST_TRIES = 10,             /* ... this many times, then the transfer waits for the
+					 * next session with that device */
 	CL_HELD_PER_USER = 20,          /* messages waiting from one non-contact */
 	CL_HELD_MAX = 500,              /* ... and from all of them */     /* not heard again for 11 min: offline */
 	CL_READ_PENDING = 64,      /* read receipts held per user until a session is up */
@@ -122,6 +128,24 @@ struct peer {
 	uint8_t routes[PN_REC_MAX_SN][32];
 	unsigned n_routes, route_i;
 	bool via_standby; /* its last packet came over our standby: answer the same way */
+	struct histtx *hist;  /* our history on its way to this device of our account */
+	uint32_t hist_rx_next; /* the next HIST chunk we expect from it */
+	unsigned hist_rx_msgs, hist_rx_contacts; /* what its transfer added here so far */
+};
+
+/* History transfer to another device of our account (see src/im/histsync.h): one chunk in
+ * flight, resent until acknowledged. */
+struct histtx {
+	uint32_t seq;
+	uint64_t cursor;        /* messages up to this row position are in earlier chunks */
+	char last_contact[PN_USERNAME_MAX + 1]; /* contacts up to this name likewise */
+	bool msgs_done, contacts_done, last;
+	uint8_t buf[PN_E2E_FRAME_MAX];
+	size_t len;
+	uint64_t resend_at;
+	unsigned tries;
+	unsigned msgs, contacts, skipped;
+	uint64_t started_at;
 };
 
 /* An outgoing message not yet acknowledged. */
@@ -897,7 +921,11 @@ static void read_on_session_up(struct pn_client *c, struct peer *p)
 		send_receipt_kind(c, p, u->read_ids[k], 2);
 }
 
+_Static_assert((int)CL_CHAT_TEXT_MAX == 1198, "the API documents 1198 bytes");
+_Static_assert((int)PN_HIST_TEXT_MAX >= (int)CL_CHAT_TEXT_MAX, "history carries every chat text");
+
 static bool req_allow(struct pn_client *c);
+static int contact_make(struct pn_client *c, const char *user);
 static void sn_probe(struct pn_client *c, uint64_t now);
 
 /* A message from someone who is not our contact is a message request: it is kept apart
@@ -1678,6 +1706,264 @@ static void on_contact_frame(struct pn_client *c, struct peer *p, struct pn_rd *
 		emit(c, "contact.request", json_pack("{s:s,s:s}", "from", p->username, "note", note));
 }
 
+/* ---- history transfer between our own devices ------------------------------------------- */
+
+static void hist_kv_key(char key[64], const uint8_t dev[16])
+{
+	char hex[33];
+	snprintf(key, 64, "hist_to:%s", pn_hex_encode(hex, sizeof(hex), dev, 16));
+}
+
+struct hist_fill {
+	struct pn_hist_wr *hw;
+	struct histtx *h;
+	bool full;
+};
+
+static int hist_msg_cb(void *arg, uint64_t seq, const struct pn_msg_row *m)
+{
+	struct hist_fill *hf = arg;
+	struct pn_hist_item *it;
+
+	if (strlen(m->text) > PN_HIST_TEXT_MAX) {
+		hf->h->cursor = seq; /* not carried (the network never sends such texts) */
+		hf->h->skipped++;
+		return 0;
+	}
+	it = malloc(sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	it->kind = PN_HIST_ITEM_MSG;
+	it->msg = *m;
+	if (!pn_hist_add(hf->hw, it)) {
+		free(it);
+		hf->full = true;
+		return 1;
+	}
+	free(it);
+	hf->h->cursor = seq;
+	hf->h->msgs++;
+	return 0;
+}
+
+static int hist_contact_cb(void *arg, const struct pn_contact_row *r)
+{
+	struct hist_fill *hf = arg;
+	struct pn_hist_item *it;
+
+	if (strcmp(r->username, hf->h->last_contact) <= 0)
+		return 0;
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	it->kind = PN_HIST_ITEM_CONTACT;
+	strcpy(it->msg.peer, r->username);
+	it->msg.sent_at = r->added_at;
+	if (!pn_hist_add(hf->hw, it)) {
+		free(it);
+		hf->full = true;
+		return 1;
+	}
+	free(it);
+	strcpy(hf->h->last_contact, r->username);
+	hf->h->contacts++;
+	return 0;
+}
+
+/* Fills the next chunk: messages in storage order, then contacts in name order. */
+static void hist_build(struct pn_client *c, struct histtx *h)
+{
+	struct pn_hist_wr hw;
+	struct hist_fill hf = {&hw, h, false};
+
+	pn_hist_begin(&hw, h->buf, PN_E2E_FRAME_MAX, h->seq);
+	while (!h->msgs_done && !hf.full) {
+		uint64_t before = h->cursor;
+		if (pn_cstore_msg_since(c->store, h->cursor, 64, hist_msg_cb, &hf) < 0)
+			break;
+		if (!hf.full && h->cursor == before)
+			h->msgs_done = true; /* nothing after the cursor */
+	}
+	if (h->msgs_done && !hf.full && !h->contacts_done) {
+		if (pn_cstore_contact_list(c->store, hist_contact_cb, &hf) == 0 && !hf.full)
+			h->contacts_done = true;
+	}
+	h->last = h->msgs_done && h->contacts_done;
+	h->len = pn_hist_finish(&hw, h->last);
+	h->tries = 0;
+}
+
+static void hist_send(struct pn_client *c, struct peer *p)
+{
+	struct histtx *h = p->hist;
+
+	peer_send_frame(c, p, h->buf, h->len);
+	h->tries++;
+	h->resend_at = now_ms(c) + CL_HIST_RESEND_MS;
+}
+
+/* A session with another device of our account came up: unless we already gave it our
+ * history, the transfer starts (again from the beginning if one was cut short). */
+static void hist_on_session_up(struct pn_client *c, struct peer *p)
+{
+	char key[64];
+
+	if (!c->logged_in || strcmp(p->username, c->username) != 0 ||
+	    memcmp(p->device_id, c->device_id, 16) == 0)
+		return;
+	hist_kv_key(key, p->device_id);
+	if (pn_cstore_kv_get(c->store, key, NULL, 0, NULL) != -ENOENT)
+		return;
+	free(p->hist);
+	p->hist = calloc(1, sizeof(*p->hist));
+	if (!p->hist)
+		return;
+	p->hist->started_at = now_ms(c);
+	hist_build(c, p->hist);
+	if (!p->hist->len) {
+		free(p->hist);
+		p->hist = NULL;
+		return;
+	}
+	hist_send(c, p);
+}
+
+/* The lookup of our own name named our other devices: one we have not given our history
+ * yet gets a session (which starts the transfer), or the transfer if a session is up. */
+static void hist_reach_own(struct pn_client *c, struct ruser *me)
+{
+	char key[64];
+
+	for (unsigned i = 0; i < me->n; i++) {
+		struct peer *p;
+
+		hist_kv_key(key, me->certs[i].device_id);
+		if (pn_cstore_kv_get(c->store, key, NULL, 0, NULL) != -ENOENT)
+			continue;
+		p = peer_for(c, me, i);
+		if (!p || p->hist)
+			continue;
+		if (p->link.state == PN_LINK_UP)
+			hist_on_session_up(c, p);
+		else if (p->link.state != PN_LINK_WAIT_HS2)
+			peer_connect(c, p, &me->certs[i]);
+	}
+}
+
+static void on_hist_ack(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	struct histtx *h = p->hist;
+	uint32_t seq;
+	char key[64], did[33];
+
+	if (pn_hist_ack_decode(f, n, &seq) || strcmp(p->username, c->username) != 0) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (!h || seq != h->seq)
+		return; /* a late duplicate */
+	if (!h->last) {
+		h->seq++;
+		hist_build(c, h);
+		hist_send(c, p);
+		return;
+	}
+	hist_kv_key(key, p->device_id);
+	pn_cstore_kv_set(c->store, key, "1", 1);
+	pn_info("history sent to device %s: %u messages, %u contacts in %u chunks, %llu ms",
+		pn_hex_encode(did, sizeof(did), p->device_id, 4), h->msgs, h->contacts, h->seq + 1,
+		(unsigned long long)(now_ms(c) - h->started_at));
+	emit(c, "history.sent",
+	     json_pack("{s:s,s:i,s:i}", "device_id", pn_hex_encode(did, sizeof(did), p->device_id, 16),
+		       "messages", (int)h->msgs, "contacts", (int)h->contacts));
+	free(h);
+	p->hist = NULL;
+}
+
+static int hist_item_cb(void *arg, const struct pn_hist_item *it)
+{
+	struct peer *p = ((void **)arg)[1];
+	struct pn_client *c = ((void **)arg)[0];
+
+	if (it->kind == PN_HIST_ITEM_CONTACT) {
+		if (strcmp(it->msg.peer, c->username) != 0 &&
+		    !pn_cstore_contact_has(c->store, it->msg.peer) &&
+		    !is_blocked(c, it->msg.peer) && contact_make(c, it->msg.peer) == 0)
+			p->hist_rx_contacts++;
+		return 0;
+	}
+	{
+		struct pn_msg_row *m = malloc(sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		*m = it->msg;
+		m->updated_at = wall_ms(c);
+		if (pn_cstore_msg_insert(c->store, m) == 0)
+			p->hist_rx_msgs++;
+		free(m);
+	}
+	return 0;
+}
+
+/* A chunk of another of our devices' history: what we lack joins ours (ids deduplicate),
+ * its contacts become ours. Only from our own account: the session's certificate says. */
+static void on_hist(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	uint32_t seq;
+	bool last;
+	uint8_t ack[5];
+	void *ctx[2] = {c, p};
+
+	if (strcmp(p->username, c->username) != 0 || pn_hist_decode(f, n, &seq, &last, NULL, NULL)) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (seq == 0 && p->hist_rx_next != 0) {
+		/* the sender started over (a new session): count afresh */
+		p->hist_rx_next = 0;
+		p->hist_rx_msgs = p->hist_rx_contacts = 0;
+	}
+	if (seq == p->hist_rx_next) {
+		if (pn_hist_decode(f, n, &seq, &last, hist_item_cb, ctx))
+			return; /* out of memory: no ack, it comes again */
+		p->hist_rx_next++;
+		if (last) {
+			char did[33];
+			emit(c, "history.synced",
+			     json_pack("{s:s,s:i,s:i}", "device_id",
+				       pn_hex_encode(did, sizeof(did), p->device_id, 16), "messages",
+				       (int)p->hist_rx_msgs, "contacts", (int)p->hist_rx_contacts));
+		}
+	} else if (seq + 1 != p->hist_rx_next) {
+		return; /* neither the next nor a repeat of the last: ignore */
+	}
+	peer_send_frame(c, p, ack, pn_hist_ack_encode(ack, seq));
+}
+
+static void hist_tick(struct pn_client *c, uint64_t now)
+{
+	for (struct peer *p = c->peers; p; p = p->next) {
+		if (!p->hist || now < p->hist->resend_at)
+			continue;
+		if (p->hist->tries >= CL_HIST_TRIES || p->link.state != PN_LINK_UP) {
+			free(p->hist); /* the next session with it starts over */
+			p->hist = NULL;
+			continue;
+		}
+		hist_send(c, p);
+	}
+}
+
+static uint64_t hist_deadline(struct pn_client *c)
+{
+	uint64_t t = UINT64_MAX;
+
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->hist)
+			t = min64(t, p->hist->resend_at);
+	return t;
+}
+
 static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
 {
 	struct pn_rd r;
@@ -1696,6 +1982,10 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		on_presence(c, p, &r);
 	else if (type == PN_F_CONTACT)
 		on_contact_frame(c, p, &r);
+	else if (type == PN_F_HIST)
+		on_hist(c, p, f, n);
+	else if (type == PN_F_HIST_ACK)
+		on_hist_ack(c, p, f, n);
 	else
 		c->rx_e2e_bad++;
 }
@@ -1841,6 +2131,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
+		hist_on_session_up(c, p);
 		return;
 	}
 	p = peer_get(c, src, false);
@@ -1881,6 +2172,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
+		hist_on_session_up(c, p);
 	} else if (ev == PN_LINK_EV_DATA) {
 		on_e2e_frame(c, p, f, fl);
 	}
@@ -1979,6 +2271,8 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 	finish_whois(c, u, false);
 	if (u->found)
 		flush_user(c, u);
+	if (u->found && strcmp(u->name, c->username) == 0)
+		hist_reach_own(c, u);
 	if (u->found && u->pres_push)
 		pres_to_user(c, u);
 	if (u->found && u->n_read)
@@ -2801,6 +3095,7 @@ static uint64_t cl_deadline(void *node)
 		for (struct outmsg *m = c->out; m; m = m->next)
 			t = min64(t, m->next_try);
 	t = min64(t, pres_deadline(c));
+	t = min64(t, hist_deadline(c));
 	return min64(t, calls_deadline(c));
 }
 
@@ -2997,6 +3292,7 @@ static void cl_tick(void *node)
 		tick_messages(c, now);
 	calls_tick(c, now);
 	pres_tick(c, now);
+	hist_tick(c, now);
 }
 
 const struct pn_node_ops pn_client_ops = {cl_recv, cl_deadline, cl_tick};
@@ -3378,7 +3674,7 @@ static void cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, v
 		return;
 	}
 	if (strlen(text) > CL_CHAT_TEXT_MAX) {
-		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1200 bytes");
+		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1198 bytes");
 		return;
 	}
 	row = calloc(1, sizeof(*row));
@@ -4072,6 +4368,7 @@ void pn_client_free(struct pn_client *c)
 	while (c->peers) {
 		struct peer *p = c->peers;
 		c->peers = p->next;
+		free(p->hist);
 		pn_link_wipe(&p->link);
 		free(p);
 	}

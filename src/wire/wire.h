@@ -63,6 +63,9 @@ enum pn_wire_sizes {
 	PN_PKT_MAX = 1400,     /* largest packet we send; received ones may be up to 2048 */
 	PN_PKT_RX_MAX = 2048,
 	PN_FRAME_MAX = PN_PKT_MAX - PN_DATA_HDR - PN_TAG,
+	/* the largest end-to-end frame: its packet must still fit a FORWARD_VIA /
+	 * DELIVER_VIA frame (u8 type | 16 device | 32 supernode key | u16 len) */
+	PN_E2E_FRAME_MAX = PN_FRAME_MAX - (1 + 16 + 32 + 2) - PN_DATA_HDR - PN_TAG,
 	/* handshake payload: u64 timestamp_ms | u16 len | cert */
 	PN_HS_PAYLOAD_MAX = 8 + 2 + PN_CERT_MAX,
 	/* largest handshake packet we build: HS2 of XX (e, s, payload) */

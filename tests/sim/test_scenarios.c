@@ -371,6 +371,19 @@ static void overlay_across_supernodes(void **state)
 	sc_reply_clear(&r);
 	sc_exchange(&n, ALICE, BOB, "bob", "across the overlay");
 	sc_exchange(&n, BOB, ALICE, "alice", "and back");
+	{
+		/* the longest text the API takes still fits one packet relayed across
+		 * supernodes (FORWARD_VIA); one byte more is refused up front */
+		char big[1200];
+		memset(big, 'x', 1198);
+		big[1198] = 0;
+		sc_exchange(&n, ALICE, BOB, "bob", big);
+		big[1198] = 'x';
+		big[1199] = 0;
+		assert_true(sc_call(&n, ALICE, "send", sc_args2("to", "bob", "text", big), &r, 1000));
+		assert_string_equal(r.code, "text_too_long");
+		sc_reply_clear(&r);
+	}
 	for (unsigned i = 0; i < n.n_sns; i++) {
 		pn_supernode_stats(n.sns[i], &st);
 		relayed += st.sn_forwarded;
