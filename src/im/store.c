@@ -92,7 +92,13 @@ static const char schema_sql[] =
 	" sent_at INTEGER NOT NULL,"
 	" received_at INTEGER NOT NULL,"
 	" text TEXT NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS held_by_peer ON held(peer, seq);";
+	"CREATE INDEX IF NOT EXISTS held_by_peer ON held(peer, seq);"
+	/* Revocation notices we know (signed by the root): devices we refuse. */
+	"CREATE TABLE IF NOT EXISTS revoked ("
+	" device_id BLOB PRIMARY KEY CHECK (length(device_id) = 16),"
+	" username TEXT NOT NULL,"
+	" revoked_at INTEGER NOT NULL,"
+	" notice BLOB NOT NULL) WITHOUT ROWID;";
 
 #define MSG_COLS "m.id, m.peer, m.dir, m.state, m.sent_at, m.updated_at, m.text"
 
@@ -121,6 +127,9 @@ enum cstore_stmt {
 	ST_REL_DEL,
 	ST_REL_LIST,
 	ST_MSG_SINCE,
+	ST_REVOKED_ADD,
+	ST_REVOKED_HAS,
+	ST_REVOKED_LIST,
 	ST_HELD_ADD,
 	ST_HELD_COUNT,
 	ST_HELD_COUNT_ALL,
@@ -179,6 +188,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REL_LIST] = "SELECT username, kind, note, at FROM contact_rel ORDER BY at, username",
 	[ST_MSG_SINCE] = "SELECT " MSG_COLS ", m.seq FROM messages m WHERE m.seq > ?1"
 			 " ORDER BY m.seq LIMIT ?2",
+	[ST_REVOKED_ADD] = "INSERT INTO revoked (device_id, username, revoked_at, notice)"
+			   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (device_id) DO NOTHING",
+	[ST_REVOKED_HAS] = "SELECT 1 FROM revoked WHERE device_id = ?1",
+	[ST_REVOKED_LIST] = "SELECT notice FROM revoked WHERE username = ?1 AND revoked_at >= ?2"
+			    " ORDER BY revoked_at",
 	[ST_HELD_ADD] = "INSERT INTO held (id, peer, sent_at, received_at, text)"
 			 " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
 	[ST_HELD_COUNT] = "SELECT count(*) FROM held WHERE peer = ?1",
@@ -1073,5 +1087,77 @@ int pn_cstore_msg_since(struct pn_cstore *s, uint64_t after, unsigned limit,
 out:
 	pn_db_done(st);
 	free(m);
+	return err;
+}
+
+/* ---- revoked devices ---------------------------------------------------------------- */
+
+int pn_cstore_revoked_add(struct pn_cstore *s, const uint8_t device_id[16], const char *username,
+			  uint64_t revoked_at, const uint8_t *notice, size_t len)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err;
+
+	if (!s || !device_id || !notice || !len || len > 1024 || !pn_db_u64_ok(revoked_at))
+		return -EINVAL;
+	ulen = pn_db_text_len(username, 64);
+	if (!ulen)
+		return -EINVAL;
+	st = s->db.st[ST_REVOKED_ADD];
+	if (sqlite3_bind_blob(st, 1, device_id, 16, SQLITE_STATIC) ||
+	    pn_db_bind_text(st, 2, username, ulen) || pn_db_bind_u64(st, 3, revoked_at) ||
+	    sqlite3_bind_blob(st, 4, notice, (int)len, SQLITE_STATIC))
+		err = pn_db_fail(&s->db, "binding revocation");
+	else
+		err = pn_db_step_write(&s->db, st, "storing revocation", -EEXIST);
+	pn_db_done(st);
+	return err;
+}
+
+bool pn_cstore_revoked_has(struct pn_cstore *s, const uint8_t device_id[16])
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s || !device_id)
+		return false;
+	st = s->db.st[ST_REVOKED_HAS];
+	if (sqlite3_bind_blob(st, 1, device_id, 16, SQLITE_STATIC))
+		err = pn_db_fail(&s->db, "binding revocation");
+	else
+		err = pn_db_step_row(&s->db, st, "reading revocation");
+	pn_db_done(st);
+	return err == 0;
+}
+
+int pn_cstore_revoked_list(struct pn_cstore *s, const char *username, uint64_t since,
+			   int (*cb)(void *arg, const uint8_t *notice, size_t len), void *arg)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err, ret;
+
+	if (!s || !cb || !pn_db_u64_ok(since))
+		return -EINVAL;
+	ulen = pn_db_text_len(username, 64);
+	if (!ulen)
+		return -EINVAL;
+	st = s->db.st[ST_REVOKED_LIST];
+	if (pn_db_bind_text(st, 1, username, ulen) || pn_db_bind_u64(st, 2, since)) {
+		pn_db_done(st);
+		return pn_db_fail(&s->db, "binding revocation list");
+	}
+	for (;;) {
+		err = pn_db_step_next(&s->db, st, "listing revocations");
+		if (err <= 0)
+			break;
+		ret = cb(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			break;
+		}
+	}
+	pn_db_done(st);
 	return err;
 }

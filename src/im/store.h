@@ -155,6 +155,15 @@ int pn_cstore_rel_del(struct pn_cstore *s, const char *username);
 int pn_cstore_msg_since(struct pn_cstore *s, uint64_t after, unsigned limit,
 			int (*cb)(void *arg, uint64_t seq, const struct pn_msg_row *m), void *arg);
 
+/* Revocation notices (src/crypto/cert.h), verified by the caller: add 0 / -EEXIST; has
+ * tells whether a device is revoked; list hands the notices of username's devices revoked
+ * at or after `since` (unix s) to cb, oldest first. */
+int pn_cstore_revoked_add(struct pn_cstore *s, const uint8_t device_id[16], const char *username,
+			  uint64_t revoked_at, const uint8_t *notice, size_t len);
+bool pn_cstore_revoked_has(struct pn_cstore *s, const uint8_t device_id[16]);
+int pn_cstore_revoked_list(struct pn_cstore *s, const char *username, uint64_t since,
+			   int (*cb)(void *arg, const uint8_t *notice, size_t len), void *arg);
+
 /* Messages held from users who are not contacts (a message request): kept apart from the
  * history until the user is accepted. add: 0, -EEXIST (duplicate id); the row's dir and
  * state are ignored, updated_at is the arrival time. count: per peer, or all when peer is

@@ -277,7 +277,7 @@ struct pn_client {
 	uint64_t pres_refresh_at;
 	uint64_t presence_bad;   /* presence from non-contacts, or malformed */
 	struct tbucket requests; /* incoming contact requests from new people */
-	uint64_t requests_dropped, blocked_dropped, msgs_held;
+	uint64_t requests_dropped, blocked_dropped, msgs_held, revoked_refused;
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
 };
@@ -921,10 +921,12 @@ static void read_on_session_up(struct pn_client *c, struct peer *p)
 		send_receipt_kind(c, p, u->read_ids[k], 2);
 }
 
+_Static_assert((int)PN_REVOKE_MAX <= (int)PN_CERT_MAX, "a notice fits a LOGIN_RESULT");
 _Static_assert((int)CL_CHAT_TEXT_MAX == 1198, "the API documents 1198 bytes");
 _Static_assert((int)PN_HIST_TEXT_MAX >= (int)CL_CHAT_TEXT_MAX, "history carries every chat text");
 
 static bool req_allow(struct pn_client *c);
+static int revoke_learn(struct pn_client *c, const uint8_t *notice, size_t len, bool spread);
 static int contact_make(struct pn_client *c, const char *user);
 static void sn_probe(struct pn_client *c, uint64_t now);
 
@@ -1706,6 +1708,93 @@ static void on_contact_frame(struct pn_client *c, struct peer *p, struct pn_rd *
 		emit(c, "contact.request", json_pack("{s:s,s:s}", "from", p->username, "note", note));
 }
 
+/* ---- revocations known to peers ------------------------------------------------------ */
+/* Revoking a device gets a notice signed by the root from the login server. Our devices
+ * give it to every device they have a session with, now and on every new session for two
+ * days (longer than a certificate lives); a device that learns it refuses the revoked
+ * device's sessions and records from then on, though its certificate is still in date. */
+
+static void revoke_send(struct pn_client *c, struct peer *p, const uint8_t *notice, size_t len)
+{
+	uint8_t f[8 + PN_REVOKE_MAX];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_REVOKED);
+	pn_wr_vec16(&w, notice, len);
+	if (!w.err)
+		peer_send_frame(c, p, f, w.len);
+}
+
+/* 0: learned (or known already), -EBADMSG: not a valid notice. spread: hand it on to the
+ * devices we have sessions with (our own account's notices only). */
+static int revoke_learn(struct pn_client *c, const uint8_t *notice, size_t len, bool spread)
+{
+	struct pn_revocation rv;
+	char did[33];
+	int rc;
+
+	if (pn_revocation_decode_verify(&rv, notice, len, c->net.root_pk))
+		return -EBADMSG;
+	rc = pn_cstore_revoked_add(c->store, rv.device_id, rv.name, rv.revoked_at, notice, len);
+	if (rc == -EEXIST)
+		return 0;
+	if (rc)
+		return rc;
+	pn_hex_encode(did, sizeof(did), rv.device_id, 16);
+	pn_info("device %.8s of %s is revoked", did, rv.name);
+	emit(c, "device.revoked",
+	     json_pack("{s:s,s:s,s:b}", "device_id", did, "username", rv.name, "this_device",
+		       memcmp(rv.device_id, c->device_id, 16) == 0));
+	{
+		struct peer *p = peer_get(c, rv.device_id, false);
+		struct ruser *u = ruser_get(c, rv.name, false);
+		if (p)
+			pn_link_wipe(&p->link);
+		if (u)
+			u->fetched_at = 0; /* look up again: without its record */
+		for (unsigned i = 0; u && i < u->n; i++)
+			if (memcmp(u->certs[i].device_id, rv.device_id, 16) == 0) {
+				u->certs[i] = u->certs[u->n - 1];
+				u->recs[i] = u->recs[u->n - 1];
+				u->n--;
+				break;
+			}
+	}
+	if (spread && c->logged_in && strcmp(rv.name, c->username) == 0)
+		for (struct peer *p = c->peers; p; p = p->next)
+			if (p->link.state == PN_LINK_UP)
+				revoke_send(c, p, notice, len);
+	return 0;
+}
+
+static void on_revoked_frame(struct pn_client *c, struct peer *p, struct pn_rd *r)
+{
+	const uint8_t *notice;
+	size_t len;
+
+	if (pn_rd_vec16(r, &notice, &len, PN_REVOKE_MAX) || pn_rd_end(r) ||
+	    revoke_learn(c, notice, len, false) == -EBADMSG)
+		c->rx_e2e_bad++;
+}
+
+static int revoke_send_cb(void *arg, const uint8_t *notice, size_t len)
+{
+	void **ctx = arg;
+	revoke_send(ctx[0], ctx[1], notice, len);
+	return 0;
+}
+
+static void revoke_on_session_up(struct pn_client *c, struct peer *p)
+{
+	void *ctx[2] = {c, p};
+	uint64_t now = wall_s(c);
+
+	if (c->logged_in)
+		pn_cstore_revoked_list(c->store, c->username, now > 172800 ? now - 172800 : 0,
+				       revoke_send_cb, ctx);
+}
+
 /* ---- history transfer between our own devices ------------------------------------------- */
 
 static void hist_kv_key(char key[64], const uint8_t dev[16])
@@ -1984,6 +2073,8 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		on_contact_frame(c, p, &r);
 	else if (type == PN_F_HIST)
 		on_hist(c, p, f, n);
+	else if (type == PN_F_REVOKED)
+		on_revoked_frame(c, p, &r);
 	else if (type == PN_F_HIST_ACK)
 		on_hist_ack(c, p, f, n);
 	else
@@ -2021,6 +2112,10 @@ static int check_peer_cert(struct pn_client *c, const struct pn_link *l, const u
 	if (!rc && (!pn_ct_eq(out->dh_pk, l->remote_static, 32) ||
 		    memcmp(out->device_id, src, 16) != 0))
 		rc = -EKEYREJECTED;
+	if (!rc && pn_cstore_revoked_has(c->store, out->device_id)) {
+		c->revoked_refused++; /* its certificate is still in date; the root said no */
+		rc = -EKEYREVOKED;
+	}
 	return rc;
 }
 
@@ -2132,6 +2227,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
 		hist_on_session_up(c, p);
+		revoke_on_session_up(c, p);
 		return;
 	}
 	p = peer_get(c, src, false);
@@ -2173,6 +2269,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
 		hist_on_session_up(c, p);
+		revoke_on_session_up(c, p);
 	} else if (ev == PN_LINK_EV_DATA) {
 		on_e2e_frame(c, p, f, fl);
 	}
@@ -2260,7 +2357,9 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 			continue;
 		}
 		if (memcmp(pr.cert.device_id, c->device_id, 16) == 0)
-			continue; /* ourselves (multi-device fan-out is a later issue) */
+			continue; /* ourselves */
+		if (pn_cstore_revoked_has(c->store, pr.cert.device_id))
+			continue; /* a revoked device's record, until it expires */
 		if (u->n < sizeof(u->certs) / sizeof(u->certs[0])) {
 			u->recs[u->n] = pr;
 			u->certs[u->n++] = pr.cert;
@@ -2709,7 +2808,7 @@ static void on_login_result(struct pn_client *c, struct pn_rd *r)
 	pn_rd_u32(r, &req);
 	pn_rd_u8(r, &st);
 	pn_rd_str8(r, msg, sizeof(msg));
-	pn_rd_vec16(r, &cert, &cl, PN_CERT_MAX);
+	pn_rd_vec16(r, &cert, &cl, PN_CERT_MAX); /* or, for REVOKE, a notice (smaller) */
 	pn_rd_u8(r, &nb);
 	if (r->err || req != c->op_req)
 		return;
@@ -2717,6 +2816,8 @@ static void on_login_result(struct pn_client *c, struct pn_rd *r)
 		op_fail(c, -EPERM, status_code(st), msg);
 		return;
 	}
+	if (k == OP_REVOKE && cl > 0 && revoke_learn(c, cert, cl, true) != 0)
+		pn_warn("the login server's revocation notice does not verify");
 	if (k == OP_PROFILE_SET || k == OP_REVOKE) {
 		prof_set_done(c);
 		return;
@@ -3383,6 +3484,8 @@ static void cmd_status(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 				      "media_packets", (json_int_t)c->media_bad, "requests_dropped",
 				      (json_int_t)c->requests_dropped, "from_blocked",
 				      (json_int_t)c->blocked_dropped));
+	json_object_set_new(json_object_get(r, "rejected"), "revoked_devices",
+			    json_integer((json_int_t)c->revoked_refused));
 	json_object_set_new(r, "messages_held", json_integer((json_int_t)c->msgs_held));
 	reply_ok(cb, arg, r);
 }

@@ -131,6 +131,7 @@ enum pn_frame_type {
 	PN_F_CALL_ACK = 0x43,  /* 16 call id | u32 seq */
 	PN_F_PRESENCE = 0x44,  /* u64 seq | u8 status (0 offline, 1 online, 2 away, 3 dnd) | str8 mood */
 	PN_F_CONTACT = 0x45,   /* u8 kind (1 request) | str8 note */
+	PN_F_REVOKED = 0x4e,   /* vec16 revocation notice (src/crypto/cert.h) */
 };
 
 enum pn_status {

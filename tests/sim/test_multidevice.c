@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
@@ -110,6 +111,8 @@ static void test_devices_list_and_revoke(void **state)
 	struct sc_reply r;
 	json_t *devs, *d;
 	char other[33] = "";
+	unsigned ev0;
+	int k;
 
 	(void)state;
 	assert_int_equal(sc_net_init(&n, 32, &base), 0);
@@ -130,9 +133,43 @@ static void test_devices_list_and_revoke(void **state)
 	}
 	assert_int_equal(strlen(other), 32);
 	sc_reply_clear(&r);
+	/* bob talks with both of alice's devices */
+	sc_accept_sender(&n, 0, 1);
+	sc_accept_sender(&n, 1, 0);
+	sc_accept_sender(&n, 1, 2);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 1, "send", sc_args2("to", "alice", "text", "hello, all of you"), &r, 1000));
+	sc_reply_clear(&r);
+	assert_true(sc_wait_event(&n, 0, "message.received", ev0, 5000) >= 0);
+	assert_true(sc_wait_event(&n, 2, "message.received", ev0, 5000) >= 0);
+
+	ev0 = n.n_events;
 	assert_true(sc_call(&n, 0, "devices.revoke", sc_args2("device_id", other, NULL, NULL), &r, 10000));
 	assert_int_equal(r.err, 0);
 	sc_reply_clear(&r);
+	/* bob learns it from alice's remaining device, with the root's signature */
+	k = sc_wait_event(&n, 1, "device.revoked", ev0, 3000);
+	assert_true(k >= 0);
+	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "device_id")), other);
+	print_message("revocation known to bob %llu ms after the revoke command\n",
+		      (unsigned long long)(n.events[k].at - n.events[ev0].at));
+	/* the revoked device, its certificate still in date, can no longer reach bob ... */
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 2, "send", sc_args2("to", "bob", "text", "it is me, alice, really"), &r, 1000));
+	sc_reply_clear(&r);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 8000);
+	assert_int_equal(count(&n, 1, "message.received", ev0), 0);
+	assert_true(sc_call(&n, 1, "status", NULL, &r, 1000));
+	assert_true(json_integer_value(json_object_get(json_object_get(r.result, "rejected"), "revoked_devices")) >= 1);
+	sc_reply_clear(&r);
+	/* ... nor does it get what bob sends alice, which her other device does */
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 1, "send", sc_args2("to", "alice", "text", "only the real alice"), &r, 1000));
+	sc_reply_clear(&r);
+	assert_true(sc_wait_event(&n, 0, "message.received", ev0, 5000) >= 0);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000);
+	assert_int_equal(count(&n, 2, "message.received", ev0), 0);
 	assert_true(sc_call(&n, 0, "devices", NULL, &r, 10000));
 	devs = json_object_get(r.result, "devices");
 	for (size_t i = 0; i < 2; i++) {
