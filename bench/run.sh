@@ -4,7 +4,7 @@
 # explains the figures.
 #
 # usage: bench/run.sh [--quick] [--no-build] [BENCH...]
-#   BENCH        any of: noise login startup latency rss call media overlay relay (default: all, in that order)
+#   BENCH        any of: noise login startup latency rss call media overlay relay idle (default: all, in that order)
 #   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
 #                20 RSS clients, a 50-supernode overlay); the figures are then not the
 #                documented ones
@@ -37,7 +37,7 @@ for a in "$@"; do
 		;;
 	esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay relay)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay relay idle)
 
 for tool in python3 awk; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
@@ -98,6 +98,7 @@ if [ $QUICK = 1 ]; then
 	CALL_ARGS=(--calls 5 --cold 3)
 	OVERLAY_ARGS=(--supernodes 50 --hours 0.1 --lookups 200)
 	RELAY_ENV=(SESSIONS=100 SECONDS_RUN=3 TURN_SESSIONS=50)
+	IDLE_ENV=(IDLE_SECONDS=30)
 else
 	LOGIN_ARGS=()
 	STARTUP_ARGS=()
@@ -105,6 +106,7 @@ else
 	RSS_ENV=()
 	CALL_ARGS=()
 	RELAY_ENV=()
+	IDLE_ENV=()
 	# Minutes, not hours: the documented 1,000 and 10,000-supernode runs are
 	# bench/bench_overlay.sh (docs/BENCHMARKS.md, "Directory at scale").
 	OVERLAY_ARGS=(--supernodes 300 --hours 0.25 --lookups 1000)
@@ -144,6 +146,9 @@ for b in "${BENCHES[@]}"; do
 	relay)
 		# the supernode relay against coturn, per CPU-second (bench/bench_relay.sh)
 		run_bench relay env "${RELAY_ENV[@]}" bash "$HERE/bench_relay.sh" "$BUILD" ;;
+	idle)
+		# an attached client doing nothing: bytes/s and wake-ups/min (root: nftables)
+		run_bench idle env "${IDLE_ENV[@]}" bash "$HERE/bench_idle.sh" "$BUILD" ;;
 	overlay)
 		# ours (k = 32) and the plain Kademlia baseline (k = 20, no per-prefix limit),
 		# 10 %/h churn, in the simulator
