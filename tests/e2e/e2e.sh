@@ -167,6 +167,27 @@ check "search-history: quotes and FTS syntax in the text are just text" '.messag
 	"$(ln_cli bob --json search-history 'he\"llo OR NEAR(x' )"
 expect_rc "search-history without words is refused" 1 ln_cli bob search-history ' '
 
+# -- a stranger's message is a message request: held, then released in order on accept
+ln_start_client carol || exit 1
+echo "correct horse carol" | ln_cli carol register carol --password-stdin >/dev/null
+echo "correct horse carol" | ln_cli carol login carol --password-stdin >/dev/null
+ln_cli carol send alice "hi alice, carol from the conference" >/dev/null
+ln_cli carol send alice "here is my number" >/dev/null
+wait_for "carol's two messages reach alice as a message request" \
+	'[.requests[] | select(.username == "carol" and .kind == "incoming") | .messages[].text] == ["hi alice, carol from the conference", "here is my number"]' \
+	ln_cli alice --json contacts requests
+check "a held message is not in alice's history" '.messages == []' "$(ln_cli alice --json history carol)"
+wait_for "carol sees them delivered" '[.messages[].state] == ["delivered", "delivered"]' \
+	ln_cli carol --json history alice
+check "the CLI lists the held messages with the request" \
+	'. == "1"' "$(ln_cli alice contacts requests | grep -c 'message: here is my number' | jq -R '.')"
+check "alice accepts carol" '.username == "carol"' "$(ln_cli alice --json contacts accept carol)"
+check "the held messages joined alice's history, in order" \
+	'[.messages[].text] == ["hi alice, carol from the conference", "here is my number"]' \
+	"$(ln_cli alice --json history carol)"
+check "settings: messages-from anyone is stored and shown" '.messages_from == "anyone"' \
+	"$(ln_cli carol --json settings messages-from anyone)"
+
 # -- CLI errors
 expect_rc "no daemon: exit 3" 3 "$LN_BIN/parley" --socket "$LN_DIR/nothing-here.sock" status
 case "$out" in *"no daemon"*) ok "no daemon: the message says so";; *) fail "no daemon: the message says so" "$out";; esac
