@@ -3026,15 +3026,20 @@ static uint64_t hs_retry_time(const struct pn_link *l)
 
 /* Asks a primary that may be dead for a PONG; unanswered within CL_PROBE_MS, the tick
  * promotes the standby. */
-static void sn_probe(struct pn_client *c, uint64_t now)
+static void sn_ping(struct pn_client *c, uint64_t now)
 {
 	uint8_t f[9];
 	struct pn_wr w;
 
 	pn_wr_init(&w, f, sizeof(f));
 	pn_wr_u8(&w, PN_F_PING);
-	pn_wr_u64(&w, now);
+	pn_wr_u64(&w, now); /* the PONG echoes it: the round trip goes into the host cache */
 	sn_send_frame(c, f, w.len);
+}
+
+static void sn_probe(struct pn_client *c, uint64_t now)
+{
+	sn_ping(c, now);
 	c->sn_probe_at = now;
 }
 
@@ -3300,12 +3305,7 @@ static void cl_tick(void *node)
 					sn_drop(c, true);
 			} else {
 				if (now >= c->sn_ping_at) {
-					uint8_t f[9];
-					struct pn_wr w;
-					pn_wr_init(&w, f, sizeof(f));
-					pn_wr_u8(&w, PN_F_PING);
-					pn_wr_u64(&w, now);
-					sn_send_frame(c, f, w.len);
+					sn_ping(c, now);
 					c->sn_ping_at = now + CL_PING_MS;
 					if (!c->hosts_asked) {
 						/* with the first keepalive of an attachment: refresh
