@@ -171,3 +171,72 @@ int pn_hist_ack_decode(const uint8_t *f, size_t n, uint32_t *seq)
 	pn_rd_u32(&r, seq);
 	return pn_rd_end(&r) || type != PN_F_HIST_ACK ? -EBADMSG : 0;
 }
+
+void pn_csync_begin(struct pn_hist_wr *hw, uint8_t *buf, size_t cap)
+{
+	pn_wr_init(&hw->w, buf, cap);
+	pn_wr_u8(&hw->w, PN_F_CSYNC);
+	hw->flags_at = hw->w.len;
+	pn_wr_u8(&hw->w, 0); /* n */
+	hw->n = 0;
+}
+
+bool pn_csync_add(struct pn_hist_wr *hw, const char *username, uint8_t state, uint64_t at)
+{
+	struct pn_wr w = hw->w;
+
+	if (hw->w.err || hw->n == PN_HIST_ITEMS_MAX || pn_username_valid(username) || state < 1 ||
+	    state > 3)
+		return false;
+	pn_wr_str8(&w, username);
+	pn_wr_u8(&w, state);
+	pn_wr_u64(&w, at);
+	if (w.err)
+		return false;
+	hw->w = w;
+	hw->n++;
+	return true;
+}
+
+size_t pn_csync_finish(struct pn_hist_wr *hw)
+{
+	if (hw->w.err)
+		return 0;
+	hw->w.p[hw->flags_at] = hw->n;
+	return hw->w.len;
+}
+
+static int csync_walk(const uint8_t *f, size_t n,
+		      int (*cb)(void *arg, const char *username, uint8_t state, uint64_t at),
+		      void *arg)
+{
+	struct pn_rd r;
+	uint8_t type, count;
+	char user[PN_USERNAME_MAX + 1];
+
+	pn_rd_init(&r, f, n);
+	pn_rd_u8(&r, &type);
+	pn_rd_u8(&r, &count);
+	if (r.err || type != PN_F_CSYNC)
+		return -EBADMSG;
+	for (unsigned i = 0; i < count; i++) {
+		uint8_t st;
+		uint64_t at;
+		pn_rd_str8(&r, user, sizeof(user));
+		pn_rd_u8(&r, &st);
+		pn_rd_u64(&r, &at);
+		if (r.err || pn_username_valid(user) || st < 1 || st > 3)
+			return -EBADMSG;
+		if (cb && cb(arg, user, st, at))
+			return 0;
+	}
+	return pn_rd_end(&r) ? -EBADMSG : 0;
+}
+
+int pn_csync_decode(const uint8_t *f, size_t n,
+		    int (*cb)(void *arg, const char *username, uint8_t state, uint64_t at), void *arg)
+{
+	int rc = csync_walk(f, n, NULL, NULL);
+
+	return rc == 0 && cb ? csync_walk(f, n, cb, arg) : rc;
+}

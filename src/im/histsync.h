@@ -60,6 +60,19 @@ size_t pn_hist_finish(struct pn_hist_wr *hw, bool last);
 int pn_hist_decode(const uint8_t *f, size_t n, uint32_t *seq, bool *last,
 		   int (*cb)(void *arg, const struct pn_hist_item *it), void *arg);
 
+/* CSYNC (0x4f), the contact list kept in step between the account's devices (the newest
+ * change to each contact wins; sent whole on every new session between two of them and
+ * entry by entry on each change):
+ *   CSYNC = u8 0x4f | u8 n | n x (str8 username | u8 state (1 contact, 2 removed,
+ *           3 blocked) | u64 changed_at_ms)
+ * A writer like pn_hist_wr; the decoder checks the whole frame before calling cb. */
+enum { PN_F_CSYNC = 0x4f };
+void pn_csync_begin(struct pn_hist_wr *hw, uint8_t *buf, size_t cap);
+bool pn_csync_add(struct pn_hist_wr *hw, const char *username, uint8_t state, uint64_t at);
+size_t pn_csync_finish(struct pn_hist_wr *hw);
+int pn_csync_decode(const uint8_t *f, size_t n,
+		    int (*cb)(void *arg, const char *username, uint8_t state, uint64_t at), void *arg);
+
 /* HIST_ACK: encode into 5 bytes; decode 0 or -EBADMSG. */
 size_t pn_hist_ack_encode(uint8_t out[5], uint32_t seq);
 int pn_hist_ack_decode(const uint8_t *f, size_t n, uint32_t *seq);

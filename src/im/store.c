@@ -93,6 +93,12 @@ static const char schema_sql[] =
 	" received_at INTEGER NOT NULL,"
 	" text TEXT NOT NULL);"
 	"CREATE INDEX IF NOT EXISTS held_by_peer ON held(peer, seq);"
+	/* The last change to each contact made on any device of the account (for syncing the
+	 * contact list between them: the newest change wins). */
+	"CREATE TABLE IF NOT EXISTS contact_sync ("
+	" username TEXT PRIMARY KEY,"
+	" state INTEGER NOT NULL CHECK (state BETWEEN 1 AND 3),"
+	" at INTEGER NOT NULL) WITHOUT ROWID;"
 	/* Revocation notices we know (signed by the root): devices we refuse. */
 	"CREATE TABLE IF NOT EXISTS revoked ("
 	" device_id BLOB PRIMARY KEY CHECK (length(device_id) = 16),"
@@ -127,6 +133,8 @@ enum cstore_stmt {
 	ST_REL_DEL,
 	ST_REL_LIST,
 	ST_MSG_SINCE,
+	ST_CSYNC_SET,
+	ST_CSYNC_LIST,
 	ST_REVOKED_ADD,
 	ST_REVOKED_HAS,
 	ST_REVOKED_LIST,
@@ -188,6 +196,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REL_LIST] = "SELECT username, kind, note, at FROM contact_rel ORDER BY at, username",
 	[ST_MSG_SINCE] = "SELECT " MSG_COLS ", m.seq FROM messages m WHERE m.seq > ?1"
 			 " ORDER BY m.seq LIMIT ?2",
+	[ST_CSYNC_SET] = "INSERT INTO contact_sync (username, state, at) VALUES (?1, ?2, ?3)"
+			 " ON CONFLICT (username) DO UPDATE SET state = excluded.state, at = excluded.at"
+			 " WHERE excluded.at > contact_sync.at",
+	[ST_CSYNC_LIST] = "SELECT username, state, at FROM contact_sync ORDER BY username",
 	[ST_REVOKED_ADD] = "INSERT INTO revoked (device_id, username, revoked_at, notice)"
 			   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (device_id) DO NOTHING",
 	[ST_REVOKED_HAS] = "SELECT 1 FROM revoked WHERE device_id = ?1",
@@ -1153,6 +1165,58 @@ int pn_cstore_revoked_list(struct pn_cstore *s, const char *username, uint64_t s
 		if (err <= 0)
 			break;
 		ret = cb(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			break;
+		}
+	}
+	pn_db_done(st);
+	return err;
+}
+
+/* ---- contact-list sync ---------------------------------------------------------------- */
+
+int pn_cstore_csync_set(struct pn_cstore *s, const char *username, int state, uint64_t at)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err;
+
+	if (!s || state < 1 || state > 3 || !pn_db_u64_ok(at))
+		return -EINVAL;
+	ulen = pn_db_text_len(username, PN_USERNAME_MAX);
+	if (!ulen)
+		return -EINVAL;
+	st = s->db.st[ST_CSYNC_SET];
+	if (pn_db_bind_text(st, 1, username, ulen) || sqlite3_bind_int(st, 2, state) ||
+	    pn_db_bind_u64(st, 3, at))
+		err = pn_db_fail(&s->db, "binding contact sync");
+	else
+		err = pn_db_step(&s->db, st, "writing contact sync");
+	if (!err && sqlite3_changes(s->db.conn) == 0)
+		err = -EALREADY;
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_csync_list(struct pn_cstore *s,
+			 int (*cb)(void *arg, const char *username, int state, uint64_t at), void *arg)
+{
+	char user[PN_USERNAME_MAX + 1];
+	sqlite3_stmt *st;
+	int err, ret;
+
+	if (!s || !cb)
+		return -EINVAL;
+	st = s->db.st[ST_CSYNC_LIST];
+	for (;;) {
+		err = pn_db_step_next(&s->db, st, "listing contact sync");
+		if (err <= 0)
+			break;
+		err = col_str(s, st, 0, user, sizeof(user));
+		if (err)
+			break;
+		ret = cb(arg, user, sqlite3_column_int(st, 1), (uint64_t)sqlite3_column_int64(st, 2));
 		if (ret) {
 			err = ret < 0 ? ret : 0;
 			break;

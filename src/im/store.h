@@ -155,6 +155,13 @@ int pn_cstore_rel_del(struct pn_cstore *s, const char *username);
 int pn_cstore_msg_since(struct pn_cstore *s, uint64_t after, unsigned limit,
 			int (*cb)(void *arg, uint64_t seq, const struct pn_msg_row *m), void *arg);
 
+/* Contact-list sync between the account's devices: the last change per username, state
+ * 1 contact, 2 removed, 3 blocked, at in ms. set: 0 when it is newer than what is stored
+ * (and stored), -EALREADY when not. list: in username order. */
+int pn_cstore_csync_set(struct pn_cstore *s, const char *username, int state, uint64_t at);
+int pn_cstore_csync_list(struct pn_cstore *s,
+			 int (*cb)(void *arg, const char *username, int state, uint64_t at), void *arg);
+
 /* Revocation notices (src/crypto/cert.h), verified by the caller: add 0 / -EEXIST; has
  * tells whether a device is revoked; list hands the notices of username's devices revoked
  * at or after `since` (unix s) to cb, oldest first. */

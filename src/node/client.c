@@ -928,6 +928,7 @@ _Static_assert((int)PN_HIST_TEXT_MAX >= (int)CL_CHAT_TEXT_MAX, "history carries 
 static bool req_allow(struct pn_client *c);
 static int revoke_learn(struct pn_client *c, const uint8_t *notice, size_t len, bool spread);
 static int contact_make(struct pn_client *c, const char *user);
+static void held_settle(struct pn_client *c, const char *user, bool accepted);
 static void sn_probe(struct pn_client *c, uint64_t now);
 
 /* A message from someone who is not our contact is a message request: it is kept apart
@@ -1794,6 +1795,115 @@ static void revoke_on_session_up(struct pn_client *c, struct peer *p)
 				       revoke_send_cb, ctx);
 }
 
+/* ---- the contact list, kept in step between our own devices ------------------------------ */
+/* Each change (add or accept, remove, block) is stamped and sent to our devices that have a
+ * session now; the whole list of stamps goes on every new session between two of them.
+ * The newest stamp for a user wins, so devices that were apart converge. */
+
+enum { CS_CONTACT = 1, CS_REMOVED = 2, CS_BLOCKED = 3 };
+
+struct csync_out {
+	struct pn_client *c;
+	struct peer *p;
+	struct pn_hist_wr hw;
+	uint8_t buf[PN_E2E_FRAME_MAX];
+};
+
+static int csync_out_cb(void *arg, const char *user, int state, uint64_t at)
+{
+	struct csync_out *o = arg;
+
+	if (!pn_csync_add(&o->hw, user, (uint8_t)state, at)) {
+		size_t n = pn_csync_finish(&o->hw);
+		if (n)
+			peer_send_frame(o->c, o->p, o->buf, n);
+		pn_csync_begin(&o->hw, o->buf, sizeof(o->buf));
+		pn_csync_add(&o->hw, user, (uint8_t)state, at);
+	}
+	return 0;
+}
+
+static bool own_device(struct pn_client *c, const struct peer *p)
+{
+	return c->logged_in && strcmp(p->username, c->username) == 0 &&
+	       memcmp(p->device_id, c->device_id, 16) != 0;
+}
+
+static void csync_on_session_up(struct pn_client *c, struct peer *p)
+{
+	struct csync_out *o;
+
+	if (!own_device(c, p) || !(o = calloc(1, sizeof(*o))))
+		return;
+	o->c = c;
+	o->p = p;
+	pn_csync_begin(&o->hw, o->buf, sizeof(o->buf));
+	pn_cstore_csync_list(c->store, csync_out_cb, o);
+	if (o->hw.n) {
+		size_t n = pn_csync_finish(&o->hw);
+		if (n)
+			peer_send_frame(c, p, o->buf, n);
+	}
+	free(o);
+}
+
+/* A change made here: stamped and sent to our other devices with a session. */
+static void csync_local(struct pn_client *c, const char *user, int state)
+{
+	struct pn_hist_wr hw;
+	uint8_t buf[64 + PN_USERNAME_MAX];
+	uint64_t at = wall_ms(c);
+	size_t n;
+
+	if (pn_cstore_csync_set(c->store, user, state, at))
+		return;
+	pn_csync_begin(&hw, buf, sizeof(buf));
+	if (!pn_csync_add(&hw, user, (uint8_t)state, at) || !(n = pn_csync_finish(&hw)))
+		return;
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (own_device(c, p) && p->link.state == PN_LINK_UP)
+			peer_send_frame(c, p, buf, n);
+}
+
+static int csync_apply_cb(void *arg, const char *user, uint8_t state, uint64_t at)
+{
+	struct pn_client *c = arg;
+	struct pn_rel_row rel;
+	bool has_rel;
+
+	if (strcmp(user, c->username) == 0 || pn_cstore_csync_set(c->store, user, state, at))
+		return 0; /* not newer than what we know */
+	has_rel = pn_cstore_rel_get(c->store, user, &rel) == 0;
+	if (state == CS_CONTACT) {
+		if (has_rel && rel.kind != PN_REL_REQUEST_OUT)
+			pn_cstore_rel_del(c->store, user); /* a request taken, or a block lifted */
+		if (!pn_cstore_contact_has(c->store, user))
+			contact_make(c, user);
+		held_settle(c, user, true);
+	} else if (state == CS_REMOVED) {
+		pn_cstore_contact_remove(c->store, user);
+		if (has_rel && rel.kind != PN_REL_REQUEST_IN)
+			pn_cstore_rel_del(c->store, user);
+	} else {
+		pn_cstore_contact_remove(c->store, user);
+		pn_cstore_rel_set(c->store, user, PN_REL_BLOCKED, "", wall_s(c));
+		held_settle(c, user, false);
+	}
+	emit(c, "contact.synced",
+	     json_pack("{s:s,s:s}", "username", user, "state",
+		       state == CS_CONTACT ? "contact" : state == CS_REMOVED ? "removed" : "blocked"));
+	return 0;
+}
+
+static void on_csync(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	if (!own_device(c, p) || pn_csync_decode(f, n, NULL, NULL)) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	pn_csync_decode(f, n, csync_apply_cb, c);
+}
+
 /* ---- history transfer between our own devices ------------------------------------------- */
 
 static void hist_kv_key(char key[64], const uint8_t dev[16])
@@ -1916,25 +2026,25 @@ static void hist_on_session_up(struct pn_client *c, struct peer *p)
 	hist_send(c, p);
 }
 
-/* The lookup of our own name named our other devices: one we have not given our history
- * yet gets a session (which starts the transfer), or the transfer if a session is up. */
+/* The lookup of our own name named our other devices: each gets a session if it has none
+ * (its coming up sends the contact-list stamps, revocations and, once, our history); one
+ * with a session up that has not had our history yet gets it now. */
 static void hist_reach_own(struct pn_client *c, struct ruser *me)
 {
 	char key[64];
 
 	for (unsigned i = 0; i < me->n; i++) {
-		struct peer *p;
+		struct peer *p = peer_for(c, me, i);
 
-		hist_kv_key(key, me->certs[i].device_id);
-		if (pn_cstore_kv_get(c->store, key, NULL, 0, NULL) != -ENOENT)
-			continue;
-		p = peer_for(c, me, i);
 		if (!p || p->hist)
 			continue;
-		if (p->link.state == PN_LINK_UP)
-			hist_on_session_up(c, p);
-		else if (p->link.state != PN_LINK_WAIT_HS2)
+		if (p->link.state == PN_LINK_UP) {
+			hist_kv_key(key, me->certs[i].device_id);
+			if (pn_cstore_kv_get(c->store, key, NULL, 0, NULL) == -ENOENT)
+				hist_on_session_up(c, p);
+		} else if (p->link.state != PN_LINK_WAIT_HS2) {
 			peer_connect(c, p, &me->certs[i]);
+		}
 	}
 }
 
@@ -2074,6 +2184,8 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		on_hist(c, p, f, n);
 	else if (type == PN_F_REVOKED)
 		on_revoked_frame(c, p, &r);
+	else if (type == PN_F_CSYNC)
+		on_csync(c, p, f, n);
 	else if (type == PN_F_HIST_ACK)
 		on_hist_ack(c, p, f, n);
 	else
@@ -2227,6 +2339,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		read_on_session_up(c, p);
 		hist_on_session_up(c, p);
 		revoke_on_session_up(c, p);
+		csync_on_session_up(c, p);
 		return;
 	}
 	p = peer_get(c, src, false);
@@ -2269,6 +2382,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		read_on_session_up(c, p);
 		hist_on_session_up(c, p);
 		revoke_on_session_up(c, p);
+		csync_on_session_up(c, p);
 	} else if (ev == PN_LINK_EV_DATA) {
 		on_e2e_frame(c, p, f, fl);
 	}
@@ -3642,6 +3756,12 @@ static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_
 		held_settle(c, user, true);
 	else if (strcmp(sub, "decline") == 0 || strcmp(sub, "block") == 0)
 		held_settle(c, user, false);
+	if (strcmp(sub, "add") == 0 || strcmp(sub, "accept") == 0)
+		csync_local(c, user, CS_CONTACT);
+	else if (strcmp(sub, "remove") == 0 || strcmp(sub, "unblock") == 0)
+		csync_local(c, user, CS_REMOVED);
+	else if (strcmp(sub, "block") == 0)
+		csync_local(c, user, CS_BLOCKED);
 	if (strcmp(sub, "remove") == 0 || strcmp(sub, "block") == 0) {
 		struct ruser *u = ruser_get(c, user, false);
 		if (u && u->pres_status != PRES_OFFLINE)

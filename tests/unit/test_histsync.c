@@ -194,6 +194,65 @@ static void ack_round_trip(void **state)
 	assert_int_equal(pn_hist_ack_decode(a, 5, &seq), -EBADMSG);
 }
 
+struct cs_seen {
+	unsigned n;
+	char user[4][40];
+	uint8_t state[4];
+	uint64_t at[4];
+};
+
+static int cs_cb(void *arg, const char *user, uint8_t state, uint64_t at)
+{
+	struct cs_seen *s = arg;
+	if (s->n < 4) {
+		snprintf(s->user[s->n], sizeof(s->user[0]), "%s", user);
+		s->state[s->n] = state;
+		s->at[s->n] = at;
+	}
+	s->n++;
+	return 0;
+}
+
+/* CSYNC: docs/PROTOCOL.md §3.7 vector, round trip, rejections */
+static void csync_vector_and_rejects(void **state)
+{
+	static const char hex[] = "4f02" "03626f62" "01" "0000019abac40580" "056361726f6c" "03"
+				  "0000019abac40581";
+	uint8_t want[64], buf[64], g[64];
+	size_t wn = strlen(hex) / 2, n;
+	struct pn_hist_wr hw;
+	struct cs_seen s = {0};
+
+	(void)state;
+	assert_int_equal(pn_hex_decode(want, wn, hex), 0);
+	pn_csync_begin(&hw, buf, sizeof(buf));
+	assert_true(pn_csync_add(&hw, "bob", 1, 1764070000000ull));
+	assert_true(pn_csync_add(&hw, "carol", 3, 1764070000001ull));
+	assert_false(pn_csync_add(&hw, "carol", 4, 1));     /* no state 4 */
+	assert_false(pn_csync_add(&hw, "Not Valid", 1, 1)); /* not a username */
+	n = pn_csync_finish(&hw);
+	assert_int_equal(n, wn);
+	assert_memory_equal(buf, want, wn);
+	assert_int_equal(pn_csync_decode(want, wn, cs_cb, &s), 0);
+	assert_int_equal(s.n, 2);
+	assert_string_equal(s.user[1], "carol");
+	assert_int_equal(s.state[1], 3);
+	assert_int_equal(s.at[0], 1764070000000ull);
+	for (size_t k = 0; k < wn; k++) {
+		s.n = 0;
+		assert_int_equal(pn_csync_decode(want, k, cs_cb, &s), -EBADMSG);
+		assert_int_equal(s.n, 0);
+	}
+	memcpy(g, want, wn);
+	g[6] = 4; /* bob's state */
+	s.n = 0;
+	assert_int_equal(pn_csync_decode(g, wn, cs_cb, &s), -EBADMSG);
+	assert_int_equal(s.n, 0);
+	memcpy(g, want, wn);
+	g[wn] = 0;
+	assert_int_equal(pn_csync_decode(g, wn + 1, NULL, NULL), -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -202,6 +261,7 @@ int main(void)
 		cmocka_unit_test(malformed_rejected_whole),
 		cmocka_unit_test(chunk_fills_and_refuses),
 		cmocka_unit_test(ack_round_trip),
+		cmocka_unit_test(csync_vector_and_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
