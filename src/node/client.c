@@ -1928,11 +1928,50 @@ static void finish_whois(struct pn_client *c, struct ruser *u, bool timeout)
 	}
 }
 
+/* The overlay answers a lookup from the first of the user's r supernodes that holds any
+ * record, and that one may not (yet) hold every device's: an answer can name fewer
+ * devices than the last one. Records from earlier answers that have not expired are
+ * kept (a device that went away stops being tried when its record expires), so a
+ * message to a user on two devices is not retired after the first one's receipt. */
+struct lookup_old {
+	unsigned n;
+	struct pn_record recs[PN_REC_MAX_SN * 2];
+};
+
+static struct lookup_old *lookup_keep_old(const struct ruser *u)
+{
+	struct lookup_old *o = u->n ? malloc(sizeof(*o)) : NULL;
+
+	if (!o)
+		return NULL;
+	o->n = u->n;
+	memcpy(o->recs, u->recs, u->n * sizeof(u->recs[0]));
+	return o;
+}
+
+static void lookup_merge_old(struct pn_client *c, struct ruser *u, struct lookup_old *o)
+{
+	uint64_t ws = wall_s(c);
+
+	for (unsigned i = 0; o && i < o->n; i++) {
+		bool have = false;
+		for (unsigned k = 0; k < u->n && !have; k++)
+			have = memcmp(u->certs[k].device_id, o->recs[i].cert.device_id, 16) == 0;
+		if (have || o->recs[i].expires <= ws || o->recs[i].cert.not_after <= ws ||
+		    u->n >= sizeof(u->certs) / sizeof(u->certs[0]))
+			continue;
+		u->recs[u->n] = o->recs[i];
+		u->certs[u->n++] = o->recs[i].cert;
+	}
+	free(o);
+}
+
 static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 {
 	uint32_t req;
 	uint8_t st, n;
 	struct ruser *u;
+	struct lookup_old *old;
 
 	pn_rd_u32(r, &req);
 	pn_rd_u8(r, &st);
@@ -1945,6 +1984,7 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 	if (!u)
 		return;
 	u->lookup_req = 0;
+	old = lookup_keep_old(u);
 	u->n = 0;
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *rec;
@@ -1966,6 +2006,7 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 			u->certs[u->n++] = pr.cert;
 		}
 	}
+	lookup_merge_old(c, u, old);
 	u->found = u->n > 0;
 	u->fetched_at = now_ms(c);
 	finish_whois(c, u, false);
@@ -4052,6 +4093,8 @@ static void group_on_chat(struct pn_client *c, struct peer *p, const uint8_t *f,
 	if (!pn_group_may_post(cg ? &cg->g : NULL, c->username, gc.from)) {
 		/* Not (yet) a member as far as we know: no receipt, so a member whose
 		 * invitation has not reached us yet is retried and taken later. */
+		pn_dbg("%s: group message from %s refused (%s)", c->username, gc.from,
+		       cg ? "not a member" : "unknown group");
 		c->group_refused++;
 		return;
 	}
