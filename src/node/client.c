@@ -4005,6 +4005,28 @@ static struct outmsg *group_entry_new(struct pn_client *c, const char *to, bool 
 	return m;
 }
 
+/* Pushes a group entry towards user `to`. Unlike kick_user it does not wait for a fresh
+ * lookup when every device we know of the user has a session up: the entry goes at once
+ * and the records are refreshed alongside (paced, lookup_pump), so a group message is not
+ * held behind 99 lookups; a device the refresh reveals gets it from the lookup answer. */
+static void group_kick(struct pn_client *c, const struct outmsg *m)
+{
+	struct ruser *u = ruser_get(c, m->to, true);
+	bool all_up = u && u->found && u->n > 0;
+
+	for (unsigned i = 0; all_up && i < u->n; i++) {
+		struct peer *p = peer_get(c, u->certs[i].device_id, false);
+		all_up = p && p->link.state == PN_LINK_UP;
+	}
+	if (!all_up || c->sn_state != SN_UP) {
+		kick_user(c, m->to, m);
+		return;
+	}
+	push_user(c, u, m);
+	if (now_ms(c) - u->fetched_at > CL_LOOKUP_CACHE_MS)
+		lookup_start(c, u);
+}
+
 /* Queues one outbox entry per member of g (but us), per name in `extra` (a removed
  * member, who must learn it), and one for our own other devices when we have any. */
 static void group_fan_out(struct pn_client *c, const struct pn_group *g, const char *extra,
@@ -4019,17 +4041,17 @@ static void group_fan_out(struct pn_client *c, const struct pn_group *g, const c
 			continue;
 		m = group_entry_new(c, g->members[i], false, idb, g->id, text, blob, blob_len);
 		if (m)
-			kick_user(c, m->to, m);
+			group_kick(c, m);
 	}
 	if (extra && strcmp(extra, c->username) != 0 && !pn_group_has(g, extra)) {
 		m = group_entry_new(c, extra, false, idb, g->id, text, blob, blob_len);
 		if (m)
-			kick_user(c, m->to, m);
+			group_kick(c, m);
 	}
 	if (me && me->found && me->n > 0) {
 		m = group_entry_new(c, c->username, true, idb, g->id, text, blob, blob_len);
 		if (m)
-			kick_user(c, m->to, m);
+			group_kick(c, m);
 	}
 }
 
