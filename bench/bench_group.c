@@ -216,12 +216,12 @@ int main(int argc, char **argv)
 		return 1;
 	fig("first_all_ms", (double)all, "ms");
 	fig("first_delivered_ms", (double)dl, "ms");
-	clock_gettime(CLOCK_MONOTONIC, &c0);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
 	for (int k = 0; k < n_msgs; k++) {
 		if (!send_and_measure("warm message", &warm[k], &dl, &pkts, &bytes))
 			return 1;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &c1);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
 	qsort(warm, (size_t)n_msgs, sizeof(*warm), cmp_u64);
 	fig("warm_all_ms_p50", (double)warm[n_msgs / 2], "ms");
 	fig("warm_all_ms_max", (double)warm[n_msgs - 1], "ms");

@@ -4,7 +4,7 @@
 # explains the figures.
 #
 # usage: bench/run.sh [--quick] [--no-build] [BENCH...]
-#   BENCH        any of: noise login startup latency rss call media overlay (default: all, in that order)
+#   BENCH        any of: noise login startup latency rss call media overlay group (default: all, in that order)
 #   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
 #                20 RSS clients, a 50-supernode overlay); the figures are then not the
 #                documented ones
@@ -37,7 +37,7 @@ for a in "$@"; do
 		;;
 	esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay group)
 
 for tool in python3 awk; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
@@ -139,6 +139,15 @@ for b in "${BENCHES[@]}"; do
 	rss) run_bench rss env "${RSS_ENV[@]}" bash "$HERE/bench_rss.sh" ;;
 	call) run_bench call python3 "$HERE/bench_call.py" "${CALL_ARGS[@]}" ;;
 	media) run_bench media "$BUILD/bench/bench-media" ;;
+	group)
+		# group fan-out to 100 members in the simulator (built only where cmocka is)
+		if [ -x "$BUILD/bench/bench-group" ]; then
+			run_bench group "$BUILD/bench/bench-group" 100 20
+		else
+			echo "run.sh: group: $BUILD/bench/bench-group not built (needs cmocka)" >&2
+			FAILED+=(group)
+		fi
+		;;
 	overlay)
 		# ours (k = 32) and the plain Kademlia baseline (k = 20, no per-prefix limit),
 		# 10 %/h churn, in the simulator
