@@ -1,5 +1,5 @@
 /* Unit tests for group chats: the state and its rules (src/im/group.c), the three frames,
- * snapshot reassembly, the protocol test vector (docs/PROTOCOL.md 7.5) and the group
+ * snapshot reassembly, the protocol test vector (docs/PROTOCOL.md §7.4) and the group
  * tables of the client store (src/im/store.c). */
 #include <errno.h>
 #include <setjmp.h>
@@ -339,7 +339,7 @@ static void test_leave_roundtrip(void **state)
 	assert_int_equal(pn_group_leave_decode(u2, g2, f, len), -EBADMSG);
 }
 
-/* docs/PROTOCOL.md 7.5: the bytes there must be what the encoders write. */
+/* docs/PROTOCOL.md §7.4: the bytes there must be what the encoders write. */
 static void test_vectors(void **state)
 {
 	static const char chat_hex[] =
