@@ -3914,9 +3914,19 @@ static int group_load_cb(void *arg, const struct pn_group *g)
 	return 0;
 }
 
+static void group_push_state(struct pn_client *c, const struct pn_group *g, const char *extra);
+
+/* At start: our groups from the store. Updates in flight are not stored, so the admin
+ * sends the current state of each group it runs again (members that have it acknowledge
+ * it as stale): an update cut short by a restart still reaches everyone. */
 static void group_load(struct pn_client *c)
 {
 	pn_cstore_group_list(c->store, group_load_cb, c);
+	if (!c->logged_in)
+		return;
+	for (struct cgroup *cg = c->groups; cg; cg = cg->next)
+		if (strcmp(cg->g.admin, c->username) == 0 && pn_group_has(&cg->g, c->username))
+			group_push_state(c, &cg->g, NULL);
 }
 
 static void group_free_all(struct pn_client *c)
