@@ -127,14 +127,46 @@ sleep 1
 check "carol, who left, did not get it" "[.messages[] | select(.id == \"$m3\")] | length == 0" \
 	"$(ln_cli carol --json group history "$gid")"
 
+# -- bob's daemon stops; a message sent meanwhile reaches him after the restart, and his
+#    groups and history come back from his database
+ln_stop bob && ok "bob's daemon stops" || fail "bob's daemon stops"
+r=$(ln_cli alice --json group send "$gid" while bob was away)
+m4=$(printf '%s' "$r" | jq -r .id)
+sleep 1
+ln_start_client bob && ok "bob's daemon starts again" || fail "bob's daemon starts again"
+check "bob still has the group after the restart" \
+	".groups[] | select(.group == \"$gid\") | .version == 4 and .members == 2" "$(ln_cli bob --json group list)"
+wait_for_long() { # as wait_for, 60 s: the sender retries on its backoff schedule
+	local desc=$1 expr=$2 i last; shift 2
+	for i in $(seq 1 600); do
+		last=$("$@" 2>&1)
+		if printf '%s' "$last" | jq -e "$expr" >/dev/null 2>&1; then ok "$desc"; return 0; fi
+		sleep 0.1
+	done
+	fail "$desc" "last: $last"
+}
+wait_for_long "bob gets the message sent while he was away, once" \
+	"[.messages[] | select(.id == \"$m4\")] | length == 1" ln_cli bob --json group history "$gid"
+wait_for_long "alice sees it delivered (1 of 1 member left)" \
+	"[.messages[] | select(.id == \"$m4\")][0] | .delivered == 1 and .members == 1 and .state == \"delivered\"" \
+	ln_cli alice --json group history "$gid"
+
 # -- one history, one order, on every device of a member
 h=$(ln_cli alice --json group history "$gid" | jq -c '[.messages[].id]')
 for d in alice2 bob; do
 	check "$d shows the group's history in alice's order" ". == $h" \
 		"$(ln_cli "$d" --json group history "$gid" | jq -c '[.messages[].id]')"
 done
-check "the history holds the three messages" 'length == 3' "$h"
+check "the history holds the four messages" 'length == 4' "$h"
 check "rejected counters are in status" '.rejected.group_frames >= 0' "$(ln_cli bob --json status)"
+
+# -- every daemon stops cleanly, and (under ASan) nothing was reported
+for d in alice alice2 bob carol sn sn2 login; do
+	ln_stop "$d" && ok "$d stops cleanly" || fail "$d stops cleanly"
+done
+if grep -E "ERROR: [A-Za-z]+Sanitizer|runtime error:" "$LN_DIR"/*.log >/dev/null 2>&1; then
+	fail "no sanitizer reports in any log" "$(grep -h -A5 -E '[A-Za-z]+Sanitizer|runtime error:' "$LN_DIR"/*.log | head -20)"
+else ok "no sanitizer reports in any log"; fi
 
 echo "groups: $steps steps, $fails failed"
 [ "$fails" = 0 ]
