@@ -74,15 +74,9 @@ int pn_group_remove(struct pn_group *g, const char *user)
 
 bool pn_group_name_valid(const char *name)
 {
-	size_t n = name ? strnlen(name, PN_GROUP_NAME_MAX + 1) : 0;
-
-	if (n == 0 || n > PN_GROUP_NAME_MAX)
-		return false;
-	/* control characters could drive a terminal that prints the name */
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)name[i] < 0x20 || name[i] == 0x7f)
-			return false;
-	return true;
+	/* strict UTF-8 (it goes into JSON) without control characters (it is printed on
+	 * other members' terminals) */
+	return name && name[0] && pn_text_field_valid(name, PN_GROUP_NAME_MAX) == 0;
 }
 
 int pn_group_check(const struct pn_group *g)

@@ -37,7 +37,7 @@ struct pn_group {
 bool pn_group_has(const struct pn_group *g, const char *user);
 int pn_group_add(struct pn_group *g, const char *user);
 int pn_group_remove(struct pn_group *g, const char *user);
-/* A name: 1..PN_GROUP_NAME_MAX bytes, no control characters. */
+/* A name: 1..PN_GROUP_NAME_MAX bytes of strict UTF-8, no control characters. */
 bool pn_group_name_valid(const char *name);
 /* A whole state: valid name and admin, members valid, sorted and unique, the admin among
  * them unless the group is empty (its last member, the admin, left). 0 or -EBADMSG. */

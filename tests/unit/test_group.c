@@ -84,6 +84,10 @@ static void test_check(void **state)
 	assert_int_equal(pn_group_check(g), -EBADMSG);
 	strcpy(g->name, "tab\there");
 	assert_int_equal(pn_group_check(g), -EBADMSG);
+	strcpy(g->name, "bad \xc3\x28 utf-8");
+	assert_int_equal(pn_group_check(g), -EBADMSG);
+	strcpy(g->name, "Z\xc3\xbcrich team");
+	assert_int_equal(pn_group_check(g), 0);
 	strcpy(g->name, "ok");
 	strcpy(g->admin, "nobody");
 	assert_int_equal(pn_group_check(g), -EBADMSG); /* the admin is not a member */
