@@ -274,6 +274,8 @@ struct pn_client {
 	struct pn_group_asm *gasm[CL_GROUP_ASM_MAX]; /* snapshots arriving in chunks */
 	unsigned gasm_i;
 	uint64_t group_refused;  /* group frames not allowed by the group's rules */
+	unsigned lookups_peak;   /* most directory lookups ever in flight at once */
+	uint64_t lookups_paced;  /* lookups that had to wait for a free slot */
 };
 
 /* A call's media options and running media (struct pn_call.user). */
@@ -681,10 +683,15 @@ static void lookup_start(struct pn_client *c, struct ruser *u)
 	/* A group message to 100 members would start 100 lookups at once: the supernode
 	 * answers each with an overlay lookup of its own. Pace them: CL_LOOKUPS_MAX in
 	 * flight, the rest start as answers come back (lookup_pump). */
-	if (lookups_in_flight(c) >= CL_LOOKUPS_MAX) {
+	unsigned n = lookups_in_flight(c);
+	if (n >= CL_LOOKUPS_MAX) {
+		if (!u->lookup_wait)
+			c->lookups_paced++;
 		u->lookup_wait = true;
 		return;
 	}
+	if (n + 1 > c->lookups_peak)
+		c->lookups_peak = n + 1;
 	u->lookup_wait = false;
 	u->lookup_req = new_req(c);
 	u->lookup_deadline = now_ms(c) + CL_LOOKUP_TIMEOUT_MS;
@@ -3113,6 +3120,11 @@ static void cmd_status(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 				      (json_int_t)c->media_bad));
 	json_object_set_new(json_object_get(r, "rejected"), "group_frames",
 			    json_integer((json_int_t)c->group_refused));
+	/* directory lookups: the most ever in flight at once (at most CL_LOOKUPS_MAX) and how
+	 * many had to wait for a slot */
+	json_object_set_new(r, "lookups",
+			    json_pack("{s:i,s:I}", "in_flight_peak", (int)c->lookups_peak, "paced",
+				      (json_int_t)c->lookups_paced));
 	reply_ok(cb, arg, r);
 }
 

@@ -244,6 +244,17 @@ static void create_and_invite(struct sc_net *n)
 			    &r, 1000));
 	assert_string_equal(r.code, "not_admin");
 	wait_state(n, 2, G_MEMBERS, "hundred", NULL, 60000);
+	/* the admin looked up 99 members, never more than 8 at a time */
+	assert_true(sc_call(n, 0, "status", NULL, &r, 0));
+	{
+		json_t *l = json_object_get(r.result, "lookups");
+		printf("  admin's lookups: peak %lld in flight, %lld waited for a slot\n",
+		       (long long)json_integer_value(json_object_get(l, "in_flight_peak")),
+		       (long long)json_integer_value(json_object_get(l, "paced")));
+		assert_int_equal(json_integer_value(json_object_get(l, "in_flight_peak")), 8);
+		assert_true(json_integer_value(json_object_get(l, "paced")) > 40);
+	}
+	sc_reply_clear(&r);
 }
 
 /* Every device of a member shows the same group history: same ids, same order. */
