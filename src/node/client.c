@@ -3927,6 +3927,18 @@ static int group_load_cb(void *arg, const struct pn_group *g)
 }
 
 static void group_push_state(struct pn_client *c, const struct pn_group *g, const char *extra);
+static void group_send_leave(struct pn_client *c, const struct pn_group *g);
+
+/* "group.left.<gid>" in the key-value table: we left the group and the admin has not yet
+ * answered with a state without us. The LEAVE goes again after a restart until it has:
+ * else the admin's next state would list us again, and our copy would take it. */
+static void group_left_key(char key[PN_KV_KEY_MAX + 1], const uint8_t gid[PN_GROUP_ID_LEN])
+{
+	char hex[PN_MSG_ID_HEX + 1];
+
+	snprintf(key, PN_KV_KEY_MAX + 1, "group.left.%s",
+		 pn_hex_encode(hex, sizeof(hex), gid, PN_GROUP_ID_LEN));
+}
 
 /* At start: our groups from the store. Updates in flight are not stored, so the admin
  * sends the current state of each group it runs again (members that have it acknowledge
@@ -3936,9 +3948,15 @@ static void group_load(struct pn_client *c)
 	pn_cstore_group_list(c->store, group_load_cb, c);
 	if (!c->logged_in)
 		return;
-	for (struct cgroup *cg = c->groups; cg; cg = cg->next)
+	for (struct cgroup *cg = c->groups; cg; cg = cg->next) {
+		char key[PN_KV_KEY_MAX + 1];
 		if (strcmp(cg->g.admin, c->username) == 0 && pn_group_has(&cg->g, c->username))
 			group_push_state(c, &cg->g, NULL);
+		group_left_key(key, cg->g.id);
+		if (!pn_group_has(&cg->g, c->username) &&
+		    pn_cstore_kv_get(c->store, key, NULL, 0, NULL) == 0)
+			group_send_leave(c, &cg->g);
+	}
 }
 
 static void group_free_all(struct pn_client *c)
@@ -4110,6 +4128,20 @@ out:
 	free(blob);
 }
 
+/* GROUP_LEAVE to every other member of g and to our other devices. */
+static void group_send_leave(struct pn_client *c, const struct pn_group *g)
+{
+	uint8_t uid[16], f[64];
+	size_t fl;
+
+	c->env.random(c->env.ctx, uid, sizeof(uid));
+	if (pn_group_leave_encode(uid, g->id, f + 2, sizeof(f) - 2, &fl) == 0) {
+		f[0] = (uint8_t)(fl >> 8);
+		f[1] = (uint8_t)fl;
+		group_fan_out(c, g, NULL, uid, NULL, f, fl + 2);
+	}
+}
+
 static void group_changed_event(struct pn_client *c, const struct pn_group *g)
 {
 	emit(c, "group.changed", group_json(c, g));
@@ -4216,8 +4248,12 @@ static void group_on_state(struct pn_client *c, struct peer *p, const uint8_t *f
 		goto out;
 	}
 	if (v == PN_GROUP_ACCEPT) {
+		char key[PN_KV_KEY_MAX + 1];
 		if (group_save(c, &a->g))
 			goto out; /* not stored: no receipt, it comes again */
+		/* the admin's answer to our leave (or a new invitation): nothing to resend */
+		group_left_key(key, a->g.id);
+		pn_cstore_kv_del(c->store, key);
 		group_changed_event(c, &a->g);
 	}
 	send_receipt(c, p, a->update_id);
@@ -4256,8 +4292,9 @@ static void group_on_leave(struct pn_client *c, struct peer *p, const uint8_t *f
 			return;
 		}
 		group_changed_event(c, g);
+		/* the leaver gets it too: its answer (the leaver stops resending its LEAVE) */
 		if (strcmp(g->admin, c->username) == 0)
-			group_push_state(c, g, NULL);
+			group_push_state(c, g, p->username);
 		free(g);
 	}
 	send_receipt(c, p, uid);
@@ -4478,14 +4515,10 @@ static void cmd_group(struct pn_client *c, const char *sub, json_t *args, pn_cli
 	}
 	if (strcmp(sub, "leave") == 0) {
 		if (strcmp(g->admin, c->username) != 0) {
-			uint8_t uid[16], f[64];
-			size_t fl;
-			c->env.random(c->env.ctx, uid, sizeof(uid));
-			if (pn_group_leave_encode(uid, g->id, f + 2, sizeof(f) - 2, &fl) == 0) {
-				f[0] = (uint8_t)(fl >> 8);
-				f[1] = (uint8_t)fl;
-				group_fan_out(c, g, NULL, uid, NULL, f, fl + 2);
-			}
+			char key[PN_KV_KEY_MAX + 1];
+			group_send_leave(c, g);
+			group_left_key(key, g->id);
+			pn_cstore_kv_set(c->store, key, "1", 1);
 			pn_group_remove(g, c->username);
 			if (group_save(c, g)) {
 				reply_err(cb, arg, -EIO, "internal", "cannot store the group");

@@ -115,6 +115,9 @@ for d in alice alice2 bob; do
 		".groups[] | select(.group == \"$gid\") | .version == 4 and .members == 2" \
 		ln_cli "$d" --json group list
 done
+wait_for "carol gets the admin's answer to her leave (version 4, not a member)" \
+	".groups[] | select(.group == \"$gid\") | .version == 4 and .members == 2 and (.member | not)" \
+	ln_cli carol --json group list
 expect_rc "carol can no longer post (exit 1)" 1 ln_cli carol group send "$gid" still here
 case "$out" in *not_a_member*) ok "refused post names not_a_member";; *) fail "refused post names not_a_member" "$out";; esac
 r=$(ln_cli alice2 --json group send "$gid" after carol left)
