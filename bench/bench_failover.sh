@@ -31,6 +31,7 @@ for t in $(seq 1 "$trials"); do
 		echo "password-$u" | ln_cli $u register $u --password-stdin >/dev/null &&
 			echo "password-$u" | ln_cli $u login $u --password-stdin >/dev/null || exit 1
 	done
+	ln_cli alice contacts add bob >/dev/null || exit 1 # messages from strangers are held
 	# the standby attaches 2 s after the primary; then bob's view of alice must name both
 	for i in $(seq 1 100); do
 		n=$(ln_cli bob --json whois alice 2>/dev/null | jq '.devices[0].supernodes | length' 2>/dev/null)

@@ -174,6 +174,8 @@ def main():
             api.request("login", {"username": name, "password": PASSWORD}, timeout=STEP_TIMEOUT)
             apis[name] = api
         alice, bob = apis["alice"], apis["bob"]
+        # bob takes messages from contacts only (a stranger's are held as requests)
+        bob.request("contacts.add", {"username": "alice"}, timeout=STEP_TIMEOUT)
         bob.request("events.subscribe", timeout=STEP_TIMEOUT)
 
         print("== bench_latency: alice -> bob on loopback, %d messages sequential, %d in a burst"

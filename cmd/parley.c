@@ -94,7 +94,8 @@ static void usage(FILE *f)
 		"  decline [ID] | hangup [ID]               refuse a ringing call / end a call\n"
 		"  hold [ID] | resume [ID]                  put the call on hold and back\n"
 		"  calls [--limit N]                        current call and the call log\n"
-		"  settings [calls-from contacts|anyone]    show or change settings\n"
+		"  settings [calls-from|messages-from contacts|anyone]\n"
+		"                                           show or change settings\n"
 		"  devices | devices revoke DEVICE-ID       this account's devices; revoke one\n"
 		"  presence [online|away|dnd|invisible] [--mood TEXT]\n"
 		"                                           your status, and your contacts'\n"
@@ -141,12 +142,13 @@ static const struct cmd_help cmd_helps[] = {
 		     "Manages the contact list. `add' asks USER to add you back, with an optional\n"
 		     "note (at most 200 bytes); they see it as a request they can accept (adding you)\n"
 		     "or decline (silently). `list' shows each contact's presence; `requests' the\n"
-		     "requests you got and sent, and who is blocked. A blocked user's requests,\n"
-		     "messages and calls are dropped without telling them.\n"},
+		     "requests you got and sent (with the messages held from each stranger), and\n"
+		     "who is blocked. A blocked user's requests, messages and calls are dropped\n"
+		     "without telling them.\n"},
 	{"whois", "usage: parley whois USER\n"
 		  "Looks USER up in the directory: online devices and their supernodes.\n"},
 	{"send", "usage: parley send USER TEXT...\n"
-		 "Sends a message (the remaining arguments joined by spaces; at most 4096 bytes).\n"
+		 "Sends a message (the remaining arguments joined by spaces; at most 1198 bytes).\n"
 		 "Use `--' before text that starts with a dash.\n"},
 	{"history", "usage: parley history USER [--limit N]\n"
 		    "Shows the last N (default 50, at most 1000) messages with USER.\n"},
@@ -213,8 +215,11 @@ static const struct cmd_help cmd_helps[] = {
 		     "--mood, at most 100 bytes; --mood '' clears it) sets yours: your contacts see\n"
 		     "it within a second, nobody else ever does. Invisible looks offline to them.\n"},
 	{"settings", "usage: parley settings [calls-from contacts|anyone]\n"
-		     "Shows the settings, or sets who may call: only contacts (the default) or\n"
-		     "anyone.\n"},
+		     "       parley settings [messages-from contacts|anyone]\n"
+		     "Shows the settings, or sets who may call, and whose messages go straight to\n"
+		     "your history: only contacts (the default) or anyone. A message from someone\n"
+		     "else is held as a message request (`parley contacts requests'); accepting\n"
+		     "them moves it into the history, declining or blocking deletes it.\n"},
 	{"events", "usage: parley events [--count N]\n"
 		   "Prints events (messages, delivery states, status changes) as they happen,\n"
 		   "until N events were printed or it is interrupted.\n"},
@@ -998,6 +1003,15 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 					put_clean(stdout, jstr(e, "note"));
 				}
 				putchar('\n');
+				{
+					json_t *m;
+					size_t j;
+					json_array_foreach(json_object_get(e, "messages"), j, m) {
+						printf("        message: ");
+						put_clean(stdout, jstr(m, "text"));
+						putchar('\n');
+					}
+				}
 			}
 		} else {
 			static const char *const done[][2] = {
@@ -1069,6 +1083,7 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 		}
 	} else if (strcmp(cmd, "settings") == 0) {
 		printf("calls from: %s\n", jstr(r, "calls_from"));
+		printf("messages from: %s\n", jstr(r, "messages_from"));
 		if (json_is_true(json_object_get(r, "echo_bot")))
 			printf("echo test service: on\n");
 	} else if (strcmp(cmd, "ping") == 0) {
@@ -1783,13 +1798,14 @@ int main(int argc, char **argv)
 		if (used_opts & OPT_LIMIT)
 			json_object_set_new(args, "limit", json_integer((json_int_t)limit));
 	} else if (strcmp(cmd, "settings") == 0) {
-		if (nargs == 1 || (nargs == 2 && strcmp(pos[0], "calls-from") != 0)) {
+		if (nargs == 1 || (nargs == 2 && strcmp(pos[0], "calls-from") != 0 &&
+				   strcmp(pos[0], "messages-from") != 0)) {
 			fprintf(stderr, "parley: unknown setting `%s'\n%s", pos[0], find_cmd_help(cmd));
 			goto out;
 		}
 		if (nargs == 2) {
 			sub = "set";
-			if (add_str(args, "calls_from", pos[1]) < 0)
+			if (add_str(args, pos[0][0] == 'c' ? "calls_from" : "messages_from", pos[1]) < 0)
 				goto out;
 		}
 	}

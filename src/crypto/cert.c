@@ -147,3 +147,80 @@ int pn_cert_verify(const struct pn_cert *c, const uint8_t root_pk[PN_SIGN_PK], u
 		return -EPERM;
 	return 0;
 }
+
+/* ---- revocation notices ------------------------------------------------------------ */
+
+static const char revoke_domain[] = "parley-revoke-v1";
+#define REVOKE_DOMAIN_LEN (sizeof(revoke_domain) - 1)
+
+/* "parley-revoke-v1" || body: the bytes the root signs; the length or negative. */
+static int revoke_signed_msg(const struct pn_revocation *r, uint8_t *out, size_t cap)
+{
+	struct pn_wr w;
+	size_t n = strnlen(r->name, sizeof(r->name));
+
+	if (n < 1 || n > PN_CERT_NAME_MAX)
+		return -EINVAL;
+	pn_wr_init(&w, out, cap);
+	pn_wr_bytes(&w, revoke_domain, REVOKE_DOMAIN_LEN);
+	pn_wr_u8(&w, 1);
+	pn_wr_bytes(&w, r->device_id, PN_DEVICE_ID);
+	pn_wr_str8(&w, r->name);
+	pn_wr_u64(&w, r->revoked_at);
+	return w.err ? w.err : (int)w.len;
+}
+
+int pn_revocation_sign(struct pn_revocation *r, const uint8_t root_sk[PN_SIGN_SK])
+{
+	uint8_t msg[REVOKE_DOMAIN_LEN + PN_REVOKE_MAX];
+	int n;
+
+	if (!r || !root_sk)
+		return -EINVAL;
+	n = revoke_signed_msg(r, msg, sizeof(msg));
+	if (n < 0)
+		return -EINVAL;
+	crypto_sign_detached(r->sig, NULL, msg, (unsigned long long)n, root_sk);
+	return 0;
+}
+
+int pn_revocation_encode(const struct pn_revocation *r, uint8_t *out, size_t cap)
+{
+	uint8_t msg[REVOKE_DOMAIN_LEN + PN_REVOKE_MAX];
+	int n = revoke_signed_msg(r, msg, sizeof(msg));
+	size_t body;
+
+	if (n < 0)
+		return n;
+	body = (size_t)n - REVOKE_DOMAIN_LEN;
+	if (body + PN_SIG > cap)
+		return -ENOSPC;
+	memcpy(out, msg + REVOKE_DOMAIN_LEN, body);
+	memcpy(out + body, r->sig, PN_SIG);
+	return (int)(body + PN_SIG);
+}
+
+int pn_revocation_decode_verify(struct pn_revocation *r, const uint8_t *buf, size_t len,
+				const uint8_t root_pk[PN_SIGN_PK])
+{
+	uint8_t msg[REVOKE_DOMAIN_LEN + PN_REVOKE_MAX];
+	struct pn_rd rd;
+	uint8_t version;
+	int n;
+
+	if (!r || !buf || !root_pk)
+		return -EBADMSG;
+	memset(r, 0, sizeof(*r));
+	pn_rd_init(&rd, buf, len);
+	pn_rd_u8(&rd, &version);
+	pn_rd_bytes(&rd, r->device_id, PN_DEVICE_ID);
+	pn_rd_str8(&rd, r->name, sizeof(r->name));
+	pn_rd_u64(&rd, &r->revoked_at);
+	pn_rd_bytes(&rd, r->sig, PN_SIG);
+	if (pn_rd_end(&rd) || version != 1 || r->name[0] == 0)
+		return -EBADMSG;
+	n = revoke_signed_msg(r, msg, sizeof(msg));
+	if (n < 0 || crypto_sign_verify_detached(r->sig, msg, (unsigned long long)n, root_pk) != 0)
+		return -EBADMSG;
+	return 0;
+}

@@ -57,4 +57,32 @@ int pn_cert_decode(struct pn_cert *c, const uint8_t *buf, size_t len);
 int pn_cert_verify(const struct pn_cert *c, const uint8_t root_pk[PN_SIGN_PK], uint64_t now_s,
 		   uint8_t required_flags);
 
+/* Revocation notice: the root's word that a device is revoked from a given time on. It
+ * travels between devices (end to end) so that peers refuse the device at once rather
+ * than when its certificate runs out. Layout (docs/PROTOCOL.md §3.8):
+ *
+ *   u8  version (1)
+ *   16  device id
+ *   str8 name (the account's username)
+ *   u64 revoked_at (unix s)
+ *   64  Ed25519 signature by the root over "parley-revoke-v1" || all bytes above
+ */
+enum { PN_REVOKE_MAX = 1 + 16 + 1 + PN_CERT_NAME_MAX + 8 + 64 };
+
+struct pn_revocation {
+	uint8_t device_id[PN_DEVICE_ID];
+	char name[PN_CERT_NAME_MAX + 1];
+	uint64_t revoked_at;
+	uint8_t sig[PN_SIG];
+};
+
+/* Signs r (fields set) with the root secret key: 0 or -EINVAL (bad name). */
+int pn_revocation_sign(struct pn_revocation *r, const uint8_t root_sk[PN_SIGN_SK]);
+/* Encodes into out[cap]: bytes written or -ENOSPC / -EINVAL. */
+int pn_revocation_encode(const struct pn_revocation *r, uint8_t *out, size_t cap);
+/* Decodes exactly len bytes and checks the root's signature: 0, or -EBADMSG for a
+ * malformed notice or a bad signature. */
+int pn_revocation_decode_verify(struct pn_revocation *r, const uint8_t *buf, size_t len,
+				const uint8_t root_pk[PN_SIGN_PK]);
+
 #endif

@@ -19,7 +19,7 @@
 #include "base/log.h"
 
 enum cstore_consts {
-	CSTORE_SCHEMA_VERSION = 2, /* 2: group tables (a version 1 file gains them on open) */
+	CSTORE_SCHEMA_VERSION = 2, /* 2: the group tables (a version 1 file gains them on open) */
 	CSTORE_HOST_KEY_LEN = 32,
 	CSTORE_STATE_TRIES = 3,
 };
@@ -104,7 +104,23 @@ static const char schema_sql[] =
 	" id TEXT NOT NULL,"
 	" member TEXT NOT NULL,"
 	" state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 2),"
-	" PRIMARY KEY (id, member)) WITHOUT ROWID;";
+	" PRIMARY KEY (id, member)) WITHOUT ROWID;"
+	/* Messages from users who are not our contacts wait here, out of the history, until
+	 * the user is accepted (then they move to messages) or declined/blocked (deleted). */
+	"CREATE TABLE IF NOT EXISTS held ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL UNIQUE CHECK (length(id) = 32),"
+	" peer TEXT NOT NULL,"
+	" sent_at INTEGER NOT NULL,"
+	" received_at INTEGER NOT NULL,"
+	" text TEXT NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS held_by_peer ON held(peer, seq);"
+	/* Revocation notices we know (signed by the root): devices we refuse. */
+	"CREATE TABLE IF NOT EXISTS revoked ("
+	" device_id BLOB PRIMARY KEY CHECK (length(device_id) = 16),"
+	" username TEXT NOT NULL,"
+	" revoked_at INTEGER NOT NULL,"
+	" notice BLOB NOT NULL) WITHOUT ROWID;";
 
 #define MSG_COLS "m.id, m.peer, m.dir, m.state, m.sent_at, m.updated_at, m.text"
 
@@ -132,6 +148,15 @@ enum cstore_stmt {
 	ST_REL_GET,
 	ST_REL_DEL,
 	ST_REL_LIST,
+	ST_MSG_SINCE,
+	ST_REVOKED_ADD,
+	ST_REVOKED_HAS,
+	ST_REVOKED_LIST,
+	ST_HELD_ADD,
+	ST_HELD_COUNT,
+	ST_HELD_COUNT_ALL,
+	ST_HELD_LIST,
+	ST_HELD_DROP,
 	ST_GROUP_PUT,
 	ST_GROUP_CLEAR,
 	ST_GROUP_MEMBER_ADD,
@@ -197,6 +222,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REL_GET] = "SELECT kind, note, at FROM contact_rel WHERE username = ?1",
 	[ST_REL_DEL] = "DELETE FROM contact_rel WHERE username = ?1",
 	[ST_REL_LIST] = "SELECT username, kind, note, at FROM contact_rel ORDER BY at, username",
+	/* group messages stay out of the history transfer: a new device would show them as
+	 * one-to-one messages (HIST carries no group id yet) */
+	[ST_MSG_SINCE] = "SELECT " MSG_COLS ", m.seq FROM messages m WHERE m.seq > ?1"
+			 " AND NOT EXISTS (SELECT 1 FROM group_msgs g WHERE g.id = m.id)"
+			 " ORDER BY m.seq LIMIT ?2",
+	[ST_REVOKED_ADD] = "INSERT INTO revoked (device_id, username, revoked_at, notice)"
+			   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (device_id) DO NOTHING",
+	[ST_REVOKED_HAS] = "SELECT 1 FROM revoked WHERE device_id = ?1",
+	[ST_REVOKED_LIST] = "SELECT notice FROM revoked WHERE username = ?1 AND revoked_at >= ?2"
+			    " ORDER BY revoked_at",
+	[ST_HELD_ADD] = "INSERT INTO held (id, peer, sent_at, received_at, text)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING",
+	[ST_HELD_COUNT] = "SELECT count(*) FROM held WHERE peer = ?1",
+	[ST_HELD_COUNT_ALL] = "SELECT count(*) FROM held",
+	[ST_HELD_LIST] = "SELECT id, peer, 0, 5, sent_at, received_at, text FROM held"
+			 " WHERE peer = ?1 ORDER BY seq",
+	[ST_HELD_DROP] = "DELETE FROM held WHERE peer = ?1",
 	[ST_GROUP_PUT] = "INSERT INTO groups (gid, name, admin, version, updated_at)"
 			 " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (gid) DO UPDATE SET"
 			 " name = excluded.name, admin = excluded.admin,"
@@ -971,6 +1013,209 @@ int pn_cstore_rel_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn
 		r.kind = (enum pn_rel_kind)sqlite3_column_int(st, 1);
 		r.at = (uint64_t)sqlite3_column_int64(st, 3);
 		ret = cb(arg, &r);
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			break;
+		}
+	}
+	pn_db_done(st);
+	return err;
+}
+
+/* ---- held messages (from non-contacts) ----------------------------------------------- */
+
+int pn_cstore_held_add(struct pn_cstore *s, const struct pn_msg_row *m)
+{
+	char id[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	size_t plen, tlen;
+	int err;
+
+	if (!s || !m || norm_id(m->id, id) < 0)
+		return -EINVAL;
+	plen = pn_db_text_len(m->peer, PN_USERNAME_MAX);
+	tlen = strnlen(m->text, sizeof(m->text));
+	if (!plen || tlen > PN_MSG_TEXT_MAX || !pn_db_u64_ok(m->sent_at) ||
+	    !pn_db_u64_ok(m->updated_at))
+		return -EINVAL;
+	st = s->db.st[ST_HELD_ADD];
+	if (pn_db_bind_text(st, 1, id, PN_MSG_ID_HEX) || pn_db_bind_text(st, 2, m->peer, plen) ||
+	    pn_db_bind_u64(st, 3, m->sent_at) || pn_db_bind_u64(st, 4, m->updated_at) ||
+	    pn_db_bind_text(st, 5, m->text, tlen))
+		err = pn_db_fail(&s->db, "binding held message");
+	else
+		err = pn_db_step_write(&s->db, st, "holding message", -EEXIST);
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_held_count(struct pn_cstore *s, const char *peer, unsigned *n)
+{
+	sqlite3_stmt *st;
+	size_t plen = 0;
+	int err;
+
+	if (!s || !n)
+		return -EINVAL;
+	if (peer) {
+		plen = pn_db_text_len(peer, PN_USERNAME_MAX);
+		if (!plen)
+			return -EINVAL;
+	}
+	st = s->db.st[peer ? ST_HELD_COUNT : ST_HELD_COUNT_ALL];
+	if (peer && pn_db_bind_text(st, 1, peer, plen))
+		err = pn_db_fail(&s->db, "binding held count");
+	else
+		err = pn_db_step_row(&s->db, st, "counting held messages");
+	if (!err)
+		*n = (unsigned)sqlite3_column_int64(st, 0);
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_held_list(struct pn_cstore *s, const char *peer,
+			int (*cb)(void *arg, const struct pn_msg_row *m), void *arg)
+{
+	sqlite3_stmt *st;
+	size_t plen;
+
+	if (!s || !cb)
+		return -EINVAL;
+	plen = pn_db_text_len(peer, PN_USERNAME_MAX);
+	if (!plen)
+		return -EINVAL;
+	st = s->db.st[ST_HELD_LIST];
+	if (pn_db_bind_text(st, 1, peer, plen)) {
+		pn_db_done(st);
+		return pn_db_fail(&s->db, "binding held list");
+	}
+	return each_msg(s, st, "listing held messages", false, cb, arg);
+}
+
+int pn_cstore_held_drop(struct pn_cstore *s, const char *peer)
+{
+	sqlite3_stmt *st;
+	size_t plen;
+	int err;
+
+	if (!s)
+		return -EINVAL;
+	plen = pn_db_text_len(peer, PN_USERNAME_MAX);
+	if (!plen)
+		return -EINVAL;
+	st = s->db.st[ST_HELD_DROP];
+	if (pn_db_bind_text(st, 1, peer, plen))
+		err = pn_db_fail(&s->db, "binding held drop");
+	else
+		err = pn_db_step(&s->db, st, "dropping held messages");
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_msg_since(struct pn_cstore *s, uint64_t after, unsigned limit,
+			int (*cb)(void *arg, uint64_t seq, const struct pn_msg_row *m), void *arg)
+{
+	struct pn_msg_row *m;
+	sqlite3_stmt *st;
+	int err = 0, rc, r;
+
+	if (!s || !cb || !pn_db_u64_ok(after))
+		return -EINVAL;
+	m = malloc(sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+	st = s->db.st[ST_MSG_SINCE];
+	if (pn_db_bind_u64(st, 1, after) || pn_db_bind_u64(st, 2, limit)) {
+		err = pn_db_fail(&s->db, "binding message walk");
+		goto out;
+	}
+	for (;;) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_DONE)
+			break;
+		if (rc != SQLITE_ROW) {
+			err = pn_db_fail(&s->db, "walking messages");
+			break;
+		}
+		memset(m, 0, sizeof(*m));
+		err = read_msg(s, st, m);
+		if (err)
+			break;
+		r = cb(arg, (uint64_t)sqlite3_column_int64(st, 7), m);
+		if (r) {
+			err = r < 0 ? r : 0;
+			break;
+		}
+	}
+out:
+	pn_db_done(st);
+	free(m);
+	return err;
+}
+
+/* ---- revoked devices ---------------------------------------------------------------- */
+
+int pn_cstore_revoked_add(struct pn_cstore *s, const uint8_t device_id[16], const char *username,
+			  uint64_t revoked_at, const uint8_t *notice, size_t len)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err;
+
+	if (!s || !device_id || !notice || !len || len > 1024 || !pn_db_u64_ok(revoked_at))
+		return -EINVAL;
+	ulen = pn_db_text_len(username, 64);
+	if (!ulen)
+		return -EINVAL;
+	st = s->db.st[ST_REVOKED_ADD];
+	if (sqlite3_bind_blob(st, 1, device_id, 16, SQLITE_STATIC) ||
+	    pn_db_bind_text(st, 2, username, ulen) || pn_db_bind_u64(st, 3, revoked_at) ||
+	    sqlite3_bind_blob(st, 4, notice, (int)len, SQLITE_STATIC))
+		err = pn_db_fail(&s->db, "binding revocation");
+	else
+		err = pn_db_step_write(&s->db, st, "storing revocation", -EEXIST);
+	pn_db_done(st);
+	return err;
+}
+
+bool pn_cstore_revoked_has(struct pn_cstore *s, const uint8_t device_id[16])
+{
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s || !device_id)
+		return false;
+	st = s->db.st[ST_REVOKED_HAS];
+	if (sqlite3_bind_blob(st, 1, device_id, 16, SQLITE_STATIC))
+		err = pn_db_fail(&s->db, "binding revocation");
+	else
+		err = pn_db_step_row(&s->db, st, "reading revocation");
+	pn_db_done(st);
+	return err == 0;
+}
+
+int pn_cstore_revoked_list(struct pn_cstore *s, const char *username, uint64_t since,
+			   int (*cb)(void *arg, const uint8_t *notice, size_t len), void *arg)
+{
+	sqlite3_stmt *st;
+	size_t ulen;
+	int err, ret;
+
+	if (!s || !cb || !pn_db_u64_ok(since))
+		return -EINVAL;
+	ulen = pn_db_text_len(username, 64);
+	if (!ulen)
+		return -EINVAL;
+	st = s->db.st[ST_REVOKED_LIST];
+	if (pn_db_bind_text(st, 1, username, ulen) || pn_db_bind_u64(st, 2, since)) {
+		pn_db_done(st);
+		return pn_db_fail(&s->db, "binding revocation list");
+	}
+	for (;;) {
+		err = pn_db_step_next(&s->db, st, "listing revocations");
+		if (err <= 0)
+			break;
+		ret = cb(arg, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
 		if (ret) {
 			err = ret < 0 ? ret : 0;
 			break;

@@ -149,6 +149,32 @@ int pn_cstore_rel_set(struct pn_cstore *s, const char *username, enum pn_rel_kin
 		      const char *note, uint64_t at);
 int pn_cstore_rel_get(struct pn_cstore *s, const char *username, struct pn_rel_row *out);
 int pn_cstore_rel_del(struct pn_cstore *s, const char *username);
+/* Every message (either direction) stored after row position `after` (0: from the
+ * first), in storage order, up to limit, with its row position: for walking the whole
+ * history in steps (history transfer to another device). */
+int pn_cstore_msg_since(struct pn_cstore *s, uint64_t after, unsigned limit,
+			int (*cb)(void *arg, uint64_t seq, const struct pn_msg_row *m), void *arg);
+
+/* Revocation notices (src/crypto/cert.h), verified by the caller: add 0 / -EEXIST; has
+ * tells whether a device is revoked; list hands the notices of username's devices revoked
+ * at or after `since` (unix s) to cb, oldest first. */
+int pn_cstore_revoked_add(struct pn_cstore *s, const uint8_t device_id[16], const char *username,
+			  uint64_t revoked_at, const uint8_t *notice, size_t len);
+bool pn_cstore_revoked_has(struct pn_cstore *s, const uint8_t device_id[16]);
+int pn_cstore_revoked_list(struct pn_cstore *s, const char *username, uint64_t since,
+			   int (*cb)(void *arg, const uint8_t *notice, size_t len), void *arg);
+
+/* Messages held from users who are not contacts (a message request): kept apart from the
+ * history until the user is accepted. add: 0, -EEXIST (duplicate id); the row's dir and
+ * state are ignored, updated_at is the arrival time. count: per peer, or all when peer is
+ * NULL. list: oldest first, as incoming rows in state RECEIVED (updated_at = arrival).
+ * drop: deletes every held message of peer (0 also when there was none). */
+int pn_cstore_held_add(struct pn_cstore *s, const struct pn_msg_row *m);
+int pn_cstore_held_count(struct pn_cstore *s, const char *peer, unsigned *n);
+int pn_cstore_held_list(struct pn_cstore *s, const char *peer,
+			int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
+int pn_cstore_held_drop(struct pn_cstore *s, const char *peer);
+
 int pn_cstore_rel_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_rel_row *r),
 		       void *arg);
 

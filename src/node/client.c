@@ -24,6 +24,7 @@
 #include "crypto/cert.h"
 #include "crypto/keys.h"
 #include "im/group.h"
+#include "im/histsync.h"
 #include "im/store.h"
 #include "session/link.h"
 #include "wire/wire.h"
@@ -43,7 +44,9 @@ enum {
 	CL_MSG_TRIES = 10,         /* about 35 s; then the message is queued for a slow retry */
 	CL_QUEUED_RETRY_MS = 15000,
 	CL_LOOKUP_CACHE_MS = 10000,
-	CL_CHAT_TEXT_MAX = 1200,
+	/* the largest CHAT text: the frame (type, id, time, two str8 names of up to 32 bytes,
+	 * u16 length) must fit PN_E2E_FRAME_MAX, else a relayed packet would not fit */
+	CL_CHAT_TEXT_MAX = PN_E2E_FRAME_MAX - (1 + 16 + 8 + 2 * (1 + 32) + 2),
 	CL_REQ_RETRY_MS = 1000,    /* request retransmission (login, publish, lookup) */
 	CL_ATTACH_WAIT_MS = 1500,  /* handshake done but no ATTACHED: start over */
 	CL_SUSPECT_MS = 2500,      /* primary silent this long after we sent to it: probe it */
@@ -58,7 +61,12 @@ enum {
 	CL_CALL_STATS_MS = 1000,
 	CL_MOOD_MAX = 100,         /* bytes of UTF-8 */
 	CL_PRESENCE_REFRESH_MS = 300000, /* presence sent to contacts again every 5 min */
-	CL_PRESENCE_TTL_MS = 660000,     /* not heard again for 11 min: offline */
+	CL_PRESENCE_TTL_MS = 660000,
+	CL_HIST_RESEND_MS = 1000,       /* a history chunk unacknowledged this long goes again */
+	CL_HIST_TRIES = 10,             /* ... this many times, then the transfer waits for the
+					 * next session with that device */
+	CL_HELD_PER_USER = 20,          /* messages waiting from one non-contact */
+	CL_HELD_MAX = 500,              /* ... and from all of them */     /* not heard again for 11 min: offline */
 	CL_READ_PENDING = 64,      /* read receipts held per user until a session is up */
 	CL_REQ_BURST = 10,         /* contact requests from new people: 10, then 1 a minute */
 	CL_REQ_REFILL_MS = 60000,
@@ -124,6 +132,24 @@ struct peer {
 	uint8_t routes[PN_REC_MAX_SN][32];
 	unsigned n_routes, route_i;
 	bool via_standby; /* its last packet came over our standby: answer the same way */
+	struct histtx *hist;  /* our history on its way to this device of our account */
+	uint32_t hist_rx_next; /* the next HIST chunk we expect from it */
+	unsigned hist_rx_msgs, hist_rx_contacts; /* what its transfer added here so far */
+};
+
+/* History transfer to another device of our account (see src/im/histsync.h): one chunk in
+ * flight, resent until acknowledged. */
+struct histtx {
+	uint32_t seq;
+	uint64_t cursor;        /* messages up to this row position are in earlier chunks */
+	char last_contact[PN_USERNAME_MAX + 1]; /* contacts up to this name likewise */
+	bool msgs_done, contacts_done, last;
+	uint8_t buf[PN_E2E_FRAME_MAX];
+	size_t len;
+	uint64_t resend_at;
+	unsigned tries;
+	unsigned msgs, contacts, skipped;
+	uint64_t started_at;
 };
 
 /* An outgoing message not yet acknowledged. */
@@ -253,6 +279,8 @@ struct pn_client {
 	/* calls */
 	struct pn_calls *calls;
 	bool calls_from_anyone;  /* setting: take calls from non-contacts too */
+	bool msgs_from_anyone;   /* setting: messages from non-contacts go to the history
+				  * (else they are held as a message request) */
 	bool echo_bot;           /* answer every call and play back what was heard */
 	const struct pn_audio_ops *audio; /* the sound device, if the host has one */
 	struct tbucket offers;   /* incoming call offers: a token bucket, plus per user */
@@ -266,7 +294,7 @@ struct pn_client {
 	uint64_t pres_refresh_at;
 	uint64_t presence_bad;   /* presence from non-contacts, or malformed */
 	struct tbucket requests; /* incoming contact requests from new people */
-	uint64_t requests_dropped, blocked_dropped;
+	uint64_t requests_dropped, blocked_dropped, msgs_held, revoked_refused;
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
 	/* group chats */
@@ -961,6 +989,80 @@ static void read_on_session_up(struct pn_client *c, struct peer *p)
 		send_receipt_kind(c, p, u->read_ids[k], 2);
 }
 
+_Static_assert((int)PN_REVOKE_MAX <= (int)PN_CERT_MAX, "a notice fits a LOGIN_RESULT");
+_Static_assert((int)CL_CHAT_TEXT_MAX == 1198, "the API documents 1198 bytes");
+_Static_assert((int)PN_HIST_TEXT_MAX >= (int)CL_CHAT_TEXT_MAX, "history carries every chat text");
+
+static bool req_allow(struct pn_client *c);
+static int revoke_learn(struct pn_client *c, const uint8_t *notice, size_t len, bool spread);
+static int contact_make(struct pn_client *c, const char *user);
+static void sn_probe(struct pn_client *c, uint64_t now);
+
+/* A message from someone who is not our contact is a message request: it is kept apart
+ * (pn_cstore_held_*), not shown as received, and joins the history when we accept the
+ * user (contacts add/accept), or is deleted when we decline or block. The sender gets the
+ * delivered receipt (the device has it, honestly), so its outbox does not retry. A new
+ * sender takes a token from the request bucket; each sender may have CL_HELD_PER_USER
+ * messages waiting and all of them CL_HELD_MAX: beyond that, dropped without a receipt
+ * and counted, so strangers cannot fill our disk. */
+static void hold_message(struct pn_client *c, struct peer *p, struct pn_msg_row *m,
+			 const uint8_t idb[16])
+{
+	unsigned n_user = 0, n_all = 0;
+	struct pn_rel_row rel;
+	bool had_req;
+	int rc;
+
+	had_req = pn_cstore_rel_get(c->store, m->peer, &rel) == 0 && rel.kind == PN_REL_REQUEST_IN;
+	if (pn_cstore_held_count(c->store, m->peer, &n_user) ||
+	    pn_cstore_held_count(c->store, NULL, &n_all))
+		return;
+	if (n_user >= CL_HELD_PER_USER || n_all >= CL_HELD_MAX ||
+	    (!had_req && n_user == 0 && !req_allow(c))) {
+		c->requests_dropped++;
+		return;
+	}
+	rc = pn_cstore_held_add(c->store, m);
+	if (rc != 0 && rc != -EEXIST)
+		return;
+	send_receipt(c, p, idb);
+	if (rc != 0)
+		return;
+	c->msgs_held++;
+	if (!had_req && pn_cstore_rel_set(c->store, m->peer, PN_REL_REQUEST_IN, "", wall_s(c)) == 0)
+		emit(c, "contact.request", json_pack("{s:s,s:s}", "from", m->peer, "note", ""));
+	emit(c, "message.request",
+	     json_pack("{s:s,s:s,s:s,s:I}", "id", m->id, "from", m->peer, "text", m->text,
+		       "sent_at", (json_int_t)m->sent_at));
+}
+
+/* The user was accepted: what they sent while they were a stranger joins the history, in
+ * the order it came, and is announced as received. */
+static int held_release_cb(void *arg, const struct pn_msg_row *h)
+{
+	struct pn_client *c = arg;
+	struct pn_msg_row *m = malloc(sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	*m = *h;
+	m->dir = PN_MSG_IN;
+	m->state = PN_MSG_RECEIVED;
+	if (pn_cstore_msg_insert(c->store, m) == 0)
+		emit(c, "message.received",
+		     json_pack("{s:s,s:s,s:s,s:I}", "id", m->id, "from", m->peer, "text", m->text,
+			       "sent_at", (json_int_t)m->sent_at));
+	free(m);
+	return 0;
+}
+
+static void held_settle(struct pn_client *c, const char *user, bool accepted)
+{
+	if (accepted)
+		pn_cstore_held_list(c->store, user, held_release_cb, c);
+	pn_cstore_held_drop(c->store, user);
+}
+
 static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 {
 	struct pn_msg_row *m;
@@ -996,13 +1098,20 @@ static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		return;
 	}
 	pn_hex_encode(m->id, sizeof(m->id), idb, 16);
+	memcpy(m->text, text, tl);
+	m->text[tl] = 0;
+	if (!carbon && !c->msgs_from_anyone && !pn_cstore_contact_has(c->store, from)) {
+		strcpy(m->peer, from);
+		m->updated_at = wall_ms(c);
+		hold_message(c, p, m, idb);
+		free(m);
+		return;
+	}
 	strcpy(m->peer, carbon ? to : from);
 	m->dir = carbon ? PN_MSG_OUT : PN_MSG_IN;
 	/* a copy is the sending device's to deliver: here it is history, never resent */
 	m->state = carbon ? PN_MSG_SENT : PN_MSG_RECEIVED;
 	m->updated_at = wall_ms(c);
-	memcpy(m->text, text, tl);
-	m->text[tl] = 0;
 	rc = pn_cstore_msg_insert(c->store, m);
 	/* Acknowledge duplicates too: the sender's receipt may have been lost. */
 	if (rc == 0 || rc == -EEXIST)
@@ -1672,6 +1781,351 @@ static void on_contact_frame(struct pn_client *c, struct peer *p, struct pn_rd *
 		emit(c, "contact.request", json_pack("{s:s,s:s}", "from", p->username, "note", note));
 }
 
+/* ---- revocations known to peers ------------------------------------------------------ */
+/* Revoking a device gets a notice signed by the root from the login server. Our devices
+ * give it to every device they have a session with, now and on every new session for two
+ * days (longer than a certificate lives); a device that learns it refuses the revoked
+ * device's sessions and records from then on, though its certificate is still in date. */
+
+static void revoke_send(struct pn_client *c, struct peer *p, const uint8_t *notice, size_t len)
+{
+	uint8_t f[8 + PN_REVOKE_MAX];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_REVOKED);
+	pn_wr_vec16(&w, notice, len);
+	if (!w.err)
+		peer_send_frame(c, p, f, w.len);
+}
+
+/* 0: learned (or known already), -EBADMSG: not a valid notice. spread: hand it on to the
+ * devices we have sessions with (our own account's notices only). */
+static int revoke_learn(struct pn_client *c, const uint8_t *notice, size_t len, bool spread)
+{
+	struct pn_revocation rv;
+	char did[33];
+	int rc;
+
+	if (pn_revocation_decode_verify(&rv, notice, len, c->net.root_pk))
+		return -EBADMSG;
+	rc = pn_cstore_revoked_add(c->store, rv.device_id, rv.name, rv.revoked_at, notice, len);
+	if (rc == -EEXIST)
+		return 0;
+	if (rc)
+		return rc;
+	pn_hex_encode(did, sizeof(did), rv.device_id, 16);
+	pn_info("device %.8s of %s is revoked", did, rv.name);
+	emit(c, "device.revoked",
+	     json_pack("{s:s,s:s,s:b}", "device_id", did, "username", rv.name, "this_device",
+		       memcmp(rv.device_id, c->device_id, 16) == 0));
+	{
+		struct peer *p = peer_get(c, rv.device_id, false);
+		struct ruser *u = ruser_get(c, rv.name, false);
+		if (p)
+			pn_link_wipe(&p->link);
+		if (u)
+			u->fetched_at = 0; /* look up again: without its record */
+		for (unsigned i = 0; u && i < u->n; i++)
+			if (memcmp(u->certs[i].device_id, rv.device_id, 16) == 0) {
+				u->certs[i] = u->certs[u->n - 1];
+				u->recs[i] = u->recs[u->n - 1];
+				u->n--;
+				break;
+			}
+	}
+	if (spread && c->logged_in && strcmp(rv.name, c->username) == 0)
+		for (struct peer *p = c->peers; p; p = p->next)
+			if (p->link.state == PN_LINK_UP)
+				revoke_send(c, p, notice, len);
+	return 0;
+}
+
+static void on_revoked_frame(struct pn_client *c, struct peer *p, struct pn_rd *r)
+{
+	const uint8_t *notice;
+	size_t len;
+
+	if (pn_rd_vec16(r, &notice, &len, PN_REVOKE_MAX) || pn_rd_end(r) ||
+	    revoke_learn(c, notice, len, false) == -EBADMSG)
+		c->rx_e2e_bad++;
+}
+
+static int revoke_send_cb(void *arg, const uint8_t *notice, size_t len)
+{
+	void **ctx = arg;
+	revoke_send(ctx[0], ctx[1], notice, len);
+	return 0;
+}
+
+static void revoke_on_session_up(struct pn_client *c, struct peer *p)
+{
+	void *ctx[2] = {c, p};
+	uint64_t now = wall_s(c);
+
+	if (c->logged_in)
+		pn_cstore_revoked_list(c->store, c->username, now > 172800 ? now - 172800 : 0,
+				       revoke_send_cb, ctx);
+}
+
+/* ---- history transfer between our own devices ------------------------------------------- */
+
+static void hist_kv_key(char key[64], const uint8_t dev[16])
+{
+	char hex[33];
+	snprintf(key, 64, "hist_to:%s", pn_hex_encode(hex, sizeof(hex), dev, 16));
+}
+
+struct hist_fill {
+	struct pn_hist_wr *hw;
+	struct histtx *h;
+	bool full;
+};
+
+static int hist_msg_cb(void *arg, uint64_t seq, const struct pn_msg_row *m)
+{
+	struct hist_fill *hf = arg;
+	struct pn_hist_item *it;
+
+	if (strlen(m->text) > PN_HIST_TEXT_MAX) {
+		hf->h->cursor = seq; /* not carried (the network never sends such texts) */
+		hf->h->skipped++;
+		return 0;
+	}
+	it = malloc(sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	it->kind = PN_HIST_ITEM_MSG;
+	it->msg = *m;
+	if (!pn_hist_add(hf->hw, it)) {
+		free(it);
+		hf->full = true;
+		return 1;
+	}
+	free(it);
+	hf->h->cursor = seq;
+	hf->h->msgs++;
+	return 0;
+}
+
+static int hist_contact_cb(void *arg, const struct pn_contact_row *r)
+{
+	struct hist_fill *hf = arg;
+	struct pn_hist_item *it;
+
+	if (strcmp(r->username, hf->h->last_contact) <= 0)
+		return 0;
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		return -ENOMEM;
+	it->kind = PN_HIST_ITEM_CONTACT;
+	strcpy(it->msg.peer, r->username);
+	it->msg.sent_at = r->added_at;
+	if (!pn_hist_add(hf->hw, it)) {
+		free(it);
+		hf->full = true;
+		return 1;
+	}
+	free(it);
+	strcpy(hf->h->last_contact, r->username);
+	hf->h->contacts++;
+	return 0;
+}
+
+/* Fills the next chunk: messages in storage order, then contacts in name order. */
+static void hist_build(struct pn_client *c, struct histtx *h)
+{
+	struct pn_hist_wr hw;
+	struct hist_fill hf = {&hw, h, false};
+
+	pn_hist_begin(&hw, h->buf, PN_E2E_FRAME_MAX, h->seq);
+	while (!h->msgs_done && !hf.full) {
+		uint64_t before = h->cursor;
+		if (pn_cstore_msg_since(c->store, h->cursor, 64, hist_msg_cb, &hf) < 0)
+			break;
+		if (!hf.full && h->cursor == before)
+			h->msgs_done = true; /* nothing after the cursor */
+	}
+	if (h->msgs_done && !hf.full && !h->contacts_done) {
+		if (pn_cstore_contact_list(c->store, hist_contact_cb, &hf) == 0 && !hf.full)
+			h->contacts_done = true;
+	}
+	h->last = h->msgs_done && h->contacts_done;
+	h->len = pn_hist_finish(&hw, h->last);
+	h->tries = 0;
+}
+
+static void hist_send(struct pn_client *c, struct peer *p)
+{
+	struct histtx *h = p->hist;
+
+	peer_send_frame(c, p, h->buf, h->len);
+	h->tries++;
+	h->resend_at = now_ms(c) + CL_HIST_RESEND_MS;
+}
+
+/* A session with another device of our account came up: unless we already gave it our
+ * history, the transfer starts (again from the beginning if one was cut short). */
+static void hist_on_session_up(struct pn_client *c, struct peer *p)
+{
+	char key[64];
+
+	if (!c->logged_in || strcmp(p->username, c->username) != 0 ||
+	    memcmp(p->device_id, c->device_id, 16) == 0)
+		return;
+	hist_kv_key(key, p->device_id);
+	if (pn_cstore_kv_get(c->store, key, NULL, 0, NULL) != -ENOENT)
+		return;
+	free(p->hist);
+	p->hist = calloc(1, sizeof(*p->hist));
+	if (!p->hist)
+		return;
+	p->hist->started_at = now_ms(c);
+	hist_build(c, p->hist);
+	if (!p->hist->len) {
+		free(p->hist);
+		p->hist = NULL;
+		return;
+	}
+	hist_send(c, p);
+}
+
+/* The lookup of our own name named our other devices: one we have not given our history
+ * yet gets a session (which starts the transfer), or the transfer if a session is up. */
+static void hist_reach_own(struct pn_client *c, struct ruser *me)
+{
+	char key[64];
+
+	for (unsigned i = 0; i < me->n; i++) {
+		struct peer *p;
+
+		hist_kv_key(key, me->certs[i].device_id);
+		if (pn_cstore_kv_get(c->store, key, NULL, 0, NULL) != -ENOENT)
+			continue;
+		p = peer_for(c, me, i);
+		if (!p || p->hist)
+			continue;
+		if (p->link.state == PN_LINK_UP)
+			hist_on_session_up(c, p);
+		else if (p->link.state != PN_LINK_WAIT_HS2)
+			peer_connect(c, p, &me->certs[i]);
+	}
+}
+
+static void on_hist_ack(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	struct histtx *h = p->hist;
+	uint32_t seq;
+	char key[64], did[33];
+
+	if (pn_hist_ack_decode(f, n, &seq) || strcmp(p->username, c->username) != 0) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (!h || seq != h->seq)
+		return; /* a late duplicate */
+	if (!h->last) {
+		h->seq++;
+		hist_build(c, h);
+		hist_send(c, p);
+		return;
+	}
+	hist_kv_key(key, p->device_id);
+	pn_cstore_kv_set(c->store, key, "1", 1);
+	pn_info("history sent to device %s: %u messages, %u contacts in %u chunks, %llu ms",
+		pn_hex_encode(did, sizeof(did), p->device_id, 4), h->msgs, h->contacts, h->seq + 1,
+		(unsigned long long)(now_ms(c) - h->started_at));
+	emit(c, "history.sent",
+	     json_pack("{s:s,s:i,s:i}", "device_id", pn_hex_encode(did, sizeof(did), p->device_id, 16),
+		       "messages", (int)h->msgs, "contacts", (int)h->contacts));
+	free(h);
+	p->hist = NULL;
+}
+
+static int hist_item_cb(void *arg, const struct pn_hist_item *it)
+{
+	struct peer *p = ((void **)arg)[1];
+	struct pn_client *c = ((void **)arg)[0];
+
+	if (it->kind == PN_HIST_ITEM_CONTACT) {
+		if (strcmp(it->msg.peer, c->username) != 0 &&
+		    !pn_cstore_contact_has(c->store, it->msg.peer) &&
+		    !is_blocked(c, it->msg.peer) && contact_make(c, it->msg.peer) == 0)
+			p->hist_rx_contacts++;
+		return 0;
+	}
+	{
+		struct pn_msg_row *m = malloc(sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		*m = it->msg;
+		m->updated_at = wall_ms(c);
+		if (pn_cstore_msg_insert(c->store, m) == 0)
+			p->hist_rx_msgs++;
+		free(m);
+	}
+	return 0;
+}
+
+/* A chunk of another of our devices' history: what we lack joins ours (ids deduplicate),
+ * its contacts become ours. Only from our own account: the session's certificate says. */
+static void on_hist(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	uint32_t seq;
+	bool last;
+	uint8_t ack[5];
+	void *ctx[2] = {c, p};
+
+	if (strcmp(p->username, c->username) != 0 || pn_hist_decode(f, n, &seq, &last, NULL, NULL)) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (seq == 0 && p->hist_rx_next != 0) {
+		/* the sender started over (a new session): count afresh */
+		p->hist_rx_next = 0;
+		p->hist_rx_msgs = p->hist_rx_contacts = 0;
+	}
+	if (seq == p->hist_rx_next) {
+		if (pn_hist_decode(f, n, &seq, &last, hist_item_cb, ctx))
+			return; /* out of memory: no ack, it comes again */
+		p->hist_rx_next++;
+		if (last) {
+			char did[33];
+			emit(c, "history.synced",
+			     json_pack("{s:s,s:i,s:i}", "device_id",
+				       pn_hex_encode(did, sizeof(did), p->device_id, 16), "messages",
+				       (int)p->hist_rx_msgs, "contacts", (int)p->hist_rx_contacts));
+		}
+	} else if (seq + 1 != p->hist_rx_next) {
+		return; /* neither the next nor a repeat of the last: ignore */
+	}
+	peer_send_frame(c, p, ack, pn_hist_ack_encode(ack, seq));
+}
+
+static void hist_tick(struct pn_client *c, uint64_t now)
+{
+	for (struct peer *p = c->peers; p; p = p->next) {
+		if (!p->hist || now < p->hist->resend_at)
+			continue;
+		if (p->hist->tries >= CL_HIST_TRIES || p->link.state != PN_LINK_UP) {
+			free(p->hist); /* the next session with it starts over */
+			p->hist = NULL;
+			continue;
+		}
+		hist_send(c, p);
+	}
+}
+
+static uint64_t hist_deadline(struct pn_client *c)
+{
+	uint64_t t = UINT64_MAX;
+
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->hist)
+			t = min64(t, p->hist->resend_at);
+	return t;
+}
+
 static void group_on_frame(struct pn_client *c, struct peer *p, uint8_t type, const uint8_t *f,
 			   size_t n);
 
@@ -1693,6 +2147,12 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		on_presence(c, p, &r);
 	else if (type == PN_F_CONTACT)
 		on_contact_frame(c, p, &r);
+	else if (type == PN_F_HIST)
+		on_hist(c, p, f, n);
+	else if (type == PN_F_REVOKED)
+		on_revoked_frame(c, p, &r);
+	else if (type == PN_F_HIST_ACK)
+		on_hist_ack(c, p, f, n);
 	else if (type == PN_F_GROUP_CHAT || type == PN_F_GROUP_STATE || type == PN_F_GROUP_LEAVE)
 		group_on_frame(c, p, type, f, n);
 	else
@@ -1730,6 +2190,10 @@ static int check_peer_cert(struct pn_client *c, const struct pn_link *l, const u
 	if (!rc && (!pn_ct_eq(out->dh_pk, l->remote_static, 32) ||
 		    memcmp(out->device_id, src, 16) != 0))
 		rc = -EKEYREJECTED;
+	if (!rc && pn_cstore_revoked_has(c->store, out->device_id)) {
+		c->revoked_refused++; /* its certificate is still in date; the root said no */
+		rc = -EKEYREVOKED;
+	}
 	return rc;
 }
 
@@ -1840,6 +2304,8 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
+		hist_on_session_up(c, p);
+		revoke_on_session_up(c, p);
 		return;
 	}
 	p = peer_get(c, src, false);
@@ -1880,6 +2346,8 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
+		hist_on_session_up(c, p);
+		revoke_on_session_up(c, p);
 	} else if (ev == PN_LINK_EV_DATA) {
 		on_e2e_frame(c, p, f, fl);
 	}
@@ -2007,7 +2475,9 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 			continue;
 		}
 		if (memcmp(pr.cert.device_id, c->device_id, 16) == 0)
-			continue; /* ourselves (multi-device fan-out is a later issue) */
+			continue; /* ourselves */
+		if (pn_cstore_revoked_has(c->store, pr.cert.device_id))
+			continue; /* a revoked device's record, until it expires */
 		if (u->n < sizeof(u->certs) / sizeof(u->certs[0])) {
 			u->recs[u->n] = pr;
 			u->certs[u->n++] = pr.cert;
@@ -2019,6 +2489,8 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 	finish_whois(c, u, false);
 	if (u->found)
 		flush_user(c, u);
+	if (u->found && strcmp(u->name, c->username) == 0)
+		hist_reach_own(c, u);
 	if (u->found && u->pres_push)
 		pres_to_user(c, u);
 	if (u->found && u->n_read)
@@ -2456,7 +2928,7 @@ static void on_login_result(struct pn_client *c, struct pn_rd *r)
 	pn_rd_u32(r, &req);
 	pn_rd_u8(r, &st);
 	pn_rd_str8(r, msg, sizeof(msg));
-	pn_rd_vec16(r, &cert, &cl, PN_CERT_MAX);
+	pn_rd_vec16(r, &cert, &cl, PN_CERT_MAX); /* or, for REVOKE, a notice (smaller) */
 	pn_rd_u8(r, &nb);
 	if (r->err || req != c->op_req)
 		return;
@@ -2464,6 +2936,8 @@ static void on_login_result(struct pn_client *c, struct pn_rd *r)
 		op_fail(c, -EPERM, status_code(st), msg);
 		return;
 	}
+	if (k == OP_REVOKE && cl > 0 && revoke_learn(c, cert, cl, true) != 0)
+		pn_warn("the login server's revocation notice does not verify");
 	if (k == OP_PROFILE_SET || k == OP_REVOKE) {
 		prof_set_done(c);
 		return;
@@ -2644,6 +3118,12 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 					publish_record(c);
 				}
 			} else if (f[0] != PN_F_PONG) {
+				/* a peer reached us through the standby: its packets through our
+				 * primary went unanswered, so check on the primary now rather than
+				 * only when we next send through it */
+				if (c->sn_state == SN_UP && !c->sn_probe_at &&
+				    now > c->sn_link.last_rx + CL_PROBE_MS)
+					sn_probe(c, now);
 				c->rx_standby = true;
 				on_sn_frame(c, f, n);
 				c->rx_standby = false;
@@ -2664,6 +3144,20 @@ static uint64_t hs_retry_time(const struct pn_link *l)
 }
 
 /* ---- standby attachment ------------------------------------------------------------- */
+
+/* Asks a primary that may be dead for a PONG; unanswered within CL_PROBE_MS, the tick
+ * promotes the standby. */
+static void sn_probe(struct pn_client *c, uint64_t now)
+{
+	uint8_t f[9];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_PING);
+	pn_wr_u64(&w, now);
+	sn_send_frame(c, f, w.len);
+	c->sn_probe_at = now;
+}
 
 static void sb_drop(struct pn_client *c)
 {
@@ -2822,6 +3316,7 @@ static uint64_t cl_deadline(void *node)
 		for (struct outmsg *m = c->out; m; m = m->next)
 			t = min64(t, m->next_try);
 	t = min64(t, pres_deadline(c));
+	t = min64(t, hist_deadline(c));
 	return min64(t, calls_deadline(c));
 }
 
@@ -2921,13 +3416,7 @@ static void cl_tick(void *node)
 				   c->sn_link.last_tx > c->sn_link.last_rx &&
 				   now > c->sn_link.last_rx + CL_SUSPECT_MS) {
 				/* we keep sending and it went quiet: ask it directly */
-				uint8_t f[9];
-				struct pn_wr w;
-				pn_wr_init(&w, f, sizeof(f));
-				pn_wr_u8(&w, PN_F_PING);
-				pn_wr_u64(&w, now);
-				sn_send_frame(c, f, w.len);
-				c->sn_probe_at = now;
+				sn_probe(c, now);
 			} else if (now - c->sn_link.last_rx > CL_SN_DEAD_MS) {
 				pn_warn("supernode silent for %d s; reattaching", CL_SN_DEAD_MS / 1000);
 				if (c->sb_state == 2)
@@ -3030,6 +3519,7 @@ static void cl_tick(void *node)
 	}
 	calls_tick(c, now);
 	pres_tick(c, now);
+	hist_tick(c, now);
 }
 
 const struct pn_node_ops pn_client_ops = {cl_recv, cl_deadline, cl_tick};
@@ -3113,11 +3603,16 @@ static void cmd_status(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 	/* what this device rejected: bad packets, bad end-to-end frames, call offers refused
 	 * or dropped by the rate limits, media packets not of a call of ours */
 	json_object_set_new(r, "rejected",
-			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "packets", (json_int_t)c->rx_bad,
-				      "e2e_frames", (json_int_t)c->rx_e2e_bad, "call_offers_refused",
-				      (json_int_t)c->calls_refused, "call_offers_rate_limited",
-				      (json_int_t)c->calls_rate_limited, "media_packets",
-				      (json_int_t)c->media_bad));
+			    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "packets",
+				      (json_int_t)c->rx_bad, "e2e_frames", (json_int_t)c->rx_e2e_bad,
+				      "call_offers_refused", (json_int_t)c->calls_refused,
+				      "call_offers_rate_limited", (json_int_t)c->calls_rate_limited,
+				      "media_packets", (json_int_t)c->media_bad, "requests_dropped",
+				      (json_int_t)c->requests_dropped, "from_blocked",
+				      (json_int_t)c->blocked_dropped));
+	json_object_set_new(json_object_get(r, "rejected"), "revoked_devices",
+			    json_integer((json_int_t)c->revoked_refused));
+	json_object_set_new(r, "messages_held", json_integer((json_int_t)c->msgs_held));
 	json_object_set_new(json_object_get(r, "rejected"), "group_frames",
 			    json_integer((json_int_t)c->group_refused));
 	/* directory lookups: the most ever in flight at once (at most CL_LOOKUPS_MAX) and how
@@ -3150,10 +3645,31 @@ static const char *rel_name(enum pn_rel_kind k)
 	return k == PN_REL_REQUEST_IN ? "incoming" : k == PN_REL_REQUEST_OUT ? "outgoing" : "blocked";
 }
 
+static int held_json_cb(void *arg, const struct pn_msg_row *m)
+{
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:I}", "id", m->id, "text", m->text,
+					     "sent_at", (json_int_t)m->sent_at));
+	return 0;
+}
+
+struct rel_list {
+	struct pn_client *c;
+	json_t *arr;
+};
+
+/* contacts.requests: an incoming request lists the messages held with it, oldest first */
 static int rel_cb(void *arg, const struct pn_rel_row *r)
 {
-	json_array_append_new(arg, json_pack("{s:s,s:s,s:s,s:I}", "username", r->username, "kind",
-					     rel_name(r->kind), "note", r->note, "at", (json_int_t)r->at));
+	struct rel_list *l = arg;
+	json_t *o = json_pack("{s:s,s:s,s:s,s:I}", "username", r->username, "kind",
+			      rel_name(r->kind), "note", r->note, "at", (json_int_t)r->at);
+
+	if (r->kind == PN_REL_REQUEST_IN) {
+		json_t *msgs = json_array();
+		pn_cstore_held_list(l->c->store, r->username, held_json_cb, msgs);
+		json_object_set_new(o, "messages", msgs);
+	}
+	json_array_append_new(l->arr, o);
 	return 0;
 }
 
@@ -3186,9 +3702,9 @@ static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_
 		return;
 	}
 	if (strcmp(sub, "requests") == 0) {
-		json_t *arr = json_array();
-		pn_cstore_rel_list(c->store, rel_cb, arr);
-		reply_ok(cb, arg, json_pack("{s:o}", "requests", arr));
+		struct rel_list l = {c, json_array()};
+		pn_cstore_rel_list(c->store, rel_cb, &l);
+		reply_ok(cb, arg, json_pack("{s:o}", "requests", l.arr));
 		return;
 	}
 	if (!user || pn_username_valid(user)) {
@@ -3256,6 +3772,10 @@ static void cmd_contacts(struct pn_client *c, const char *sub, json_t *args, pn_
 		reply_err(cb, arg, rc, "internal", "contact store error");
 		return;
 	}
+	if (strcmp(sub, "add") == 0 || strcmp(sub, "accept") == 0)
+		held_settle(c, user, true);
+	else if (strcmp(sub, "decline") == 0 || strcmp(sub, "block") == 0)
+		held_settle(c, user, false);
 	if (strcmp(sub, "remove") == 0 || strcmp(sub, "block") == 0) {
 		struct ruser *u = ruser_get(c, user, false);
 		if (u && u->pres_status != PRES_OFFLINE)
@@ -3401,7 +3921,7 @@ static void cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, v
 		return;
 	}
 	if (strlen(text) > CL_CHAT_TEXT_MAX) {
-		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1200 bytes");
+		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1198 bytes");
 		return;
 	}
 	row = calloc(1, sizeof(*row));
@@ -3725,24 +4245,66 @@ static void cmd_calls(struct pn_client *c, json_t *args, pn_client_reply_cb cb, 
 	reply_ok(cb, arg, json_pack("{s:o,s:o}", "current", cur, "history", hist));
 }
 
+/* settings.get / settings.set: each setting is "contacts" or "anyone", kept in the kv
+ * table under its own name; set takes any subset. */
+static bool *setting_flag(struct pn_client *c, const char *name)
+{
+	if (strcmp(name, "calls_from") == 0)
+		return &c->calls_from_anyone;
+	if (strcmp(name, "messages_from") == 0)
+		return &c->msgs_from_anyone;
+	return NULL;
+}
+
 static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_reply_cb cb, void *arg)
 {
-	const char *from = arg_str(args, "calls_from");
+	static const char *const names[] = {"calls_from", "messages_from"};
 
 	if (set) {
-		if (!from || (strcmp(from, "contacts") != 0 && strcmp(from, "anyone") != 0)) {
+		const char *key;
+		json_t *v;
+		bool any = false;
+
+		if (!json_is_object(args)) {
+			reply_err(cb, arg, -EINVAL, "bad_request", "settings.set takes an object");
+			return;
+		}
+		/* check everything before changing anything */
+		json_object_foreach(args, key, v) {
+			const char *val = json_string_value(v);
+			if (!setting_flag(c, key)) {
+				reply_err(cb, arg, -EINVAL, "bad_request",
+					  "unknown setting (known: calls_from, messages_from)");
+				return;
+			}
+			if (!val || (strcmp(val, "contacts") != 0 && strcmp(val, "anyone") != 0)) {
+				reply_err(cb, arg, -EINVAL, "bad_request",
+					  "a setting's value is \"contacts\" or \"anyone\"");
+				return;
+			}
+			any = true;
+		}
+		if (!any) {
 			reply_err(cb, arg, -EINVAL, "bad_request",
-				  "calls_from must be \"contacts\" or \"anyone\"");
+				  "name a setting: calls_from or messages_from");
 			return;
 		}
-		if (pn_cstore_kv_set(c->store, "calls_from", from, strlen(from))) {
-			reply_err(cb, arg, -EIO, "internal", "settings store error");
-			return;
+		json_object_foreach(args, key, v) {
+			const char *val = json_string_value(v);
+			if (pn_cstore_kv_set(c->store, key, val, strlen(val))) {
+				reply_err(cb, arg, -EIO, "internal", "settings store error");
+				return;
+			}
+			*setting_flag(c, key) = val[0] == 'a';
 		}
-		c->calls_from_anyone = from[0] == 'a';
 	}
-	reply_ok(cb, arg, json_pack("{s:s,s:b}", "calls_from",
-				    c->calls_from_anyone ? "anyone" : "contacts", "echo_bot", c->echo_bot));
+	{
+		json_t *o = json_pack("{s:b}", "echo_bot", c->echo_bot);
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+			json_object_set_new(o, names[i],
+					    json_string(*setting_flag(c, names[i]) ? "anyone" : "contacts"));
+		reply_ok(cb, arg, o);
+	}
 }
 
 /* history.search {"text", "limit"?}: every word of text, as a word prefix, in any order;
@@ -4890,6 +5452,10 @@ int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
 			v[vl] = 0;
 			c->calls_from_anyone = strcmp(v, "anyone") == 0;
 		}
+		if (pn_cstore_kv_get(c->store, "messages_from", v, sizeof(v) - 1, &vl) == 0) {
+			v[vl] = 0;
+			c->msgs_from_anyone = strcmp(v, "anyone") == 0;
+		}
 	}
 	c->env.random(c->env.ctx, &c->next_req, sizeof(c->next_req));
 	load_candidates(c);
@@ -4928,6 +5494,7 @@ void pn_client_free(struct pn_client *c)
 	while (c->peers) {
 		struct peer *p = c->peers;
 		c->peers = p->next;
+		free(p->hist);
 		pn_link_wipe(&p->link);
 		free(p);
 	}

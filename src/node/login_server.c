@@ -252,6 +252,36 @@ static void reply(struct pn_login_server *ls, struct pn_lent *e, uint32_t req, u
 	answer(ls, e, req, f, w.len);
 }
 
+/* A revocation succeeded: the answer carries the root's signed notice (in the place of a
+ * LOGIN_RESULT's certificate) for the revoking device to spread to its peers. */
+static void reply_revoked(struct pn_login_server *ls, struct pn_lent *e, uint32_t req,
+			  const char *user, const uint8_t did[16])
+{
+	struct pn_revocation rv;
+	uint8_t f[PN_FRAME_MAX], nb[PN_REVOKE_MAX];
+	struct pn_wr w;
+	int n;
+
+	memset(&rv, 0, sizeof(rv));
+	memcpy(rv.device_id, did, 16);
+	snprintf(rv.name, sizeof(rv.name), "%s", user);
+	rv.revoked_at = ls->env.wall_s(ls->env.ctx);
+	if (pn_revocation_sign(&rv, ls->root.sign_sk) ||
+	    (n = pn_revocation_encode(&rv, nb, sizeof(nb))) < 0) {
+		reply(ls, e, req, PN_ST_INTERNAL, "cannot sign the revocation", NULL);
+		return;
+	}
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_LOGIN_RESULT);
+	pn_wr_u32(&w, req);
+	pn_wr_u8(&w, PN_ST_OK);
+	pn_wr_str8(&w, "device revoked");
+	pn_wr_vec16(&w, nb, (size_t)n);
+	pn_wr_u8(&w, 0);
+	if (!w.err)
+		answer(ls, e, req, f, w.len);
+}
+
 static int issue_cert(struct pn_login_server *ls, const char *username, const uint8_t sign_pk[32],
 		      const uint8_t dh_pk[32], struct pn_cert *c)
 {
@@ -581,7 +611,7 @@ static void on_devices(struct pn_login_server *ls, struct pn_lent *e, struct pn_
 		else if (rc)
 			reply(ls, e, req, PN_ST_INTERNAL, "account store error", NULL);
 		else
-			reply(ls, e, req, PN_ST_OK, "device revoked", NULL);
+			reply_revoked(ls, e, req, user, did);
 		return;
 	}
 	{

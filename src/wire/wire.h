@@ -63,6 +63,9 @@ enum pn_wire_sizes {
 	PN_PKT_MAX = 1400,     /* largest packet we send; received ones may be up to 2048 */
 	PN_PKT_RX_MAX = 2048,
 	PN_FRAME_MAX = PN_PKT_MAX - PN_DATA_HDR - PN_TAG,
+	/* the largest end-to-end frame: its packet must still fit a FORWARD_VIA /
+	 * DELIVER_VIA frame (u8 type | 16 device | 32 supernode key | u16 len) */
+	PN_E2E_FRAME_MAX = PN_FRAME_MAX - (1 + 16 + 32 + 2) - PN_DATA_HDR - PN_TAG,
 	/* handshake payload: u64 timestamp_ms | u16 len | cert */
 	PN_HS_PAYLOAD_MAX = 8 + 2 + PN_CERT_MAX,
 	/* largest handshake packet we build: HS2 of XX (e, s, payload) */
@@ -133,6 +136,7 @@ enum pn_frame_type {
 	PN_F_GROUP_STATE = 0x49, /* 16 update id | 16 group id | u32 version | str8 admin |
 				  * str8 name | u16 total | u16 first | u8 n | n x str8 member */
 	PN_F_GROUP_LEAVE = 0x4a, /* 16 update id | 16 group id */
+	PN_F_REVOKED = 0x4e,   /* vec16 revocation notice (src/crypto/cert.h) */
 };
 
 enum pn_status {

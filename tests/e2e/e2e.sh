@@ -71,7 +71,7 @@ if grep -q "correct horse" "$LN_DIR"/*.log; then fail "no password appears in an
 # -- contacts and lookup
 check "alice adds bob as a contact, with a note" '.username == "bob"' "$(ln_cli alice --json contacts add bob --note 'hi bob, alice here')"
 wait_for "bob sees alice's contact request and its note" \
-	'.requests == [{"username":"alice","kind":"incoming","note":"hi bob, alice here","at":.requests[0].at}]' \
+	'.requests == [{"username":"alice","kind":"incoming","note":"hi bob, alice here","at":.requests[0].at,"messages":[]}]' \
 	ln_cli bob --json contacts requests
 expect_rc "--note goes with contacts add only (usage error)" 2 ln_cli bob contacts accept alice --note x
 check "contacts list holds bob" '[.contacts[].username] == ["bob"]' "$(ln_cli alice --json contacts list)"

@@ -290,6 +290,22 @@ json_t *sc_args2(const char *k1, const char *v1, const char *k2, const char *v2)
 	return k2 ? json_pack("{s:s,s:s}", k1, v1, k2, v2) : json_pack("{s:s}", k1, v1);
 }
 
+/* Client to accepts the user logged in on client from (a contact already is fine):
+ * messages from non-contacts are held as requests, not received. */
+void sc_accept_sender(struct sc_net *n, int from, int to)
+{
+	struct sc_reply r;
+	char name[64];
+
+	assert_true(sc_call(n, from, "status", NULL, &r, 1000));
+	assert_int_equal(r.err, 0);
+	snprintf(name, sizeof(name), "%s", json_string_value(json_object_get(r.result, "username")));
+	sc_reply_clear(&r);
+	assert_true(sc_call(n, to, "contacts.add", sc_args2("username", name, NULL, NULL), &r, 1000));
+	assert_true(r.err == 0 || r.err == -EEXIST);
+	sc_reply_clear(&r);
+}
+
 /* Registers and logs in alice and bob; asserts every step. */
 void sc_bring_up(struct sc_net *n)
 {
@@ -323,6 +339,7 @@ uint64_t sc_exchange(struct sc_net *n, int from, int to, const char *to_name, co
 	int k;
 	char id[64];
 
+	sc_accept_sender(n, from, to);
 	assert_true(sc_call(n, from, "send", sc_args2("to", to_name, "text", text), &r, 1000));
 	assert_int_equal(r.err, 0);
 	snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(r.result, "id")));

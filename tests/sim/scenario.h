@@ -82,6 +82,7 @@ int sc_wait_event(struct sc_net *n, int i, const char *name, unsigned from, uint
  * receipt; returns the virtual time of the delivered event. */
 json_t *sc_args2(const char *k1, const char *v1, const char *k2, const char *v2);
 void sc_bring_up(struct sc_net *n);
+void sc_accept_sender(struct sc_net *n, int from, int to);
 void sc_up_user(struct sc_net *n, int i, const char *name);
 uint64_t sc_exchange(struct sc_net *n, int from, int to, const char *to_name, const char *text);
 

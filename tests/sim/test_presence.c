@@ -1,6 +1,7 @@
 /* Presence in virtual time: status and mood reach contacts within a second, never
  * strangers; invisible looks offline; logging out shows offline at once; a contact that
- * vanishes without a word expires to offline. */
+ * vanishes without a word expires to offline. Contact requests, blocks, and messages from
+ * strangers held as message requests. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -238,12 +239,123 @@ static void test_contact_requests_and_block(void **state)
 	sc_net_free(&n);
 }
 
+static json_t *history(struct sc_net *n, int i, const char *with, struct sc_reply *r)
+{
+	assert_true(sc_call(n, i, "history", json_pack("{s:s,s:i}", "with", with, "limit", 100), r, 1000));
+	assert_int_equal(r->err, 0);
+	return json_object_get(r->result, "messages");
+}
+
+static void send_text(struct sc_net *n, int i, const char *to, const char *text)
+{
+	struct sc_reply r;
+
+	assert_true(sc_call(n, i, "send", sc_args2("to", to, "text", text), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+}
+
+/* Messages from strangers are message requests: held out of the history (the sender sees
+ * "delivered": the device has them), listed with the request, moved into the history in
+ * order when accepted, deleted when declined; a stranger can hold at most 20. */
+static void test_message_requests(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link base = {.delay_ms = 20};
+	struct sc_reply r;
+	unsigned ev0;
+	int k;
+	json_t *e;
+	char text[32];
+
+	(void)state;
+	assert_int_equal(sc_net_init(&n, 29, &base), 0);
+	sc_bring_up(&n);
+	assert_int_equal(sc_net_add_client(&n, "198.18.1.3:5000"), 2);
+	sc_up_user(&n, 2, "carol");
+
+	/* carol, a stranger to alice, writes twice */
+	ev0 = n.n_events;
+	send_text(&n, 2, "alice", "hi alice, carol from the conference");
+	send_text(&n, 2, "alice", "here is my number");
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 3000);
+	assert_int_equal(count_events(&n, 0, "message.request", ev0), 2);
+	assert_int_equal(count_events(&n, 0, "message.received", ev0), 0);
+	assert_int_equal(count_events(&n, 0, "contact.request", ev0), 1);
+	assert_int_equal(json_array_size(history(&n, 0, "carol", &r)), 0);
+	sc_reply_clear(&r);
+	e = history(&n, 2, "alice", &r); /* carol's device got the receipts */
+	assert_int_equal(json_array_size(e), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(e, 1), "state")), "delivered");
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 0, "contacts.requests", NULL, &r, 1000));
+	e = json_array_get(json_object_get(r.result, "requests"), 0);
+	assert_string_equal(json_string_value(json_object_get(e, "username")), "carol");
+	assert_int_equal(json_array_size(json_object_get(e, "messages")), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(e, "messages"), 0), "text")),
+			    "hi alice, carol from the conference");
+	sc_reply_clear(&r);
+
+	/* alice accepts: both join her history, in order, announced as received */
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 0, "contacts.accept", sc_args2("username", "carol", NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_int_equal(count_events(&n, 0, "message.received", ev0), 2);
+	e = history(&n, 0, "carol", &r);
+	assert_int_equal(json_array_size(e), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(e, 0), "text")),
+			    "hi alice, carol from the conference");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(e, 1), "text")), "here is my number");
+	sc_reply_clear(&r);
+	/* from now on carol's messages are received directly */
+	ev0 = n.n_events;
+	send_text(&n, 2, "alice", "thanks!");
+	k = sc_wait_event(&n, 0, "message.received", ev0, 3000);
+	assert_true(k >= 0);
+	assert_int_equal(count_events(&n, 0, "message.request", ev0), 0);
+
+	/* bob, a stranger to carol, floods her: 20 are held, the rest dropped and counted */
+	ev0 = n.n_events;
+	for (int i = 0; i < 25; i++) {
+		snprintf(text, sizeof(text), "spam %d", i);
+		send_text(&n, 1, "carol", text);
+	}
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000);
+	assert_int_equal(count_events(&n, 2, "message.request", ev0), 20);
+	assert_true(sc_call(&n, 2, "status", NULL, &r, 1000));
+	assert_true(json_integer_value(json_object_get(json_object_get(r.result, "rejected"), "requests_dropped")) >= 5);
+	assert_int_equal(json_integer_value(json_object_get(r.result, "messages_held")), 20);
+	sc_reply_clear(&r);
+	/* carol declines: the held messages are gone, nothing reaches her history */
+	assert_true(sc_call(&n, 2, "contacts.decline", sc_args2("username", "bob", NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	assert_true(sc_call(&n, 2, "contacts.requests", NULL, &r, 1000));
+	assert_int_equal(json_array_size(json_object_get(r.result, "requests")), 0);
+	sc_reply_clear(&r);
+	assert_int_equal(json_array_size(history(&n, 2, "bob", &r)), 0);
+	sc_reply_clear(&r);
+
+	/* with messages_from = anyone, a stranger's message goes straight to the history */
+	assert_true(sc_call(&n, 1, "settings.set", sc_args2("messages_from", "anyone", NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	assert_string_equal(json_string_value(json_object_get(r.result, "messages_from")), "anyone");
+	sc_reply_clear(&r);
+	ev0 = n.n_events;
+	send_text(&n, 2, "bob", "sorry, who are you?");
+	assert_true(sc_wait_event(&n, 1, "message.received", ev0, 3000) >= 0);
+	assert_int_equal(count_events(&n, 1, "message.request", ev0), 0);
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_presence_contacts_only),
 		cmocka_unit_test(test_presence_expires),
 		cmocka_unit_test(test_contact_requests_and_block),
+		cmocka_unit_test(test_message_requests),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

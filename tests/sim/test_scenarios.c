@@ -109,6 +109,7 @@ static void lossy_links_deliver_everything_once(void **state)
 
 	assert_int_equal(sc_net_init(&n, 1234, &l), 0);
 	sc_bring_up(&n);
+	sc_accept_sender(&n, ALICE, BOB);
 	for (int i = 0; i < 20; i++) {
 		snprintf(text, sizeof(text), "msg %d", i);
 		assert_true(sc_call(&n, ALICE, "send", sc_args2("to", "bob", "text", text), &r, 1000));
@@ -370,6 +371,19 @@ static void overlay_across_supernodes(void **state)
 	sc_reply_clear(&r);
 	sc_exchange(&n, ALICE, BOB, "bob", "across the overlay");
 	sc_exchange(&n, BOB, ALICE, "alice", "and back");
+	{
+		/* the longest text the API takes still fits one packet relayed across
+		 * supernodes (FORWARD_VIA); one byte more is refused up front */
+		char big[1200];
+		memset(big, 'x', 1198);
+		big[1198] = 0;
+		sc_exchange(&n, ALICE, BOB, "bob", big);
+		big[1198] = 'x';
+		big[1199] = 0;
+		assert_true(sc_call(&n, ALICE, "send", sc_args2("to", "bob", "text", big), &r, 1000));
+		assert_string_equal(r.code, "text_too_long");
+		sc_reply_clear(&r);
+	}
 	for (unsigned i = 0; i < n.n_sns; i++) {
 		pn_supernode_stats(n.sns[i], &st);
 		relayed += st.sn_forwarded;
@@ -460,6 +474,9 @@ static void standby_takes_over_when_primary_dies(void **state)
 		      (unsigned long long)(n.events[k].at - t_kill));
 	/* alice now runs on her standby and reaches bob */
 	sc_exchange(&n, ALICE, BOB, "bob", "after");
+	/* bob reaching her through the standby made alice probe her primary: unanswered for a
+	 * second, the standby is promoted, within 2.5 s of the death */
+	pn_sim_run_until(n.sim, t_kill + 2500);
 	assert_true(sc_call(&n, ALICE, "status", NULL, &r, 1000));
 	assert_string_not_equal(json_string_value(json_object_get(r.result, "supernode")),
 				"198.18.10.2:7701");

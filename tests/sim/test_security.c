@@ -356,11 +356,18 @@ static void mal_chat(struct mallory *m, const char *from, const char *to, const 
 	run_for(m->n, WAIT_MS);
 }
 
-/* The network with alice, bob and an attached mallory who has looked bob up. */
+/* The network with alice, bob and an attached mallory who has looked bob up. Bob has
+ * mallory as a contact (the worst case: what a stranger sends is only held as a request,
+ * a contact's messages go straight into the history). */
 static void setup(struct sc_net *n, struct mallory *m, uint64_t seed, struct pn_record *bob)
 {
+	struct sc_reply r;
+
 	assert_int_equal(sc_net_init(n, seed, NULL), 0);
 	sc_bring_up(n);
+	assert_true(sc_call(n, BOB, "contacts.add", sc_args2("username", "mallory", NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
 	mal_init(m, n, "198.18.6.6:666");
 	assert_int_equal(mal_lookup(m, "bob", bob, 1), 1);
 	assert_string_equal(bob->cert.name, "bob");

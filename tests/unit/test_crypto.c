@@ -865,6 +865,56 @@ static void cert_test_vector(void **state)
 	assert_string_equal(hex, cert_vector_hex);
 }
 
+/* Revocation notice: root seed 32 x 0x01 revokes the vector's device (c11ae409...) of
+ * "alice" at 1700050000 (docs/PROTOCOL.md §3.8). */
+static const char revoke_vector_hex[] =
+	"01" "c11ae4092c56101421f745612bdc6b51" "05616c696365" "000000006554b450"
+	"849a7fad78f259313782344e03a3d220d4fda6d7f48dae20ca9627bd8ed1d600"
+	"b6c9c6589d8c6d34e3a2f8187f418f1d30bfcbf0d59de69f02db5849424abe01";
+
+static void revocation_vector_and_checks(void **state)
+{
+	struct cert_fixture f;
+	struct pn_revocation rv, d;
+	uint8_t enc[PN_REVOKE_MAX], bad[PN_REVOKE_MAX + 1];
+	char hex[2 * PN_REVOKE_MAX + 1];
+	struct pn_keys other;
+	int n;
+
+	cert_make(&f);
+	memset(&rv, 0, sizeof(rv));
+	memcpy(rv.device_id, f.c.device_id, 16);
+	strcpy(rv.name, "alice");
+	rv.revoked_at = 1700050000;
+	assert_int_equal(pn_revocation_sign(&rv, f.root.sign_sk), 0);
+	n = pn_revocation_encode(&rv, enc, sizeof(enc));
+	assert_int_equal(n, 1 + 16 + 1 + 5 + 8 + 64);
+	pn_hex_encode(hex, sizeof(hex), enc, (size_t)n);
+	if (getenv("PRINT_VECTORS"))
+		printf("revocation vector %s\n", hex);
+	assert_string_equal(hex, revoke_vector_hex);
+	assert_int_equal(pn_revocation_decode_verify(&d, enc, (size_t)n, f.root.sign_pk), 0);
+	assert_memory_equal(d.device_id, rv.device_id, 16);
+	assert_string_equal(d.name, "alice");
+	assert_int_equal(d.revoked_at, 1700050000);
+	/* another root's key, any flipped bit, truncation or a trailing byte: refused */
+	seed_keys(&other, 0x09);
+	assert_int_equal(pn_revocation_decode_verify(&d, enc, (size_t)n, other.sign_pk), -EBADMSG);
+	for (int i = 0; i < n; i++) {
+		memcpy(bad, enc, (size_t)n);
+		bad[i] ^= 0x01;
+		assert_int_equal(pn_revocation_decode_verify(&d, bad, (size_t)n, f.root.sign_pk), -EBADMSG);
+		assert_int_equal(pn_revocation_decode_verify(&d, enc, (size_t)i, f.root.sign_pk), -EBADMSG);
+	}
+	memcpy(bad, enc, (size_t)n);
+	bad[n] = 0;
+	assert_int_equal(pn_revocation_decode_verify(&d, bad, (size_t)n + 1, f.root.sign_pk), -EBADMSG);
+	/* a notice is not a certificate: the domains differ */
+	assert_int_not_equal(pn_cert_decode(&f.c, enc, (size_t)n), 0);
+	rv.name[0] = 0;
+	assert_int_equal(pn_revocation_sign(&rv, f.root.sign_sk), -EINVAL);
+}
+
 static void cert_wrong_root(void **state)
 {
 	struct cert_fixture f;
@@ -1111,6 +1161,7 @@ int main(void)
 		cmocka_unit_test(keys_ct_eq),
 		cmocka_unit_test(cert_roundtrip),
 		cmocka_unit_test(cert_test_vector),
+		cmocka_unit_test(revocation_vector_and_checks),
 		cmocka_unit_test(cert_wrong_root),
 		cmocka_unit_test(cert_expired),
 		cmocka_unit_test(cert_not_yet_valid),

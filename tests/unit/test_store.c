@@ -842,6 +842,50 @@ static void msg_insert_dedup_eexist(void **state)
 	pn_cstore_free(s);
 }
 
+/* Held messages (requests from strangers): deduplicated, counted per peer and overall,
+ * listed oldest first as received rows, kept out of the history, dropped per peer. */
+static void held_add_count_list_drop(void **state)
+{
+	struct pn_cstore *s;
+	struct pn_msg_row m;
+	struct msg_seen seen = {0};
+	unsigned n = 99;
+
+	cstore_open_mem(&s);
+	make_msg(&m, 1, "carol", PN_MSG_IN, PN_MSG_RECEIVED, 9000, "second by time, first in");
+	assert_int_equal(pn_cstore_held_add(s, &m), 0);
+	assert_int_equal(pn_cstore_held_add(s, &m), -EEXIST);
+	make_msg(&m, 2, "carol", PN_MSG_IN, PN_MSG_RECEIVED, 1000, "second in");
+	assert_int_equal(pn_cstore_held_add(s, &m), 0);
+	make_msg(&m, 3, "dave", PN_MSG_IN, PN_MSG_RECEIVED, 1000, "from dave");
+	assert_int_equal(pn_cstore_held_add(s, &m), 0);
+	assert_int_equal(pn_cstore_held_count(s, "carol", &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(pn_cstore_held_count(s, NULL, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(pn_cstore_held_count(s, "erin", &n), 0);
+	assert_int_equal(n, 0);
+	/* not in the history */
+	assert_int_equal(pn_cstore_msg_list(s, "carol", 10, msg_seen_cb, &seen), 0);
+	assert_int_equal(seen.n, 0);
+	/* arrival order, as incoming received rows */
+	assert_int_equal(pn_cstore_held_list(s, "carol", msg_seen_cb, &seen), 0);
+	assert_int_equal(seen.n, 2);
+	assert_string_equal(seen.texts[0], "second by time, first in");
+	assert_string_equal(seen.texts[1], "second in");
+	assert_int_equal(pn_cstore_held_drop(s, "carol"), 0);
+	assert_int_equal(pn_cstore_held_count(s, "carol", &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(pn_cstore_held_count(s, NULL, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(pn_cstore_held_drop(s, "carol"), 0);
+	/* bad input */
+	m.peer[0] = 0;
+	assert_int_equal(pn_cstore_held_add(s, &m), -EINVAL);
+	assert_int_equal(pn_cstore_held_count(s, "", &n), -EINVAL);
+	pn_cstore_free(s);
+}
+
 static void msg_rejects_bad_input(void **state)
 {
 	struct pn_cstore *s;
@@ -1376,6 +1420,7 @@ int main(void)
 		cmocka_unit_test(msg_search_finds_words),
 		cmocka_unit_test(msg_search_state_change_keeps_index),
 		cmocka_unit_test(msg_search_malformed_einval),
+		cmocka_unit_test(held_add_count_list_drop),
 		cmocka_unit_test(msg_state_names),
 		cmocka_unit_test(host_cache_cap_evicts_oldest),
 		cmocka_unit_test(host_upsert_updates),
