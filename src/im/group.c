@@ -7,6 +7,11 @@
 #include "base/buf.h"
 #include "wire/wire.h"
 
+/* The largest GROUP_CHAT fits an end-to-end frame that a supernode can relay. */
+_Static_assert(1 + 16 + PN_GROUP_ID_LEN + 8 + 1 + PN_USERNAME_MAX + 2 + PN_GROUP_TEXT_MAX <=
+		       PN_E2E_FRAME_MAX,
+	       "GROUP_CHAT must fit PN_E2E_FRAME_MAX");
+
 /* Index of user in g's sorted list, or of where it would go (*found false). */
 static unsigned find_pos(const struct pn_group *g, const char *user, bool *found)
 {

@@ -20,7 +20,7 @@ enum pn_group_limits {
 	PN_GROUP_ID_LEN = 16,
 	PN_GROUP_MEMBERS_MAX = 256, /* the issue asks for 100; a snapshot spans frames */
 	PN_GROUP_NAME_MAX = 64,     /* bytes of UTF-8 */
-	PN_GROUP_TEXT_MAX = 1200,   /* as a one-to-one CHAT: one datagram */
+	PN_GROUP_TEXT_MAX = 1198,   /* as a one-to-one CHAT (relayed, it still fits a packet) */
 	PN_GROUP_CHUNK_MAX = 255,   /* members in one GROUP_STATE frame (u8 n) */
 };
 
@@ -96,7 +96,8 @@ struct pn_group_chunk {
 };
 /* Writes the chunk of g that starts at member `first`, as many members as fit in cap;
  * *next is the first member not written (g->n when done). 0, -EINVAL (first > g->n, or g
- * not valid), -ENOSPC (not even one member fits). A group of 0 members is one chunk. */
+ * not valid), -ENOSPC (not even one member fits). A group of 0 members is one chunk.
+ * Senders pass cap PN_E2E_FRAME_MAX, so a chunk fits a packet relayed between supernodes. */
 int pn_group_state_encode(const struct pn_group *g, const uint8_t update_id[16], unsigned first,
 			  uint8_t *buf, size_t cap, size_t *len, unsigned *next);
 /* 0 or -EBADMSG: wrong type, truncated, trailing bytes, total > PN_GROUP_MEMBERS_MAX,

@@ -4661,7 +4661,7 @@ static void group_fan_out(struct pn_client *c, const struct pn_group *g, const c
 static void group_push_state(struct pn_client *c, const struct pn_group *g, const char *extra)
 {
 	uint8_t uid[16], *blob;
-	size_t cap = 4 * (size_t)(PN_FRAME_MAX + 2), len = 0;
+	size_t cap = 4 * (size_t)(PN_E2E_FRAME_MAX + 2), len = 0;
 	unsigned first = 0;
 
 	blob = malloc(cap);
@@ -4671,14 +4671,16 @@ static void group_push_state(struct pn_client *c, const struct pn_group *g, cons
 	do {
 		size_t fl;
 		unsigned next;
-		if (len + 2 + PN_FRAME_MAX > cap) {
+		if (len + 2 + PN_E2E_FRAME_MAX > cap) {
 			uint8_t *nb = realloc(blob, cap * 2);
 			if (!nb)
 				goto out;
 			blob = nb;
 			cap *= 2;
 		}
-		if (pn_group_state_encode(g, uid, first, blob + len + 2, PN_FRAME_MAX, &fl, &next))
+		/* chunks no larger than a relayed end-to-end frame may be */
+		if (pn_group_state_encode(g, uid, first, blob + len + 2, PN_E2E_FRAME_MAX, &fl,
+					  &next))
 			goto out;
 		blob[len] = (uint8_t)(fl >> 8);
 		blob[len + 1] = (uint8_t)fl;
@@ -4761,15 +4763,17 @@ static void group_on_chat(struct pn_client *c, struct peer *p, const uint8_t *f,
 	free(row);
 }
 
-static struct pn_group_asm *group_asm_for(struct pn_client *c, const uint8_t gid[16])
+/* The assembly for chunk ck's update. Keyed by update id, not group: two devices of the
+ * admin may answer one LEAVE with two updates at once, and their chunks interleave. */
+static struct pn_group_asm *group_asm_for(struct pn_client *c, const struct pn_group_chunk *ck)
 {
 	struct pn_group_asm *a;
 
 	for (unsigned i = 0; i < CL_GROUP_ASM_MAX; i++)
 		if (c->gasm[i] && c->gasm[i]->active &&
-		    memcmp(c->gasm[i]->g.id, gid, PN_GROUP_ID_LEN) == 0)
+		    memcmp(c->gasm[i]->update_id, ck->update_id, 16) == 0)
 			return c->gasm[i];
-	/* a free slot, else the oldest one goes (its sender retransmits) */
+	/* a free slot, else the next one in turn goes (its sender retransmits) */
 	for (unsigned i = 0; i < CL_GROUP_ASM_MAX; i++)
 		if (!c->gasm[i] || !c->gasm[i]->active)
 			return c->gasm[i] ? c->gasm[i] : (c->gasm[i] = calloc(1, sizeof(*a)));
@@ -4793,7 +4797,7 @@ static void group_on_state(struct pn_client *c, struct peer *p, const uint8_t *f
 		c->rx_e2e_bad++;
 		goto out;
 	}
-	a = group_asm_for(c, ck->gid);
+	a = group_asm_for(c, ck);
 	if (!a)
 		goto out;
 	rc = pn_group_asm_add(a, ck);
@@ -5161,7 +5165,7 @@ static void group_cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb
 		return;
 	}
 	if (strlen(text) > PN_GROUP_TEXT_MAX) {
-		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1200 bytes");
+		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1198 bytes");
 		return;
 	}
 	row = calloc(1, sizeof(*row));

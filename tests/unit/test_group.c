@@ -257,7 +257,18 @@ static void test_state_chunks(void **state)
 	/* 151 names of 7 or 5 bytes fit one frame */
 	assert_int_equal(roundtrip_state(g, PN_FRAME_MAX), 1);
 	assert_true(roundtrip_state(g, 200) > 5);
+	free(g);
+	/* 256 members of 32-byte names, in frames small enough to be relayed */
+	g = group_new("full", "admin", 0);
+	for (unsigned i = 1; i < PN_GROUP_MEMBERS_MAX; i++) {
+		char u[40];
+		snprintf(u, sizeof(u), "a-rather-long-user-name-%08u", i);
+		assert_int_equal(strlen(u), 32);
+		assert_int_equal(pn_group_add(g, u), 0);
+	}
+	assert_int_equal(roundtrip_state(g, PN_E2E_FRAME_MAX), 7); /* 39 names a frame */
 	g->n = 1; /* only the admin */
+	strcpy(g->members[0], "admin");
 	assert_int_equal(roundtrip_state(g, PN_FRAME_MAX), 1);
 	free(g);
 }
