@@ -4905,9 +4905,14 @@ static bool group_on_receipt(struct pn_client *c, struct peer *p, const uint8_t 
 	pn_hex_encode(id, sizeof(id), idb, 16);
 	if (pn_cstore_group_msg_gid(c->store, id, gid))
 		return false;
-	/* only a member we sent it to may acknowledge it */
+	/* only a member we sent it to may acknowledge it; a read receipt for the copy of a
+	 * message another device of ours sent is not ours to count (that device counts) */
 	if (pn_cstore_group_rcpt_get(c->store, id, p->username, &old)) {
-		c->rx_e2e_bad++;
+		struct pn_msg_row *row = calloc(1, sizeof(*row));
+		if (!row || pn_cstore_msg_get(c->store, id, row) || row->dir != PN_MSG_OUT ||
+		    st != PN_MSG_READ)
+			c->rx_e2e_bad++;
+		free(row);
 		return true;
 	}
 	if (rs > old && pn_cstore_group_rcpt_set(c->store, id, p->username, rs) == 0 &&
