@@ -4,7 +4,7 @@
 # explains the figures.
 #
 # usage: bench/run.sh [--quick] [--no-build] [BENCH...]
-#   BENCH        any of: noise login startup latency rss call media overlay group (default: all, in that order)
+#   BENCH        any of: noise login startup latency rss call media overlay relay group (default: all, in that order)
 #   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
 #                20 RSS clients, a 50-supernode overlay); the figures are then not the
 #                documented ones
@@ -37,7 +37,7 @@ for a in "$@"; do
 		;;
 	esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay group)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay relay group)
 
 for tool in python3 awk; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
@@ -97,12 +97,14 @@ if [ $QUICK = 1 ]; then
 	RSS_ENV=(RSS_CLIENTS=20)
 	CALL_ARGS=(--calls 5 --cold 3)
 	OVERLAY_ARGS=(--supernodes 50 --hours 0.1 --lookups 200)
+	RELAY_ENV=(SESSIONS=100 SECONDS_RUN=3 TURN_SESSIONS=50)
 else
 	LOGIN_ARGS=()
 	STARTUP_ARGS=()
 	LATENCY_ARGS=()
 	RSS_ENV=()
 	CALL_ARGS=()
+	RELAY_ENV=()
 	# Minutes, not hours: the documented 1,000 and 10,000-supernode runs are
 	# bench/bench_overlay.sh (docs/BENCHMARKS.md, "Directory at scale").
 	OVERLAY_ARGS=(--supernodes 300 --hours 0.25 --lookups 1000)
@@ -139,6 +141,9 @@ for b in "${BENCHES[@]}"; do
 	rss) run_bench rss env "${RSS_ENV[@]}" bash "$HERE/bench_rss.sh" ;;
 	call) run_bench call python3 "$HERE/bench_call.py" "${CALL_ARGS[@]}" ;;
 	media) run_bench media "$BUILD/bench/bench-media" ;;
+	relay)
+		# the supernode relay against coturn, per CPU-second (bench/bench_relay.sh)
+		run_bench relay env "${RELAY_ENV[@]}" bash "$HERE/bench_relay.sh" "$BUILD" ;;
 	group)
 		# group fan-out to 100 members in the simulator (built only where cmocka is)
 		if [ -x "$BUILD/bench/bench-group" ]; then

@@ -1000,13 +1000,12 @@ static void sn_probe(struct pn_client *c, uint64_t now);
 
 /* A message from someone who is not our contact is a message request: it is kept apart
  * (pn_cstore_held_*), not shown as received, and joins the history when we accept the
- * user (contacts add/accept), or is deleted when we decline or block. The sender gets the
- * delivered receipt (the device has it, honestly), so its outbox does not retry. A new
- * sender takes a token from the request bucket; each sender may have CL_HELD_PER_USER
- * messages waiting and all of them CL_HELD_MAX: beyond that, dropped without a receipt
- * and counted, so strangers cannot fill our disk. */
-static void hold_message(struct pn_client *c, struct peer *p, struct pn_msg_row *m,
-			 const uint8_t idb[16])
+ * user (contacts add/accept), or is deleted when we decline or block. The caller still
+ * acknowledges it (0 or -EEXIST: the device has it, honestly), so the sender does not
+ * retry. A new sender takes a token from the request bucket; each sender may have
+ * CL_HELD_PER_USER messages waiting and all of them CL_HELD_MAX: beyond that -EDQUOT,
+ * dropped without a receipt and counted, so strangers cannot fill our disk. */
+static int hold_message(struct pn_client *c, const struct pn_msg_row *m)
 {
 	unsigned n_user = 0, n_all = 0;
 	struct pn_rel_row rel;
@@ -1014,26 +1013,24 @@ static void hold_message(struct pn_client *c, struct peer *p, struct pn_msg_row 
 	int rc;
 
 	had_req = pn_cstore_rel_get(c->store, m->peer, &rel) == 0 && rel.kind == PN_REL_REQUEST_IN;
-	if (pn_cstore_held_count(c->store, m->peer, &n_user) ||
-	    pn_cstore_held_count(c->store, NULL, &n_all))
-		return;
+	if ((rc = pn_cstore_held_count(c->store, m->peer, &n_user)) ||
+	    (rc = pn_cstore_held_count(c->store, NULL, &n_all)))
+		return rc;
 	if (n_user >= CL_HELD_PER_USER || n_all >= CL_HELD_MAX ||
 	    (!had_req && n_user == 0 && !req_allow(c))) {
 		c->requests_dropped++;
-		return;
+		return -EDQUOT;
 	}
 	rc = pn_cstore_held_add(c->store, m);
-	if (rc != 0 && rc != -EEXIST)
-		return;
-	send_receipt(c, p, idb);
-	if (rc != 0)
-		return;
+	if (rc)
+		return rc;
 	c->msgs_held++;
 	if (!had_req && pn_cstore_rel_set(c->store, m->peer, PN_REL_REQUEST_IN, "", wall_s(c)) == 0)
 		emit(c, "contact.request", json_pack("{s:s,s:s}", "from", m->peer, "note", ""));
 	emit(c, "message.request",
 	     json_pack("{s:s,s:s,s:s,s:I}", "id", m->id, "from", m->peer, "text", m->text,
 		       "sent_at", (json_int_t)m->sent_at));
+	return 0;
 }
 
 /* The user was accepted: what they sent while they were a stranger joins the history, in
@@ -1103,7 +1100,9 @@ static void on_chat(struct pn_client *c, struct peer *p, struct pn_rd *r)
 	if (!carbon && !c->msgs_from_anyone && !pn_cstore_contact_has(c->store, from)) {
 		strcpy(m->peer, from);
 		m->updated_at = wall_ms(c);
-		hold_message(c, p, m, idb);
+		rc = hold_message(c, m);
+		if (rc == 0 || rc == -EEXIST)
+			send_receipt(c, p, idb);
 		free(m);
 		return;
 	}
