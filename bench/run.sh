@@ -4,7 +4,7 @@
 # explains the figures.
 #
 # usage: bench/run.sh [--quick] [--no-build] [BENCH...]
-#   BENCH        any of: noise login startup latency rss call media overlay relay idle (default: all, in that order)
+#   BENCH        any of: noise login startup latency rss call media overlay relay idle group (default: all, in that order)
 #   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
 #                20 RSS clients, a 50-supernode overlay); the figures are then not the
 #                documented ones
@@ -37,7 +37,7 @@ for a in "$@"; do
 		;;
 	esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay relay idle)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay relay idle group)
 
 for tool in python3 awk; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
@@ -149,6 +149,15 @@ for b in "${BENCHES[@]}"; do
 	idle)
 		# an attached client doing nothing: bytes/s and wake-ups/min (root: nftables)
 		run_bench idle env "${IDLE_ENV[@]}" bash "$HERE/bench_idle.sh" "$BUILD" ;;
+	group)
+		# group fan-out to 100 members in the simulator (built only where cmocka is)
+		if [ -x "$BUILD/bench/bench-group" ]; then
+			run_bench group "$BUILD/bench/bench-group" 100 20
+		else
+			echo "run.sh: group: $BUILD/bench/bench-group not built (needs cmocka)" >&2
+			FAILED+=(group)
+		fi
+		;;
 	overlay)
 		# ours (k = 32) and the plain Kademlia baseline (k = 20, no per-prefix limit),
 		# 10 %/h churn, in the simulator

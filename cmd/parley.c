@@ -1,6 +1,7 @@
 /* parley: the command-line client of parleyd. It only speaks the control API (JSON lines
  * over the daemon's Unix socket, docs/API.md); it links the core library for jansson and
  * libsodium only. A blocking socket with poll() deadlines is enough here. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -79,6 +80,10 @@ static void usage(FILE *f)
 		"  history USER [--limit N]                 conversation history (default 50)\n"
 		"  search-history TEXT... [--limit N]       find messages by their words\n"
 		"  read USER                                mark USER's messages read (they see it)\n"
+		"  group create NAME [USER...] | invite GROUP USER... | remove GROUP USER\n"
+		"        | leave GROUP | rename GROUP NAME... | list | members GROUP\n"
+		"        | send GROUP TEXT... | history GROUP [--limit N] | read GROUP\n"
+		"                                           group chats (GROUP: id or name)\n"
 		"  profile set [--name N] [--city C] [--country CC] [--languages en,de] [--hidden]\n"
 		"                                           publish this account's profile\n"
 		"  search TEXT... [--limit N]               find people by their published profiles\n"
@@ -150,6 +155,24 @@ static const struct cmd_help cmd_helps[] = {
 	{"read", "usage: parley read USER\n"
 		 "Marks every message from USER read: USER's devices see \"read\", and so do your\n"
 		 "other devices.\n"},
+	{"group", "usage: parley group create NAME [USER...]\n"
+		  "       parley group invite GROUP USER...\n"
+		  "       parley group remove GROUP USER\n"
+		  "       parley group leave GROUP\n"
+		  "       parley group rename GROUP NAME...\n"
+		  "       parley group list\n"
+		  "       parley group members GROUP\n"
+		  "       parley group send GROUP TEXT...\n"
+		  "       parley group history GROUP [--limit N]\n"
+		  "       parley group read GROUP\n"
+		  "Group chats of up to 256 members. `create' makes a group (NAME: 1..64 bytes)\n"
+		  "with you as its admin and invites the USERs; only the admin invites, removes\n"
+		  "and renames; anyone leaves (an admin who leaves hands the role to the first\n"
+		  "member by name). An invitation is only taken from a contact: people you invite\n"
+		  "must have added you. GROUP is the group id (32 hex digits, from `list') or the\n"
+		  "name of exactly one of your groups. `send' reaches every member's devices;\n"
+		  "`history' shows the last N (default 50) messages, with delivered/read counts\n"
+		  "for yours; `read' marks the group's messages read (their senders see it).\n"},
 	{"search-history", "usage: parley search-history TEXT... [--limit N]\n"
 			   "Finds messages in this device's history holding every word of TEXT (each\n"
 			   "as a word prefix, any order, accents and case ignored), newest first, up\n"
@@ -826,9 +849,18 @@ static void show_event(json_t *ev)
 		fmt_time(when, json_integer_value(json_object_get(d, "sent_at")) / 1000);
 		printf("%s  message from ", when);
 		put_clean(stdout, jstr(d, "from"));
+		if (json_object_get(d, "group"))
+			printf(" in group %s", jstr(d, "group"));
 		printf(": ");
 		put_clean(stdout, jstr(d, "text"));
 		printf("  [%s]\n", jstr(d, "id"));
+	} else if (strcmp(name, "message.state") == 0 && json_object_get(d, "members")) {
+		printf("message %s to group %s: %s, delivered %lld/%lld, read %lld/%lld\n",
+		       jstr(d, "id"), jstr(d, "group"), jstr(d, "state"),
+		       (long long)json_integer_value(json_object_get(d, "delivered")),
+		       (long long)json_integer_value(json_object_get(d, "members")),
+		       (long long)json_integer_value(json_object_get(d, "read")),
+		       (long long)json_integer_value(json_object_get(d, "members")));
 	} else if (strcmp(name, "message.state") == 0) {
 		printf("message %s to ", jstr(d, "id"));
 		put_clean(stdout, jstr(d, "to"));
@@ -871,6 +903,63 @@ static void show_event(json_t *ev)
 		free(s);
 	}
 	fflush(stdout);
+}
+
+static void show_group_line(json_t *g)
+{
+	printf("%s  ", jstr(g, "group"));
+	put_clean(stdout, jstr(g, "name"));
+	printf("  %lld member(s), admin ", (long long)json_integer_value(json_object_get(g, "members")));
+	put_clean(stdout, jstr(g, "admin"));
+	printf(", version %lld%s\n", (long long)json_integer_value(json_object_get(g, "version")),
+	       json_is_true(json_object_get(g, "member")) ? "" : "  (you are not a member)");
+}
+
+static void show_group(const char *sub, json_t *r)
+{
+	json_t *e;
+	size_t i;
+	char when[32];
+
+	if (strcmp(sub, "list") == 0) {
+		if (json_array_size(json_object_get(r, "groups")) == 0)
+			fprintf(stderr, "no groups\n");
+		json_array_foreach(json_object_get(r, "groups"), i, e)
+			show_group_line(e);
+	} else if (strcmp(sub, "members") == 0) {
+		show_group_line(r);
+		json_array_foreach(json_object_get(r, "list"), i, e) {
+			printf("  ");
+			put_clean(stdout, json_string_value(e));
+			putchar('\n');
+		}
+	} else if (strcmp(sub, "send") == 0) {
+		printf("message %s %s (to %lld member(s))\n", jstr(r, "id"), jstr(r, "state"),
+		       (long long)json_integer_value(json_object_get(r, "members")));
+	} else if (strcmp(sub, "history") == 0) {
+		if (json_array_size(json_object_get(r, "messages")) == 0)
+			fprintf(stderr, "no messages\n");
+		json_array_foreach(json_object_get(r, "messages"), i, e) {
+			fmt_time(when, json_integer_value(json_object_get(e, "sent_at")) / 1000);
+			printf("%s  ", when);
+			put_clean(stdout, jstr(e, "from"));
+			printf(": ");
+			put_clean(stdout, jstr(e, "text"));
+			if (json_object_get(e, "members"))
+				printf("  [%s, delivered %lld/%lld, read %lld/%lld]\n", jstr(e, "state"),
+				       (long long)json_integer_value(json_object_get(e, "delivered")),
+				       (long long)json_integer_value(json_object_get(e, "members")),
+				       (long long)json_integer_value(json_object_get(e, "read")),
+				       (long long)json_integer_value(json_object_get(e, "members")));
+			else
+				printf("  [%s]\n", jstr(e, "state"));
+		}
+	} else if (strcmp(sub, "read") == 0) {
+		printf("%lld message(s) marked read\n",
+		       (long long)json_integer_value(json_object_get(r, "marked")));
+	} else {
+		show_group_line(r);
+	}
 }
 
 static void show_result(const char *cmd, const char *sub, json_t *r)
@@ -955,6 +1044,8 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 		show_call(r, strcmp(sub, "stats") == 0);
 	} else if (strcmp(cmd, "calls") == 0) {
 		show_calls(r);
+	} else if (strcmp(cmd, "group") == 0) {
+		show_group(sub, r);
 	} else if (strcmp(cmd, "read") == 0) {
 		printf("%lld message(s) from ", (long long)json_integer_value(json_object_get(r, "marked")));
 		put_clean(stdout, jstr(r, "with"));
@@ -1082,6 +1173,7 @@ static const struct cmd_spec cmd_specs[] = {
 	{"history", 1, 1, OPT_LIMIT},
 	{"search-history", 1, -1, OPT_LIMIT},
 	{"read", 1, 1, 0},
+	{"group", 1, -1, OPT_LIMIT},
 	{"profile", 1, 1, OPT_PROFILE},
 	{"search", 1, -1, OPT_LIMIT},
 	{"call", 1, 2, OPT_MEDIA | OPT_DURATION | OPT_DETACH},
@@ -1261,6 +1353,87 @@ static int run_call(struct cli *c, json_t *args, bool detach, unsigned long dura
 	signal(SIGINT, SIG_DFL);
 	signal(SIGTERM, SIG_DFL);
 	return rc;
+}
+
+/* Joins words with single spaces into a new string (*out, freed by the caller). */
+static char *join_words(char **w, int n)
+{
+	size_t len = 1;
+	char *t;
+
+	for (int i = 0; i < n; i++)
+		len += strlen(w[i]) + 1;
+	t = malloc(len);
+	if (!t)
+		return NULL;
+	t[0] = 0;
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			strcat(t, " ");
+		strcat(t, w[i]);
+	}
+	return t;
+}
+
+/* The API arguments of `group SUB ARGS...' (counts already checked). */
+static int group_args(const char *sub, char **a, int n, unsigned long limit, json_t *args,
+		      char **text)
+{
+	bool list_users = !strcmp(sub, "create") || !strcmp(sub, "invite");
+
+	if (strcmp(sub, "list") == 0)
+		return 0;
+	if (add_str(args, strcmp(sub, "create") == 0 ? "name" : "group", a[0]) < 0)
+		return -EINVAL;
+	if (list_users) {
+		json_t *users = json_array();
+		for (int i = 1; i < n; i++)
+			json_array_append_new(users, json_string(a[i]));
+		json_object_set_new(args, "users", users);
+	} else if (strcmp(sub, "remove") == 0) {
+		return add_str(args, "user", a[1]);
+	} else if (strcmp(sub, "rename") == 0 || strcmp(sub, "send") == 0) {
+		*text = join_words(a + 1, n - 1);
+		if (!*text)
+			return -ENOMEM;
+		return add_str(args, strcmp(sub, "send") == 0 ? "text" : "name", *text);
+	} else if (strcmp(sub, "history") == 0) {
+		json_object_set_new(args, "limit", json_integer((json_int_t)limit));
+	}
+	return 0;
+}
+
+/* GROUP may be a group id or the name of exactly one of our groups: a name is turned
+ * into its id through group.list. */
+static int resolve_group(struct cli *c, json_t *args)
+{
+	const char *g = json_string_value(json_object_get(args, "group"));
+	json_t *res = NULL, *e, *found = NULL;
+	size_t i, hex = 0;
+	int rc, n = 0;
+
+	while (g[hex] && isxdigit((unsigned char)g[hex]))
+		hex++;
+	if (hex == 32 && !g[hex])
+		return EXIT_OK;
+	rc = cli_request(c, "group.list", NULL, NULL, &res);
+	if (rc != EXIT_OK)
+		return rc;
+	json_array_foreach(json_object_get(res, "groups"), i, e) {
+		if (strcmp(jstr(e, "name"), g) == 0) {
+			found = e;
+			n++;
+		}
+	}
+	if (n != 1) {
+		fprintf(stderr, "parley: %s group named `%s'; give its id (see `parley group list')\n",
+			n ? "more than one" : "no", g);
+		json_decref(res);
+		return EXIT_DAEMON_ERROR;
+	}
+	json_object_set_new(args, "group", json_string(jstr(found, "group")));
+	json_decref(res);
+	return EXIT_OK;
 }
 
 int main(int argc, char **argv)
@@ -1463,6 +1636,29 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s", find_cmd_help(cmd));
 			goto out;
 		}
+	} else if (strcmp(cmd, "group") == 0 && nargs >= 1) {
+		/* subcommand, then its minimum and maximum argument counts (-1: any) */
+		static const struct { const char *sub; int min, max; } gs[] = {
+			{"create", 1, -1}, {"invite", 2, -1}, {"remove", 2, 2}, {"leave", 1, 1},
+			{"rename", 2, -1}, {"list", 0, 0},   {"members", 1, 1}, {"send", 2, -1},
+			{"history", 1, 1}, {"read", 1, 1},
+		};
+		int k = -1;
+		sub = pos[0];
+		for (size_t i = 0; i < sizeof(gs) / sizeof(gs[0]); i++)
+			if (strcmp(gs[i].sub, sub) == 0)
+				k = (int)i;
+		if (k < 0 || nargs - 1 < gs[k].min || (gs[k].max >= 0 && nargs - 1 > gs[k].max) ||
+		    ((used_opts & OPT_LIMIT) && strcmp(sub, "history") != 0)) {
+			if (k < 0)
+				fprintf(stderr, "parley: unknown group command `%s'\n", sub);
+			else if (used_opts & OPT_LIMIT && strcmp(sub, "history") != 0)
+				fprintf(stderr, "parley: --limit goes with `group history' only\n");
+			else
+				fprintf(stderr, "parley: wrong number of arguments for `group %s'\n", sub);
+			fprintf(stderr, "%s", find_cmd_help(cmd));
+			goto out;
+		}
 	} else if (strcmp(cmd, "profile") == 0 && nargs >= 1) {
 		sub = pos[0];
 		if (strcmp(sub, "set") != 0 || nargs != 1) {
@@ -1571,6 +1767,9 @@ int main(int argc, char **argv)
 		    (p_langs && add_str(args, "languages", p_langs) < 0))
 			goto out;
 		json_object_set_new(args, "searchable", json_boolean(!(used_opts & OPT_HIDDEN)));
+	} else if (strcmp(cmd, "group") == 0) {
+		if (group_args(sub, pos + 1, nargs - 1, limit, args, &text) < 0)
+			goto out;
 	} else if (strcmp(cmd, "read") == 0) {
 		if (add_str(args, "with", pos[0]) < 0)
 			goto out;
@@ -1642,11 +1841,20 @@ int main(int argc, char **argv)
 		rc = run_call(&c, args, (used_opts & OPT_DETACH) != 0, duration);
 		goto out;
 	}
+	if (strcmp(cmd, "group") == 0 && json_object_get(args, "group")) {
+		rc = resolve_group(&c, args);
+		if (rc != EXIT_OK)
+			goto out;
+		rc = EXIT_USAGE;
+	}
 	{
 		char api_cmd[32];
 
-		if (strcmp(cmd, "contacts") == 0 || strcmp(cmd, "profile") == 0 ||
-		    strcmp(cmd, "call") == 0)
+		if (strcmp(cmd, "group") == 0 &&
+		    (!strcmp(sub, "send") || !strcmp(sub, "history") || !strcmp(sub, "read")))
+			snprintf(api_cmd, sizeof(api_cmd), "%s", sub);
+		else if (strcmp(cmd, "contacts") == 0 || strcmp(cmd, "profile") == 0 ||
+		    strcmp(cmd, "call") == 0 || strcmp(cmd, "group") == 0)
 			snprintf(api_cmd, sizeof(api_cmd), "%s.%s", cmd, sub);
 		else if (strcmp(cmd, "answer") == 0 || strcmp(cmd, "hangup") == 0 ||
 			 strcmp(cmd, "hold") == 0 || strcmp(cmd, "resume") == 0)

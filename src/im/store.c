@@ -6,6 +6,7 @@
  * they only need to live for the call, and SQLite then keeps no private copy of a key-value
  * secret in its heap. Values are never logged: the key-value table holds the device seed. */
 #include "im/store.h"
+#include "im/group.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -14,10 +15,11 @@
 #include <sqlite3.h>
 
 #include "base/db.h"
+#include "base/hex.h"
 #include "base/log.h"
 
 enum cstore_consts {
-	CSTORE_SCHEMA_VERSION = 1,
+	CSTORE_SCHEMA_VERSION = 2, /* 2: the group tables (a version 1 file gains them on open) */
 	CSTORE_HOST_KEY_LEN = 32,
 	CSTORE_STATE_TRIES = 3,
 };
@@ -83,6 +85,26 @@ static const char schema_sql[] =
 	" ended_at INTEGER NOT NULL,"
 	" reason TEXT NOT NULL,"
 	" mos REAL NOT NULL);"
+	/* group chats (schema 2) */
+	"CREATE TABLE IF NOT EXISTS groups ("
+	" gid TEXT PRIMARY KEY CHECK (length(gid) = 32),"
+	" name TEXT NOT NULL,"
+	" admin TEXT NOT NULL,"
+	" version INTEGER NOT NULL,"
+	" updated_at INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS group_members ("
+	" gid TEXT NOT NULL REFERENCES groups (gid) ON DELETE CASCADE,"
+	" username TEXT NOT NULL,"
+	" PRIMARY KEY (gid, username)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS group_msgs ("
+	" id TEXT PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,"
+	" gid TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS group_msgs_by_gid ON group_msgs(gid);"
+	"CREATE TABLE IF NOT EXISTS group_rcpts ("
+	" id TEXT NOT NULL,"
+	" member TEXT NOT NULL,"
+	" state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 2),"
+	" PRIMARY KEY (id, member)) WITHOUT ROWID;"
 	/* Messages from users who are not our contacts wait here, out of the history, until
 	 * the user is accepted (then they move to messages) or declined/blocked (deleted). */
 	"CREATE TABLE IF NOT EXISTS held ("
@@ -143,6 +165,19 @@ enum cstore_stmt {
 	ST_HELD_COUNT_ALL,
 	ST_HELD_LIST,
 	ST_HELD_DROP,
+	ST_GROUP_PUT,
+	ST_GROUP_CLEAR,
+	ST_GROUP_MEMBER_ADD,
+	ST_GROUP_GET,
+	ST_GROUP_MEMBERS,
+	ST_GROUP_LIST,
+	ST_GROUP_MSG_ADD,
+	ST_GROUP_MSG_GID,
+	ST_GROUP_MSG_LIST,
+	ST_RCPT_SET,
+	ST_RCPT_GET,
+	ST_RCPT_COUNT,
+	ST_RCPT_PENDING,
 	ST_COUNT,
 };
 
@@ -165,7 +200,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			     " WHERE id = ?1 AND state = ?4",
 	[ST_MSG_GET] = "SELECT " MSG_COLS " FROM messages m WHERE m.id = ?1",
 	[ST_MSG_LIST] = "SELECT * FROM (SELECT " MSG_COLS ", m.seq AS seq FROM messages m"
-			" WHERE m.peer = ?1 ORDER BY m.sent_at DESC, m.seq DESC LIMIT ?2)"
+			" WHERE m.peer = ?1 AND NOT EXISTS (SELECT 1 FROM group_msgs g"
+			" WHERE g.id = m.id) ORDER BY m.sent_at DESC, m.seq DESC LIMIT ?2)"
 			" ORDER BY sent_at, seq",
 	[ST_MSG_PENDING] = "SELECT " MSG_COLS " FROM messages m"
 			   " WHERE m.dir = 1 AND m.state IN (0, 1)"
@@ -194,7 +230,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REL_GET] = "SELECT kind, note, at FROM contact_rel WHERE username = ?1",
 	[ST_REL_DEL] = "DELETE FROM contact_rel WHERE username = ?1",
 	[ST_REL_LIST] = "SELECT username, kind, note, at FROM contact_rel ORDER BY at, username",
+	/* group messages stay out of the history transfer: a new device would show them as
+	 * one-to-one messages (HIST carries no group id yet) */
 	[ST_MSG_SINCE] = "SELECT " MSG_COLS ", m.seq FROM messages m WHERE m.seq > ?1"
+			 " AND NOT EXISTS (SELECT 1 FROM group_msgs g WHERE g.id = m.id)"
 			 " ORDER BY m.seq LIMIT ?2",
 	[ST_CSYNC_SET] = "INSERT INTO contact_sync (username, state, at) VALUES (?1, ?2, ?3)"
 			 " ON CONFLICT (username) DO UPDATE SET state = excluded.state, at = excluded.at"
@@ -212,6 +251,30 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_HELD_LIST] = "SELECT id, peer, 0, 5, sent_at, received_at, text FROM held"
 			 " WHERE peer = ?1 ORDER BY seq",
 	[ST_HELD_DROP] = "DELETE FROM held WHERE peer = ?1",
+	[ST_GROUP_PUT] = "INSERT INTO groups (gid, name, admin, version, updated_at)"
+			 " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (gid) DO UPDATE SET"
+			 " name = excluded.name, admin = excluded.admin,"
+			 " version = excluded.version, updated_at = excluded.updated_at",
+	[ST_GROUP_CLEAR] = "DELETE FROM group_members WHERE gid = ?1",
+	[ST_GROUP_MEMBER_ADD] = "INSERT INTO group_members (gid, username) VALUES (?1, ?2)",
+	[ST_GROUP_GET] = "SELECT gid, name, admin, version FROM groups WHERE gid = ?1",
+	[ST_GROUP_MEMBERS] = "SELECT username FROM group_members WHERE gid = ?1"
+			     " ORDER BY username",
+	[ST_GROUP_LIST] = "SELECT gid, name, admin, version FROM groups ORDER BY gid",
+	[ST_GROUP_MSG_ADD] = "INSERT INTO group_msgs (id, gid) VALUES (?1, ?2)"
+			     " ON CONFLICT (id) DO NOTHING",
+	[ST_GROUP_MSG_GID] = "SELECT gid FROM group_msgs WHERE id = ?1",
+	[ST_GROUP_MSG_LIST] = "SELECT * FROM (SELECT " MSG_COLS " FROM messages m"
+			      " JOIN group_msgs g ON g.id = m.id WHERE g.gid = ?1"
+			      " ORDER BY m.sent_at DESC, m.id DESC LIMIT ?2) ORDER BY sent_at, id",
+	[ST_RCPT_SET] = "INSERT INTO group_rcpts (id, member, state) VALUES (?1, ?2, ?3)"
+			" ON CONFLICT (id, member) DO UPDATE SET state = excluded.state"
+			" WHERE excluded.state > group_rcpts.state",
+	[ST_RCPT_GET] = "SELECT state FROM group_rcpts WHERE id = ?1 AND member = ?2",
+	[ST_RCPT_COUNT] = "SELECT count(*), coalesce(sum(state >= 1), 0), coalesce(sum(state = 2), 0)"
+			  " FROM group_rcpts WHERE id = ?1",
+	[ST_RCPT_PENDING] = "SELECT member FROM group_rcpts WHERE id = ?1 AND state = 0"
+			    " ORDER BY member",
 	[ST_CALL_LIST] = "SELECT * FROM (SELECT id, peer, outgoing, started_at, answered_at,"
 			 " ended_at, reason, mos, seq FROM calls ORDER BY seq DESC LIMIT ?1)"
 			 " ORDER BY seq",
@@ -1174,6 +1237,313 @@ int pn_cstore_revoked_list(struct pn_cstore *s, const char *username, uint64_t s
 	return err;
 }
 
+/* ---- group chats ---------------------------------------------------------------------- */
+
+static int exec_simple(struct pn_cstore *s, const char *sql, const char *what)
+{
+	if (sqlite3_exec(s->db.conn, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return pn_db_fail(&s->db, what);
+	return 0;
+}
+
+int pn_cstore_group_put(struct pn_cstore *s, const struct pn_group *g, uint64_t now_ms)
+{
+	char gid[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s || !g || pn_group_check(g) || !pn_db_u64_ok(now_ms))
+		return -EINVAL;
+	pn_hex_encode(gid, sizeof(gid), g->id, PN_GROUP_ID_LEN);
+	/* one transaction: a crash never leaves half a member list */
+	err = exec_simple(s, "BEGIN IMMEDIATE", "beginning group update");
+	if (err)
+		return err;
+	st = s->db.st[ST_GROUP_PUT];
+	if (pn_db_bind_text(st, 1, gid, PN_MSG_ID_HEX) ||
+	    pn_db_bind_text(st, 2, g->name, strlen(g->name)) ||
+	    pn_db_bind_text(st, 3, g->admin, strlen(g->admin)) ||
+	    pn_db_bind_u64(st, 4, g->version) || pn_db_bind_u64(st, 5, now_ms))
+		err = pn_db_fail(&s->db, "binding group");
+	else
+		err = pn_db_step(&s->db, st, "writing group");
+	pn_db_done(st);
+	if (err)
+		goto out;
+	st = s->db.st[ST_GROUP_CLEAR];
+	if (pn_db_bind_text(st, 1, gid, PN_MSG_ID_HEX))
+		err = pn_db_fail(&s->db, "binding group");
+	else
+		err = pn_db_step(&s->db, st, "clearing group members");
+	pn_db_done(st);
+	for (unsigned i = 0; !err && i < g->n; i++) {
+		st = s->db.st[ST_GROUP_MEMBER_ADD];
+		if (pn_db_bind_text(st, 1, gid, PN_MSG_ID_HEX) ||
+		    pn_db_bind_text(st, 2, g->members[i], strlen(g->members[i])))
+			err = pn_db_fail(&s->db, "binding group member");
+		else
+			err = pn_db_step(&s->db, st, "writing group member");
+		pn_db_done(st);
+	}
+out:
+	if (err) {
+		sqlite3_exec(s->db.conn, "ROLLBACK", NULL, NULL, NULL);
+		return err;
+	}
+	return exec_simple(s, "COMMIT", "committing group update");
+}
+
+/* Reads the group row st is on (gid, name, admin, version) and its members. */
+static int read_group(struct pn_cstore *s, sqlite3_stmt *st, struct pn_group *g)
+{
+	char gid[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *ms = s->db.st[ST_GROUP_MEMBERS];
+	int err;
+
+	memset(g, 0, sizeof(*g));
+	err = col_str(s, st, 0, gid, sizeof(gid));
+	if (!err && pn_hex_decode(g->id, PN_GROUP_ID_LEN, gid))
+		err = -EIO;
+	if (!err)
+		err = col_str(s, st, 1, g->name, sizeof(g->name));
+	if (!err)
+		err = col_str(s, st, 2, g->admin, sizeof(g->admin));
+	if (err)
+		return err;
+	g->version = (uint32_t)sqlite3_column_int64(st, 3);
+	if (pn_db_bind_text(ms, 1, gid, PN_MSG_ID_HEX)) {
+		err = pn_db_fail(&s->db, "binding group");
+		goto out;
+	}
+	for (;;) {
+		err = pn_db_step_next(&s->db, ms, "reading group members");
+		if (err <= 0)
+			break;
+		if (g->n >= PN_GROUP_MEMBERS_MAX) {
+			err = -EIO;
+			break;
+		}
+		err = col_str(s, ms, 0, g->members[g->n], sizeof(g->members[0]));
+		if (err)
+			break;
+		g->n++;
+	}
+out:
+	pn_db_done(ms);
+	return err;
+}
+
+int pn_cstore_group_get(struct pn_cstore *s, const uint8_t gid[16], struct pn_group *out)
+{
+	char hex[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s || !gid || !out)
+		return -EINVAL;
+	pn_hex_encode(hex, sizeof(hex), gid, PN_GROUP_ID_LEN);
+	st = s->db.st[ST_GROUP_GET];
+	if (pn_db_bind_text(st, 1, hex, PN_MSG_ID_HEX))
+		err = pn_db_fail(&s->db, "binding group");
+	else
+		err = pn_db_step_row(&s->db, st, "reading group");
+	if (!err)
+		err = read_group(s, st, out);
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_group_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_group *g),
+			 void *arg)
+{
+	struct pn_group *g;
+	sqlite3_stmt *st;
+	int err, ret;
+
+	if (!s || !cb)
+		return -EINVAL;
+	g = malloc(sizeof(*g));
+	if (!g)
+		return -ENOMEM;
+	st = s->db.st[ST_GROUP_LIST];
+	for (;;) {
+		err = pn_db_step_next(&s->db, st, "listing groups");
+		if (err <= 0)
+			break;
+		err = read_group(s, st, g);
+		if (err)
+			break;
+		ret = cb(arg, g);
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			break;
+		}
+	}
+	pn_db_done(st);
+	free(g);
+	return err;
+}
+
+int pn_cstore_group_msg_add(struct pn_cstore *s, const char *id, const uint8_t gid[16])
+{
+	char nid[PN_MSG_ID_HEX + 1], hex[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s || !gid || norm_id(id, nid) < 0)
+		return -EINVAL;
+	pn_hex_encode(hex, sizeof(hex), gid, PN_GROUP_ID_LEN);
+	st = s->db.st[ST_GROUP_MSG_ADD];
+	if (pn_db_bind_text(st, 1, nid, PN_MSG_ID_HEX) || pn_db_bind_text(st, 2, hex, PN_MSG_ID_HEX))
+		err = pn_db_fail(&s->db, "binding group message");
+	else
+		err = pn_db_step_write(&s->db, st, "writing group message", -EEXIST);
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_group_msg_gid(struct pn_cstore *s, const char *id, uint8_t gid[16])
+{
+	char nid[PN_MSG_ID_HEX + 1], hex[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s || !gid || norm_id(id, nid) < 0)
+		return -EINVAL;
+	st = s->db.st[ST_GROUP_MSG_GID];
+	if (pn_db_bind_text(st, 1, nid, PN_MSG_ID_HEX))
+		err = pn_db_fail(&s->db, "binding group message");
+	else
+		err = pn_db_step_row(&s->db, st, "reading group message");
+	if (!err)
+		err = col_str(s, st, 0, hex, sizeof(hex));
+	if (!err && pn_hex_decode(gid, PN_GROUP_ID_LEN, hex))
+		err = -EIO;
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_group_msg_list(struct pn_cstore *s, const uint8_t gid[16], unsigned limit,
+			     int (*cb)(void *arg, const struct pn_msg_row *m), void *arg)
+{
+	char hex[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+
+	if (!s || !gid || !cb)
+		return -EINVAL;
+	pn_hex_encode(hex, sizeof(hex), gid, PN_GROUP_ID_LEN);
+	st = s->db.st[ST_GROUP_MSG_LIST];
+	if (pn_db_bind_text(st, 1, hex, PN_MSG_ID_HEX) || sqlite3_bind_int64(st, 2, limit)) {
+		int err = pn_db_fail(&s->db, "binding group history");
+		pn_db_done(st);
+		return err;
+	}
+	return each_msg(s, st, "listing group history", false, cb, arg);
+}
+
+static int bind_rcpt(struct pn_cstore *s, sqlite3_stmt *st, const char *id, const char *member,
+		     char nid[PN_MSG_ID_HEX + 1])
+{
+	size_t mlen;
+
+	if (norm_id(id, nid) < 0)
+		return -EINVAL;
+	mlen = member ? pn_db_text_len(member, PN_USERNAME_MAX) : 0;
+	if (member && !mlen)
+		return -EINVAL;
+	if (pn_db_bind_text(st, 1, nid, PN_MSG_ID_HEX) ||
+	    (member && pn_db_bind_text(st, 2, member, mlen)))
+		return pn_db_fail(&s->db, "binding group receipt");
+	return 0;
+}
+
+int pn_cstore_group_rcpt_set(struct pn_cstore *s, const char *id, const char *member,
+			     enum pn_rcpt_state rs)
+{
+	char nid[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s || !member || (unsigned)rs > PN_RCPT_READ)
+		return -EINVAL;
+	st = s->db.st[ST_RCPT_SET];
+	err = bind_rcpt(s, st, id, member, nid);
+	if (!err && sqlite3_bind_int(st, 3, (int)rs))
+		err = pn_db_fail(&s->db, "binding group receipt");
+	if (!err)
+		err = pn_db_step(&s->db, st, "writing group receipt");
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_group_rcpt_get(struct pn_cstore *s, const char *id, const char *member,
+			     enum pn_rcpt_state *rs)
+{
+	char nid[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s || !member || !rs)
+		return -EINVAL;
+	st = s->db.st[ST_RCPT_GET];
+	err = bind_rcpt(s, st, id, member, nid);
+	if (!err)
+		err = pn_db_step_row(&s->db, st, "reading group receipt");
+	if (!err)
+		*rs = (enum pn_rcpt_state)sqlite3_column_int(st, 0);
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_group_rcpt_count(struct pn_cstore *s, const char *id, unsigned *total,
+			       unsigned *delivered, unsigned *read)
+{
+	char nid[PN_MSG_ID_HEX + 1];
+	sqlite3_stmt *st;
+	int err;
+
+	if (!s || !total || !delivered || !read)
+		return -EINVAL;
+	st = s->db.st[ST_RCPT_COUNT];
+	err = bind_rcpt(s, st, id, NULL, nid);
+	if (!err)
+		err = pn_db_step_row(&s->db, st, "counting group receipts");
+	if (!err) {
+		*total = (unsigned)sqlite3_column_int(st, 0);
+		*delivered = (unsigned)sqlite3_column_int(st, 1);
+		*read = (unsigned)sqlite3_column_int(st, 2);
+	}
+	pn_db_done(st);
+	return err;
+}
+
+int pn_cstore_group_rcpt_pending(struct pn_cstore *s, const char *id,
+				 int (*cb)(void *arg, const char *member), void *arg)
+{
+	char nid[PN_MSG_ID_HEX + 1], member[PN_USERNAME_MAX + 1];
+	sqlite3_stmt *st;
+	int err, ret;
+
+	if (!s || !cb)
+		return -EINVAL;
+	st = s->db.st[ST_RCPT_PENDING];
+	err = bind_rcpt(s, st, id, NULL, nid);
+	while (!err) {
+		err = pn_db_step_next(&s->db, st, "listing group receipts");
+		if (err <= 0)
+			break;
+		err = col_str(s, st, 0, member, sizeof(member));
+		if (err)
+			break;
+		ret = cb(arg, member);
+		if (ret) {
+			err = ret < 0 ? ret : 0;
+			break;
+		}
+	}
+	pn_db_done(st);
+	return err;
+}
 /* ---- contact-list sync ---------------------------------------------------------------- */
 
 int pn_cstore_csync_set(struct pn_cstore *s, const char *username, int state, uint64_t at)

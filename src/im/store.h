@@ -191,6 +191,41 @@ int pn_cstore_call_insert(struct pn_cstore *s, const struct pn_call_row *c);
 int pn_cstore_call_list(struct pn_cstore *s, unsigned limit,
 			int (*cb)(void *arg, const struct pn_call_row *c), void *arg);
 
+/* Group chats (src/im/group.h): each group's latest state, which messages belong to which
+ * group, and, for the messages we sent to a group, each member's receipt. A group message
+ * is an ordinary row of the message table (peer = its sender, our own name for ours) plus
+ * a row in group_msgs; the one-to-one history leaves such messages out.
+ * group_put replaces the group's stored state (name, admin, version, members) in one
+ * transaction; group_get: 0 or -ENOENT; group_list calls cb for every group (gid order),
+ * the group borrowed for the call. */
+struct pn_group;
+int pn_cstore_group_put(struct pn_cstore *s, const struct pn_group *g, uint64_t now_ms);
+int pn_cstore_group_get(struct pn_cstore *s, const uint8_t gid[16], struct pn_group *out);
+int pn_cstore_group_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_group *g),
+			 void *arg);
+/* Marks message id (already inserted) as belonging to group gid: 0, -EEXIST. */
+int pn_cstore_group_msg_add(struct pn_cstore *s, const char *id, const uint8_t gid[16]);
+/* 0 and the message's group in gid, or -ENOENT for a one-to-one message. */
+int pn_cstore_group_msg_gid(struct pn_cstore *s, const char *id, uint8_t gid[16]);
+/* The last `limit` messages of the group, oldest first, ordered by (sent_at, id): the same
+ * order on every device whatever the arrival order was. */
+int pn_cstore_group_msg_list(struct pn_cstore *s, const uint8_t gid[16], unsigned limit,
+			     int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
+/* Receipts of our group messages, per member: PENDING when sent, then DELIVERED, READ; a
+ * state only advances (an older one is ignored: 0). */
+enum pn_rcpt_state { PN_RCPT_PENDING = 0, PN_RCPT_DELIVERED = 1, PN_RCPT_READ = 2 };
+int pn_cstore_group_rcpt_set(struct pn_cstore *s, const char *id, const char *member,
+			     enum pn_rcpt_state st);
+/* 0, -ENOENT when member has no receipt row for id (it was not a recipient). */
+int pn_cstore_group_rcpt_get(struct pn_cstore *s, const char *id, const char *member,
+			     enum pn_rcpt_state *st);
+/* How many recipients, how many delivered (READ counts as delivered too), how many read. */
+int pn_cstore_group_rcpt_count(struct pn_cstore *s, const char *id, unsigned *total,
+			       unsigned *delivered, unsigned *read);
+/* The recipients still PENDING (to resend after a restart), in name order. */
+int pn_cstore_group_rcpt_pending(struct pn_cstore *s, const char *id,
+				 int (*cb)(void *arg, const char *member), void *arg);
+
 int pn_cstore_host_upsert(struct pn_cstore *s, const struct pn_host_row *h);
 int pn_cstore_host_list(struct pn_cstore *s, int (*cb)(void *arg, const struct pn_host_row *h),
 			void *arg);

@@ -23,6 +23,7 @@
 #include "call/signal.h"
 #include "crypto/cert.h"
 #include "crypto/keys.h"
+#include "im/group.h"
 #include "im/histsync.h"
 #include "im/store.h"
 #include "session/link.h"
@@ -69,6 +70,8 @@ enum {
 	CL_READ_PENDING = 64,      /* read receipts held per user until a session is up */
 	CL_REQ_BURST = 10,         /* contact requests from new people: 10, then 1 a minute */
 	CL_REQ_REFILL_MS = 60000,
+	CL_LOOKUPS_MAX = 8,        /* directory lookups in flight at once; the rest wait */
+	CL_GROUP_ASM_MAX = 8,      /* group snapshots being reassembled at once */
 	PN_CONTACT_REQUEST = 1,
 };
 
@@ -107,6 +110,7 @@ struct ruser {
 	uint64_t pres_seq;         /* the sender's clock: older news is ignored */
 	uint64_t pres_at;          /* now_ms() when it arrived (it expires) */
 	bool pres_push;            /* send ours once the lookup answers */
+	bool lookup_wait;          /* a lookup is due but CL_LOOKUPS_MAX are in flight */
 	/* read receipts (ours, for their messages; or, for our own user, read-state sync)
 	 * waiting for a session with their devices */
 	uint8_t read_ids[CL_READ_PENDING][16];
@@ -169,6 +173,19 @@ struct outmsg {
 	uint8_t acked[PN_REC_MAX_SN * 2][16];
 	unsigned n_acked;
 	bool delivered;
+	/* group chats: a group message (GROUP_CHAT; one entry per member, all with the same
+	 * id), or a group update (blob: its frames, each u16 length + frame; idb is the
+	 * update id). Both ride the same per-recipient path as a one-to-one message. */
+	bool group;
+	uint8_t gid[PN_GROUP_ID_LEN];
+	uint8_t *blob;
+	size_t blob_len;
+};
+
+/* A group we know (member or not any more), as stored. */
+struct cgroup {
+	struct cgroup *next;
+	struct pn_group g;
 };
 
 static bool outmsg_acked_by(const struct outmsg *m, const uint8_t dev[16])
@@ -280,6 +297,13 @@ struct pn_client {
 	uint64_t requests_dropped, blocked_dropped, msgs_held, revoked_refused;
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
+	/* group chats */
+	struct cgroup *groups;
+	struct pn_group_asm *gasm[CL_GROUP_ASM_MAX]; /* snapshots arriving in chunks */
+	unsigned gasm_i;
+	uint64_t group_refused;  /* group frames not allowed by the group's rules */
+	unsigned lookups_peak;   /* most directory lookups ever in flight at once */
+	uint64_t lookups_paced;  /* lookups that had to wait for a free slot */
 };
 
 /* A call's media options and running media (struct pn_call.user). */
@@ -671,13 +695,49 @@ static struct ruser *ruser_get(struct pn_client *c, const char *name, bool creat
 
 static void lookup_send(struct pn_client *c, struct ruser *u);
 
+static unsigned lookups_in_flight(struct pn_client *c)
+{
+	unsigned n = 0;
+
+	for (struct ruser *u = c->rusers; u; u = u->next)
+		n += u->lookup_req != 0;
+	return n;
+}
+
 static void lookup_start(struct pn_client *c, struct ruser *u)
 {
 	if (u->lookup_req || c->sn_state != SN_UP)
 		return;
+	/* A group message to 100 members would start 100 lookups at once: the supernode
+	 * answers each with an overlay lookup of its own. Pace them: CL_LOOKUPS_MAX in
+	 * flight, the rest start as answers come back (lookup_pump). */
+	unsigned n = lookups_in_flight(c);
+	if (n >= CL_LOOKUPS_MAX) {
+		if (!u->lookup_wait)
+			c->lookups_paced++;
+		u->lookup_wait = true;
+		return;
+	}
+	if (n + 1 > c->lookups_peak)
+		c->lookups_peak = n + 1;
+	u->lookup_wait = false;
 	u->lookup_req = new_req(c);
 	u->lookup_deadline = now_ms(c) + CL_LOOKUP_TIMEOUT_MS;
 	lookup_send(c, u);
+}
+
+/* Starts waiting lookups while slots are free. */
+static void lookup_pump(struct pn_client *c)
+{
+	unsigned n = lookups_in_flight(c);
+
+	for (struct ruser *u = c->rusers; u && n < CL_LOOKUPS_MAX && c->sn_state == SN_UP;
+	     u = u->next) {
+		if (u->lookup_wait && !u->lookup_req) {
+			lookup_start(c, u);
+			n++;
+		}
+	}
 }
 
 static void lookup_send(struct pn_client *c, struct ruser *u)
@@ -757,12 +817,19 @@ static void peer_connect(struct pn_client *c, struct peer *p, const struct pn_ce
 		forward(c, p->device_id, p->link.hs_pkt, p->link.hs_pkt_len);
 }
 
+static void group_send_entry(struct pn_client *c, struct peer *p, const struct outmsg *m);
+
 static void send_chat(struct pn_client *c, struct peer *p, const struct outmsg *m)
 {
 	uint8_t f[PN_FRAME_MAX];
 	struct pn_wr w;
-	size_t tl = strlen(m->text);
+	size_t tl;
 
+	if (m->group || m->blob) {
+		group_send_entry(c, p, m);
+		return;
+	}
+	tl = strlen(m->text);
 	pn_wr_init(&w, f, sizeof(f));
 	pn_wr_u8(&w, PN_F_CHAT);
 	pn_wr_bytes(&w, m->idb, 16);
@@ -846,6 +913,7 @@ static void outmsg_free(struct outmsg *m)
 {
 	if (!m)
 		return;
+	free(m->blob);
 	free(m->text);
 	free(m);
 }
@@ -1077,6 +1145,9 @@ static void outmsg_ack(struct pn_client *c, struct outmsg *m, struct outmsg **pp
 	}
 }
 
+static bool group_on_receipt(struct pn_client *c, struct peer *p, const uint8_t idb[16],
+			     enum pn_msg_state st);
+
 static void on_receipt(struct pn_client *c, struct peer *p, struct pn_rd *r)
 {
 	uint8_t idb[16], kind;
@@ -1100,6 +1171,8 @@ static void on_receipt(struct pn_client *c, struct peer *p, struct pn_rd *r)
 		free(row);
 		return;
 	}
+	if (group_on_receipt(c, p, idb, st))
+		return;
 	if (strcmp(p->username, c->username) == 0) {
 		/* one of our own devices took its copy */
 		m = outmsg_find(c, idb, true, &pp);
@@ -2162,6 +2235,9 @@ static uint64_t hist_deadline(struct pn_client *c)
 	return t;
 }
 
+static void group_on_frame(struct pn_client *c, struct peer *p, uint8_t type, const uint8_t *f,
+			   size_t n);
+
 static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
 {
 	struct pn_rd r;
@@ -2188,6 +2264,8 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		on_csync(c, p, f, n);
 	else if (type == PN_F_HIST_ACK)
 		on_hist_ack(c, p, f, n);
+	else if (type == PN_F_GROUP_CHAT || type == PN_F_GROUP_STATE || type == PN_F_GROUP_LEAVE)
+		group_on_frame(c, p, type, f, n);
 	else
 		c->rx_e2e_bad++;
 }
@@ -2438,11 +2516,50 @@ static void finish_whois(struct pn_client *c, struct ruser *u, bool timeout)
 	}
 }
 
+/* The overlay answers a lookup from the first of the user's r supernodes that holds any
+ * record, and that one may not (yet) hold every device's: an answer can name fewer
+ * devices than the last one. Records from earlier answers that have not expired are
+ * kept (a device that went away stops being tried when its record expires), so a
+ * message to a user on two devices is not retired after the first one's receipt. */
+struct lookup_old {
+	unsigned n;
+	struct pn_record recs[PN_REC_MAX_SN * 2];
+};
+
+static struct lookup_old *lookup_keep_old(const struct ruser *u)
+{
+	struct lookup_old *o = u->n ? malloc(sizeof(*o)) : NULL;
+
+	if (!o)
+		return NULL;
+	o->n = u->n;
+	memcpy(o->recs, u->recs, u->n * sizeof(u->recs[0]));
+	return o;
+}
+
+static void lookup_merge_old(struct pn_client *c, struct ruser *u, struct lookup_old *o)
+{
+	uint64_t ws = wall_s(c);
+
+	for (unsigned i = 0; o && i < o->n; i++) {
+		bool have = false;
+		for (unsigned k = 0; k < u->n && !have; k++)
+			have = memcmp(u->certs[k].device_id, o->recs[i].cert.device_id, 16) == 0;
+		if (have || o->recs[i].expires <= ws || o->recs[i].cert.not_after <= ws ||
+		    u->n >= sizeof(u->certs) / sizeof(u->certs[0]))
+			continue;
+		u->recs[u->n] = o->recs[i];
+		u->certs[u->n++] = o->recs[i].cert;
+	}
+	free(o);
+}
+
 static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 {
 	uint32_t req;
 	uint8_t st, n;
 	struct ruser *u;
+	struct lookup_old *old;
 
 	pn_rd_u32(r, &req);
 	pn_rd_u8(r, &st);
@@ -2455,6 +2572,7 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 	if (!u)
 		return;
 	u->lookup_req = 0;
+	old = lookup_keep_old(u);
 	u->n = 0;
 	for (unsigned i = 0; i < n; i++) {
 		const uint8_t *rec;
@@ -2478,6 +2596,7 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 			u->certs[u->n++] = pr.cert;
 		}
 	}
+	lookup_merge_old(c, u, old);
 	u->found = u->n > 0;
 	u->fetched_at = now_ms(c);
 	finish_whois(c, u, false);
@@ -2489,6 +2608,7 @@ static void on_lookup_result(struct pn_client *c, struct pn_rd *r)
 		pres_to_user(c, u);
 	if (u->found && u->n_read)
 		read_flush(c, u);
+	lookup_pump(c);
 }
 
 static void on_unreachable(struct pn_client *c, struct pn_rd *r)
@@ -3332,13 +3452,17 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 			/* slow retry of a message whose recipient was unreachable */
 			m->queued = false;
 			m->tries = 0;
-			pn_cstore_msg_set_state(c->store, m->id, PN_MSG_SENT, wall_ms(c));
+			if (!m->group && !m->blob)
+				pn_cstore_msg_set_state(c->store, m->id, PN_MSG_SENT, wall_ms(c));
 		}
 		if (++m->tries > CL_MSG_TRIES) {
 			m->queued = true;
 			m->next_try = now + CL_QUEUED_RETRY_MS;
-			pn_cstore_msg_set_state(c->store, m->id, PN_MSG_QUEUED, wall_ms(c));
-			msg_state_event(c, m->id, m->to, PN_MSG_QUEUED);
+			/* a group message's row stays `sent`: its members' receipts are counted */
+			if (!m->group && !m->blob) {
+				pn_cstore_msg_set_state(c->store, m->id, PN_MSG_QUEUED, wall_ms(c));
+				msg_state_event(c, m->id, m->to, PN_MSG_QUEUED);
+			}
 			continue;
 		}
 		m->next_try = now + min64((uint64_t)CL_MSG_RETRY_MS << (m->tries - 1),
@@ -3502,8 +3626,10 @@ static void cl_tick(void *node)
 			}
 		}
 	}
-	if (c->sn_state == SN_UP)
+	if (c->sn_state == SN_UP) {
 		tick_messages(c, now);
+		lookup_pump(c);
+	}
 	calls_tick(c, now);
 	pres_tick(c, now);
 	hist_tick(c, now);
@@ -3600,6 +3726,13 @@ static void cmd_status(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 	json_object_set_new(json_object_get(r, "rejected"), "revoked_devices",
 			    json_integer((json_int_t)c->revoked_refused));
 	json_object_set_new(r, "messages_held", json_integer((json_int_t)c->msgs_held));
+	json_object_set_new(json_object_get(r, "rejected"), "group_frames",
+			    json_integer((json_int_t)c->group_refused));
+	/* directory lookups: the most ever in flight at once (at most CL_LOOKUPS_MAX) and how
+	 * many had to wait for a slot */
+	json_object_set_new(r, "lookups",
+			    json_pack("{s:i,s:I}", "in_flight_peak", (int)c->lookups_peak, "paced",
+				      (json_int_t)c->lookups_paced));
 	reply_ok(cb, arg, r);
 }
 
@@ -3841,6 +3974,8 @@ static void carbon_add(struct pn_client *c, const struct outmsg *m)
 	strcpy(cm->to, c->username);
 	strcpy(cm->peer, m->to);
 	cm->carbon = true;
+	cm->group = m->group;
+	memcpy(cm->gid, m->gid, sizeof(cm->gid));
 	cm->sent_at = m->sent_at;
 	cm->tries = 1;
 	cm->next_try = now_ms(c) + CL_MSG_RETRY_MS;
@@ -3876,9 +4011,18 @@ static int outmsg_add(struct pn_client *c, const struct pn_msg_row *row)
 	return 0;
 }
 
+static void group_cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg);
+static void group_cmd_history(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg);
+static void group_cmd_read(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg);
+
 static void cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
 {
 	const char *to = arg_str(args, "to"), *text = arg_str(args, "text");
+
+	if (args && json_object_get(args, "group")) {
+		group_cmd_send(c, args, cb, arg);
+		return;
+	}
 	struct pn_msg_row *row;
 	uint8_t idb[16];
 	int rc;
@@ -3956,6 +4100,10 @@ static void cmd_history(struct pn_client *c, json_t *args, pn_client_reply_cb cb
 	json_int_t limit = 50;
 	struct hist_ctx h;
 
+	if (args && json_object_get(args, "group")) {
+		group_cmd_history(c, args, cb, arg);
+		return;
+	}
 	if (!with || pn_username_valid(with)) {
 		reply_err(cb, arg, -EINVAL, "bad_username", "not a valid username");
 		return;
@@ -4379,6 +4527,10 @@ static void cmd_read(struct pn_client *c, json_t *args, pn_client_reply_cb cb, v
 	struct read_ctx *r;
 	unsigned marked = 0;
 
+	if (args && json_object_get(args, "group") && c->logged_in) {
+		group_cmd_read(c, args, cb, arg);
+		return;
+	}
 	if (!c->logged_in) {
 		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "log in first");
 		return;
@@ -4403,6 +4555,881 @@ static void cmd_read(struct pn_client *c, json_t *args, pn_client_reply_cb cb, v
 	read_queue(c, c->username, r);
 	free(r);
 	reply_ok(cb, arg, json_pack("{s:s,s:i}", "with", with, "marked", marked));
+}
+
+/* ---- group chats ------------------------------------------------------------------------ */
+/* A group (src/im/group.h) is state every member keeps: id, name, admin, version, members.
+ * The admin changes it and sends the whole new state (GROUP_STATE, in chunks when it does
+ * not fit one frame) to every member's devices; a member leaves with GROUP_LEAVE to all.
+ * A group message is a GROUP_CHAT sent pairwise to every member's devices: one outbox
+ * entry per member (the same message id), so the retries, per-device acknowledgements and
+ * whatever carries one-to-one messages to offline devices carry group messages as well.
+ * Updates ride the outbox too (their update id in place of a message id). */
+
+static struct cgroup *group_find(struct pn_client *c, const uint8_t gid[PN_GROUP_ID_LEN])
+{
+	for (struct cgroup *g = c->groups; g; g = g->next)
+		if (memcmp(g->g.id, gid, PN_GROUP_ID_LEN) == 0)
+			return g;
+	return NULL;
+}
+
+/* Stores g and makes it our copy. */
+static int group_save(struct pn_client *c, const struct pn_group *g)
+{
+	struct cgroup *cg = group_find(c, g->id);
+	int rc = pn_cstore_group_put(c->store, g, wall_ms(c));
+
+	if (rc)
+		return rc;
+	if (!cg) {
+		cg = calloc(1, sizeof(*cg));
+		if (!cg)
+			return -ENOMEM;
+		cg->next = c->groups;
+		c->groups = cg;
+	}
+	if (&cg->g != g)
+		cg->g = *g;
+	return 0;
+}
+
+static int group_load_cb(void *arg, const struct pn_group *g)
+{
+	struct pn_client *c = arg;
+	struct cgroup *cg = calloc(1, sizeof(*cg));
+
+	if (!cg)
+		return -ENOMEM;
+	cg->g = *g;
+	cg->next = c->groups;
+	c->groups = cg;
+	return 0;
+}
+
+static void group_push_state(struct pn_client *c, const struct pn_group *g, const char *extra);
+static void group_send_leave(struct pn_client *c, const struct pn_group *g);
+
+/* "group.left.<gid>" in the key-value table: we left the group and the admin has not yet
+ * answered with a state without us. The LEAVE goes again after a restart until it has:
+ * else the admin's next state would list us again, and our copy would take it. */
+static void group_left_key(char key[PN_KV_KEY_MAX + 1], const uint8_t gid[PN_GROUP_ID_LEN])
+{
+	char hex[PN_MSG_ID_HEX + 1];
+
+	snprintf(key, PN_KV_KEY_MAX + 1, "group.left.%s",
+		 pn_hex_encode(hex, sizeof(hex), gid, PN_GROUP_ID_LEN));
+}
+
+/* At start: our groups from the store. Updates in flight are not stored, so the admin
+ * sends the current state of each group it runs again (members that have it acknowledge
+ * it as stale): an update cut short by a restart still reaches everyone. */
+static void group_load(struct pn_client *c)
+{
+	pn_cstore_group_list(c->store, group_load_cb, c);
+	if (!c->logged_in)
+		return;
+	for (struct cgroup *cg = c->groups; cg; cg = cg->next) {
+		char key[PN_KV_KEY_MAX + 1];
+		if (strcmp(cg->g.admin, c->username) == 0 && pn_group_has(&cg->g, c->username))
+			group_push_state(c, &cg->g, NULL);
+		group_left_key(key, cg->g.id);
+		if (!pn_group_has(&cg->g, c->username) &&
+		    pn_cstore_kv_get(c->store, key, NULL, 0, NULL) == 0)
+			group_send_leave(c, &cg->g);
+	}
+}
+
+static void group_free_all(struct pn_client *c)
+{
+	while (c->groups) {
+		struct cgroup *g = c->groups;
+		c->groups = g->next;
+		free(g);
+	}
+	for (unsigned i = 0; i < CL_GROUP_ASM_MAX; i++)
+		free(c->gasm[i]);
+}
+
+static json_t *group_json(struct pn_client *c, const struct pn_group *g)
+{
+	char gid[PN_MSG_ID_HEX + 1];
+
+	return json_pack("{s:s,s:s,s:s,s:I,s:i,s:b}", "group",
+			 pn_hex_encode(gid, sizeof(gid), g->id, PN_GROUP_ID_LEN), "name", g->name,
+			 "admin", g->admin, "version", (json_int_t)g->version, "members", (int)g->n,
+			 "member", pn_group_has(g, c->username));
+}
+
+/* Sends an outbox entry for a group to device p: the group message, or the frames of a
+ * group update one after another. */
+static void group_send_entry(struct pn_client *c, struct peer *p, const struct outmsg *m)
+{
+	uint8_t f[PN_FRAME_MAX];
+	size_t len;
+
+	if (m->blob) {
+		struct pn_rd r;
+		pn_rd_init(&r, m->blob, m->blob_len);
+		while (pn_rd_left(&r) > 0) {
+			const uint8_t *fr;
+			size_t fl;
+			if (pn_rd_vec16(&r, &fr, &fl, PN_FRAME_MAX))
+				break;
+			peer_send_frame(c, p, fr, fl);
+		}
+		return;
+	}
+	struct pn_group_chat gc = {.sent_at = m->sent_at, .text = (const uint8_t *)m->text,
+				   .text_len = strlen(m->text)};
+	memcpy(gc.msg_id, m->idb, 16);
+	memcpy(gc.gid, m->gid, PN_GROUP_ID_LEN);
+	strcpy(gc.from, c->username);
+	if (pn_group_chat_encode(&gc, f, sizeof(f), &len) == 0)
+		peer_send_frame(c, p, f, len);
+}
+
+/* A new outbox entry for user `to` (our own user with carbon: our other devices), last in
+ * the outbox. blob is copied. */
+static struct outmsg *group_entry_new(struct pn_client *c, const char *to, bool carbon,
+				      const uint8_t idb[16], const uint8_t gid[PN_GROUP_ID_LEN],
+				      const char *text, const uint8_t *blob, size_t blob_len)
+{
+	struct outmsg *m = calloc(1, sizeof(*m)), **pp;
+
+	if (!m)
+		return NULL;
+	m->text = strdup(text ? text : "");
+	if (blob) {
+		m->blob = malloc(blob_len);
+		if (m->blob)
+			memcpy(m->blob, blob, blob_len);
+	}
+	if (!m->text || (blob && !m->blob)) {
+		outmsg_free(m);
+		return NULL;
+	}
+	m->blob_len = blob_len;
+	memcpy(m->idb, idb, 16);
+	pn_hex_encode(m->id, sizeof(m->id), idb, 16);
+	strcpy(m->to, to);
+	strcpy(m->peer, to);
+	m->carbon = carbon;
+	m->group = blob == NULL;
+	memcpy(m->gid, gid, PN_GROUP_ID_LEN);
+	m->sent_at = wall_ms(c);
+	m->tries = 1;
+	m->next_try = now_ms(c) + CL_MSG_RETRY_MS;
+	for (pp = &c->out; *pp; pp = &(*pp)->next)
+		;
+	*pp = m;
+	return m;
+}
+
+/* Pushes a group entry towards user `to`. Unlike kick_user it does not wait for a fresh
+ * lookup when every device we know of the user has a session up: the entry goes at once
+ * and the records are refreshed alongside (paced, lookup_pump), so a group message is not
+ * held behind 99 lookups; a device the refresh reveals gets it from the lookup answer. */
+static void group_kick(struct pn_client *c, const struct outmsg *m)
+{
+	struct ruser *u = ruser_get(c, m->to, true);
+	bool all_up = u && u->found && u->n > 0;
+
+	for (unsigned i = 0; all_up && i < u->n; i++) {
+		struct peer *p = peer_get(c, u->certs[i].device_id, false);
+		all_up = p && p->link.state == PN_LINK_UP;
+	}
+	if (!all_up || c->sn_state != SN_UP) {
+		kick_user(c, m->to, m);
+		return;
+	}
+	push_user(c, u, m);
+	if (now_ms(c) - u->fetched_at > CL_LOOKUP_CACHE_MS)
+		lookup_start(c, u);
+}
+
+/* Queues one outbox entry per member of g (but us), per name in `extra` (a removed
+ * member, who must learn it), and one for our own other devices when we have any. */
+static void group_fan_out(struct pn_client *c, const struct pn_group *g, const char *extra,
+			  const uint8_t idb[16], const char *text, const uint8_t *blob,
+			  size_t blob_len)
+{
+	struct ruser *me = ruser_get(c, c->username, false);
+	struct outmsg *m;
+
+	for (unsigned i = 0; i < g->n; i++) {
+		if (strcmp(g->members[i], c->username) == 0)
+			continue;
+		m = group_entry_new(c, g->members[i], false, idb, g->id, text, blob, blob_len);
+		if (m)
+			group_kick(c, m);
+	}
+	if (extra && strcmp(extra, c->username) != 0 && !pn_group_has(g, extra)) {
+		m = group_entry_new(c, extra, false, idb, g->id, text, blob, blob_len);
+		if (m)
+			group_kick(c, m);
+	}
+	if (me && me->found && me->n > 0) {
+		m = group_entry_new(c, c->username, true, idb, g->id, text, blob, blob_len);
+		if (m)
+			group_kick(c, m);
+	}
+}
+
+/* Sends g's state (a new version) to its members, `extra` and our other devices. */
+static void group_push_state(struct pn_client *c, const struct pn_group *g, const char *extra)
+{
+	uint8_t uid[16], *blob;
+	size_t cap = 4 * (size_t)(PN_E2E_FRAME_MAX + 2), len = 0;
+	unsigned first = 0;
+
+	blob = malloc(cap);
+	if (!blob)
+		return;
+	c->env.random(c->env.ctx, uid, sizeof(uid));
+	do {
+		size_t fl;
+		unsigned next;
+		if (len + 2 + PN_E2E_FRAME_MAX > cap) {
+			uint8_t *nb = realloc(blob, cap * 2);
+			if (!nb)
+				goto out;
+			blob = nb;
+			cap *= 2;
+		}
+		/* chunks no larger than a relayed end-to-end frame may be */
+		if (pn_group_state_encode(g, uid, first, blob + len + 2, PN_E2E_FRAME_MAX, &fl,
+					  &next))
+			goto out;
+		blob[len] = (uint8_t)(fl >> 8);
+		blob[len + 1] = (uint8_t)fl;
+		len += 2 + fl;
+		first = next;
+	} while (first < g->n);
+	group_fan_out(c, g, extra, uid, NULL, blob, len);
+out:
+	free(blob);
+}
+
+/* GROUP_LEAVE to every other member of g and to our other devices. */
+static void group_send_leave(struct pn_client *c, const struct pn_group *g)
+{
+	uint8_t uid[16], f[64];
+	size_t fl;
+
+	c->env.random(c->env.ctx, uid, sizeof(uid));
+	if (pn_group_leave_encode(uid, g->id, f + 2, sizeof(f) - 2, &fl) == 0) {
+		f[0] = (uint8_t)(fl >> 8);
+		f[1] = (uint8_t)fl;
+		group_fan_out(c, g, NULL, uid, NULL, f, fl + 2);
+	}
+}
+
+static void group_changed_event(struct pn_client *c, const struct pn_group *g)
+{
+	emit(c, "group.changed", group_json(c, g));
+}
+
+static void group_on_chat(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	struct pn_group_chat gc;
+	struct pn_msg_row *row;
+	struct cgroup *cg;
+	char gid[PN_MSG_ID_HEX + 1];
+	bool mine;
+	int rc;
+
+	/* the session authenticated the device; its certificate names the sender */
+	if (pn_group_chat_decode(&gc, f, n) || strcmp(gc.from, p->username) != 0) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (is_blocked(c, gc.from)) {
+		c->blocked_dropped++;
+		return;
+	}
+	cg = group_find(c, gc.gid);
+	if (!pn_group_may_post(cg ? &cg->g : NULL, c->username, gc.from)) {
+		/* Not (yet) a member as far as we know: no receipt, so a member whose
+		 * invitation has not reached us yet is retried and taken later. */
+		pn_dbg("%s: group message from %s refused (%s)", c->username, gc.from,
+		       cg ? "not a member" : "unknown group");
+		c->group_refused++;
+		return;
+	}
+	row = calloc(1, sizeof(*row));
+	if (!row)
+		return;
+	mine = strcmp(gc.from, c->username) == 0; /* another device of ours sent it */
+	pn_hex_encode(row->id, sizeof(row->id), gc.msg_id, 16);
+	strcpy(row->peer, gc.from);
+	row->dir = mine ? PN_MSG_OUT : PN_MSG_IN;
+	row->state = mine ? PN_MSG_SENT : PN_MSG_RECEIVED;
+	row->sent_at = gc.sent_at;
+	row->updated_at = wall_ms(c);
+	memcpy(row->text, gc.text, gc.text_len);
+	row->text[gc.text_len] = 0;
+	rc = pn_cstore_msg_insert(c->store, row);
+	if (rc == 0)
+		rc = pn_cstore_group_msg_add(c->store, row->id, gc.gid);
+	if (rc == 0 || rc == -EEXIST)
+		send_receipt(c, p, gc.msg_id);
+	pn_hex_encode(gid, sizeof(gid), gc.gid, PN_GROUP_ID_LEN);
+	if (rc == 0)
+		emit(c, mine ? "message.sent_elsewhere" : "message.received",
+		     json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", row->id, "from", gc.from, "group", gid,
+			       "text", row->text, "sent_at", (json_int_t)row->sent_at));
+	free(row);
+}
+
+/* The assembly for chunk ck's update. Keyed by update id, not group: two devices of the
+ * admin may answer one LEAVE with two updates at once, and their chunks interleave. */
+static struct pn_group_asm *group_asm_for(struct pn_client *c, const struct pn_group_chunk *ck)
+{
+	struct pn_group_asm *a;
+
+	for (unsigned i = 0; i < CL_GROUP_ASM_MAX; i++)
+		if (c->gasm[i] && c->gasm[i]->active &&
+		    memcmp(c->gasm[i]->update_id, ck->update_id, 16) == 0)
+			return c->gasm[i];
+	/* a free slot, else the next one in turn goes (its sender retransmits) */
+	for (unsigned i = 0; i < CL_GROUP_ASM_MAX; i++)
+		if (!c->gasm[i] || !c->gasm[i]->active)
+			return c->gasm[i] ? c->gasm[i] : (c->gasm[i] = calloc(1, sizeof(*a)));
+	a = c->gasm[c->gasm_i];
+	c->gasm_i = (c->gasm_i + 1) % CL_GROUP_ASM_MAX;
+	memset(a, 0, sizeof(*a));
+	return a;
+}
+
+static void group_on_state(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	struct pn_group_chunk *ck = malloc(sizeof(*ck));
+	struct pn_group_asm *a;
+	struct cgroup *cg;
+	enum pn_group_verdict v;
+	int rc;
+
+	if (!ck)
+		return;
+	if (pn_group_state_decode(ck, f, n)) {
+		c->rx_e2e_bad++;
+		goto out;
+	}
+	a = group_asm_for(c, ck);
+	if (!a)
+		goto out;
+	rc = pn_group_asm_add(a, ck);
+	if (rc < 0)
+		c->rx_e2e_bad++;
+	if (rc != 1)
+		goto out;
+	cg = group_find(c, a->g.id);
+	v = pn_group_judge_state(cg ? &cg->g : NULL, &a->g, p->username, c->username,
+				 pn_cstore_contact_has(c->store, p->username) &&
+					 !is_blocked(c, p->username));
+	if (v == PN_GROUP_REFUSE) {
+		c->group_refused++;
+		goto out;
+	}
+	if (v == PN_GROUP_ACCEPT) {
+		char key[PN_KV_KEY_MAX + 1];
+		if (group_save(c, &a->g))
+			goto out; /* not stored: no receipt, it comes again */
+		/* the admin's answer to our leave (or a new invitation): nothing to resend */
+		group_left_key(key, a->g.id);
+		pn_cstore_kv_del(c->store, key);
+		group_changed_event(c, &a->g);
+	}
+	send_receipt(c, p, a->update_id);
+out:
+	free(ck);
+}
+
+static void group_on_leave(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
+{
+	uint8_t uid[16], gid[PN_GROUP_ID_LEN];
+	struct cgroup *cg;
+	enum pn_group_verdict v;
+
+	if (pn_group_leave_decode(uid, gid, f, n)) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	cg = group_find(c, gid);
+	v = pn_group_judge_leave(cg ? &cg->g : NULL, p->username);
+	if (v == PN_GROUP_REFUSE) {
+		c->group_refused++;
+		return;
+	}
+	if (v == PN_GROUP_ACCEPT) {
+		struct pn_group *g = malloc(sizeof(*g));
+		if (!g)
+			return;
+		*g = cg->g;
+		pn_group_remove(g, p->username);
+		/* The admin makes it official with a new version, which also undoes any
+		 * older snapshot that still listed the leaver. */
+		if (strcmp(g->admin, c->username) == 0)
+			g->version++;
+		if (group_save(c, g)) {
+			free(g);
+			return;
+		}
+		group_changed_event(c, g);
+		/* the leaver gets it too: its answer (the leaver stops resending its LEAVE) */
+		if (strcmp(g->admin, c->username) == 0)
+			group_push_state(c, g, p->username);
+		free(g);
+	}
+	send_receipt(c, p, uid);
+}
+
+static void group_on_frame(struct pn_client *c, struct peer *p, uint8_t type, const uint8_t *f,
+			   size_t n)
+{
+	if (type == PN_F_GROUP_CHAT)
+		group_on_chat(c, p, f, n);
+	else if (type == PN_F_GROUP_STATE)
+		group_on_state(c, p, f, n);
+	else
+		group_on_leave(c, p, f, n);
+}
+
+/* A receipt from another user for a group message or update of ours: true when it was
+ * one (and is handled here). */
+static bool group_on_receipt(struct pn_client *c, struct peer *p, const uint8_t idb[16],
+			     enum pn_msg_state st)
+{
+	struct outmsg *e = NULL, **pp = NULL;
+	char id[PN_MSG_ID_HEX + 1];
+	uint8_t gid[PN_GROUP_ID_LEN];
+	enum pn_rcpt_state old, rs = st == PN_MSG_READ ? PN_RCPT_READ : PN_RCPT_DELIVERED;
+	unsigned total, dl, rd;
+
+	if (strcmp(p->username, c->username) == 0)
+		return false; /* our own devices: the carbon path */
+	for (struct outmsg **q = &c->out; *q; q = &(*q)->next) {
+		if (!(*q)->carbon && ((*q)->group || (*q)->blob) && memcmp((*q)->idb, idb, 16) == 0 &&
+		    strcmp((*q)->to, p->username) == 0) {
+			e = *q;
+			pp = q;
+			break;
+		}
+	}
+	if (e && e->blob) {
+		outmsg_ack(c, e, pp, p->device_id);
+		return true;
+	}
+	pn_hex_encode(id, sizeof(id), idb, 16);
+	if (pn_cstore_group_msg_gid(c->store, id, gid))
+		return false;
+	/* only a member we sent it to may acknowledge it; a read receipt for the copy of a
+	 * message another device of ours sent is not ours to count (that device counts) */
+	if (pn_cstore_group_rcpt_get(c->store, id, p->username, &old)) {
+		struct pn_msg_row *row = calloc(1, sizeof(*row));
+		if (!row || pn_cstore_msg_get(c->store, id, row) || row->dir != PN_MSG_OUT ||
+		    st != PN_MSG_READ)
+			c->rx_e2e_bad++;
+		free(row);
+		return true;
+	}
+	if (rs > old && pn_cstore_group_rcpt_set(c->store, id, p->username, rs) == 0 &&
+	    pn_cstore_group_rcpt_count(c->store, id, &total, &dl, &rd) == 0) {
+		char gh[PN_MSG_ID_HEX + 1];
+		enum pn_msg_state rst = PN_MSG_SENT;
+		struct pn_msg_row *row = calloc(1, sizeof(*row));
+		/* the message is delivered (read) when every member it went to has it */
+		if (dl == total)
+			pn_cstore_msg_set_state(c->store, id, PN_MSG_DELIVERED, wall_ms(c));
+		if (rd == total)
+			pn_cstore_msg_set_state(c->store, id, PN_MSG_READ, wall_ms(c));
+		if (row && pn_cstore_msg_get(c->store, id, row) == 0)
+			rst = row->state;
+		free(row);
+		emit(c, "message.state",
+		     json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:s}", "id", id, "group",
+			       pn_hex_encode(gh, sizeof(gh), gid, PN_GROUP_ID_LEN), "state",
+			       pn_msg_state_name(rst), "delivered", (int)dl, "read", (int)rd,
+			       "members", (int)total, "by", p->username));
+	}
+	if (e) {
+		e->delivered = true;
+		outmsg_ack(c, e, pp, p->device_id);
+	}
+	return true;
+}
+
+struct reload_ctx {
+	struct pn_client *c;
+	const struct pn_msg_row *m;
+	uint8_t idb[16], gid[PN_GROUP_ID_LEN];
+};
+
+static int group_reload_cb(void *arg, const char *member)
+{
+	struct reload_ctx *r = arg;
+	struct outmsg *e = group_entry_new(r->c, member, false, r->idb, r->gid, r->m->text, NULL, 0);
+
+	if (e)
+		e->sent_at = r->m->sent_at;
+	return 0;
+}
+
+/* After a restart: a group message of ours not yet delivered goes again to the members
+ * whose receipt is missing. False for a one-to-one message. */
+static bool group_reload(struct pn_client *c, const struct pn_msg_row *m)
+{
+	struct reload_ctx r = {.c = c, .m = m};
+
+	if (pn_cstore_group_msg_gid(c->store, m->id, r.gid))
+		return false;
+	pn_hex_decode(r.idb, 16, m->id);
+	pn_cstore_group_rcpt_pending(c->store, m->id, group_reload_cb, &r);
+	return true;
+}
+
+/* ---- group commands ---- */
+
+static struct cgroup *group_arg(struct pn_client *c, json_t *args, pn_client_reply_cb cb,
+				void *arg)
+{
+	const char *h = arg_str(args, "group");
+	uint8_t gid[PN_GROUP_ID_LEN];
+	struct cgroup *cg;
+
+	if (!h || pn_hex_decode(gid, sizeof(gid), h)) {
+		reply_err(cb, arg, -EINVAL, "bad_group", "group must be a group id (32 hex digits)");
+		return NULL;
+	}
+	cg = group_find(c, gid);
+	if (!cg)
+		reply_err(cb, arg, -ENOENT, "no_such_group", "no such group");
+	return cg;
+}
+
+/* Adds the names in args "users" (array) or "user" (string) to g. */
+static int group_add_users(struct pn_client *c, struct pn_group *g, json_t *args,
+			   pn_client_reply_cb cb, void *arg, bool need_one)
+{
+	json_t *users = json_object_get(args, "users"), *v;
+	const char *one = arg_str(args, "user");
+	size_t i;
+	char msg[96];
+
+	if (users && !json_is_array(users)) {
+		reply_err(cb, arg, -EINVAL, "bad_request", "users must be an array of usernames");
+		return -EINVAL;
+	}
+	if (need_one && !one && json_array_size(users) == 0) {
+		reply_err(cb, arg, -EINVAL, "bad_request", "name at least one user to invite");
+		return -EINVAL;
+	}
+	for (i = 0; i <= json_array_size(users); i++) {
+		const char *u = i < json_array_size(users) ? json_string_value(v = json_array_get(users, i))
+							   : one;
+		int rc;
+		if (i == json_array_size(users) && !one)
+			break;
+		if (!u || pn_username_valid(u)) {
+			snprintf(msg, sizeof(msg), "not a valid username: `%.40s'", u ? u : "");
+			reply_err(cb, arg, -EINVAL, "bad_username", msg);
+			return -EINVAL;
+		}
+		rc = pn_group_add(g, u);
+		if (rc == -ENOSPC) {
+			reply_err(cb, arg, rc, "group_full", "a group has at most 256 members");
+			return rc;
+		}
+	}
+	(void)c;
+	return 0;
+}
+
+static void cmd_group(struct pn_client *c, const char *sub, json_t *args, pn_client_reply_cb cb,
+		      void *arg)
+{
+	struct pn_group *g = NULL;
+	struct cgroup *cg;
+	const char *name, *user;
+	char removed[PN_USERNAME_MAX + 1] = "";
+
+	if (!c->logged_in) {
+		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "log in first");
+		return;
+	}
+	if (strcmp(sub, "list") == 0) {
+		json_t *arr = json_array();
+		for (cg = c->groups; cg; cg = cg->next)
+			json_array_append_new(arr, group_json(c, &cg->g));
+		reply_ok(cb, arg, json_pack("{s:o}", "groups", arr));
+		return;
+	}
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
+		return;
+	}
+	if (strcmp(sub, "create") == 0) {
+		name = arg_str(args, "name");
+		if (!pn_group_name_valid(name)) {
+			reply_err(cb, arg, -EINVAL, "bad_name",
+				  "a group name is 1..64 bytes without control characters");
+			goto out;
+		}
+		c->env.random(c->env.ctx, g->id, sizeof(g->id));
+		strcpy(g->name, name);
+		strcpy(g->admin, c->username);
+		g->version = 1;
+		pn_group_add(g, c->username);
+		if (group_add_users(c, g, args, cb, arg, false))
+			goto out;
+		goto commit;
+	}
+	cg = group_arg(c, args, cb, arg);
+	if (!cg)
+		goto out;
+	*g = cg->g;
+	if (strcmp(sub, "members") == 0) {
+		json_t *arr = json_array();
+		for (unsigned i = 0; i < g->n; i++)
+			json_array_append_new(arr, json_string(g->members[i]));
+		json_t *r = group_json(c, g);
+		json_object_set_new(r, "list", arr);
+		reply_ok(cb, arg, r);
+		goto out;
+	}
+	if (!pn_group_has(g, c->username)) {
+		reply_err(cb, arg, -EPERM, "not_a_member", "you are not a member of this group");
+		goto out;
+	}
+	if (strcmp(sub, "leave") == 0) {
+		if (strcmp(g->admin, c->username) != 0) {
+			char key[PN_KV_KEY_MAX + 1];
+			group_send_leave(c, g);
+			group_left_key(key, g->id);
+			pn_cstore_kv_set(c->store, key, "1", 1);
+			pn_group_remove(g, c->username);
+			if (group_save(c, g)) {
+				reply_err(cb, arg, -EIO, "internal", "cannot store the group");
+				goto out;
+			}
+			group_changed_event(c, g);
+			reply_ok(cb, arg, group_json(c, g));
+			goto out;
+		}
+		/* the admin hands the role to the first other member, in a new version */
+		pn_group_remove(g, c->username);
+		if (g->n > 0)
+			strcpy(g->admin, g->members[0]);
+		g->version++;
+		goto commit;
+	}
+	if (strcmp(g->admin, c->username) != 0) {
+		reply_err(cb, arg, -EPERM, "not_admin", "only the group's admin can do that");
+		goto out;
+	}
+	if (strcmp(sub, "invite") == 0) {
+		if (group_add_users(c, g, args, cb, arg, true))
+			goto out;
+	} else if (strcmp(sub, "remove") == 0) {
+		user = arg_str(args, "user");
+		if (!user || strcmp(user, c->username) == 0 || pn_group_remove(g, user)) {
+			reply_err(cb, arg, -EINVAL, "not_a_member",
+				  "user is not a member (to leave yourself, use group.leave)");
+			goto out;
+		}
+		strcpy(removed, user);
+	} else if (strcmp(sub, "rename") == 0) {
+		name = arg_str(args, "name");
+		if (!pn_group_name_valid(name)) {
+			reply_err(cb, arg, -EINVAL, "bad_name",
+				  "a group name is 1..64 bytes without control characters");
+			goto out;
+		}
+		strcpy(g->name, name);
+	} else {
+		reply_err(cb, arg, -ENOSYS, "unknown_command", "no such command");
+		goto out;
+	}
+	g->version++;
+commit:
+	if (group_save(c, g)) {
+		reply_err(cb, arg, -EIO, "internal", "cannot store the group");
+		goto out;
+	}
+	group_push_state(c, g, removed[0] ? removed : NULL);
+	group_changed_event(c, g);
+	reply_ok(cb, arg, group_json(c, g));
+out:
+	free(g);
+}
+
+static void group_cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *text = arg_str(args, "text");
+	struct pn_msg_row *row;
+	struct cgroup *cg;
+	uint8_t idb[16];
+	unsigned n = 0;
+
+	if (!c->logged_in) {
+		reply_err(cb, arg, -ENOTCONN, "not_logged_in", "log in first");
+		return;
+	}
+	cg = group_arg(c, args, cb, arg);
+	if (!cg)
+		return;
+	if (!pn_group_has(&cg->g, c->username)) {
+		reply_err(cb, arg, -EPERM, "not_a_member", "you are not a member of this group");
+		return;
+	}
+	if (!text || !*text) {
+		reply_err(cb, arg, -EINVAL, "empty_text", "nothing to send");
+		return;
+	}
+	if (strlen(text) > PN_GROUP_TEXT_MAX) {
+		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1198 bytes");
+		return;
+	}
+	row = calloc(1, sizeof(*row));
+	if (!row) {
+		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
+		return;
+	}
+	c->env.random(c->env.ctx, idb, sizeof(idb));
+	pn_hex_encode(row->id, sizeof(row->id), idb, 16);
+	strcpy(row->peer, c->username);
+	row->dir = PN_MSG_OUT;
+	row->state = c->sn_state == SN_UP ? PN_MSG_SENT : PN_MSG_QUEUED;
+	row->sent_at = wall_ms(c);
+	row->updated_at = row->sent_at;
+	strcpy(row->text, text);
+	if (pn_cstore_msg_insert(c->store, row) ||
+	    pn_cstore_group_msg_add(c->store, row->id, cg->g.id)) {
+		reply_err(cb, arg, -EIO, "internal", "cannot store the message");
+		free(row);
+		return;
+	}
+	/* who it went to, for the delivered/read counts (and a resend after a restart) */
+	for (unsigned i = 0; i < cg->g.n; i++)
+		if (strcmp(cg->g.members[i], c->username) != 0 &&
+		    pn_cstore_group_rcpt_set(c->store, row->id, cg->g.members[i], PN_RCPT_PENDING) == 0)
+			n++;
+	reply_ok(cb, arg, json_pack("{s:s,s:s,s:i}", "id", row->id, "state",
+				    pn_msg_state_name(row->state), "members", (int)n));
+	group_fan_out(c, &cg->g, NULL, idb, text, NULL, 0);
+	free(row);
+}
+
+struct ghist_ctx {
+	struct pn_client *c;
+	json_t *arr;
+	const char *gid;
+};
+
+static int ghist_cb(void *arg, const struct pn_msg_row *m)
+{
+	struct ghist_ctx *h = arg;
+	bool out = m->dir == PN_MSG_OUT;
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s}", "id", m->id, "direction",
+			      out ? "out" : "in", "from", m->peer, "group", h->gid, "text", m->text,
+			      "sent_at", (json_int_t)m->sent_at, "state", pn_msg_state_name(m->state));
+	unsigned total, dl, rd;
+
+	if (out && pn_cstore_group_rcpt_count(h->c->store, m->id, &total, &dl, &rd) == 0 && total) {
+		json_object_set_new(o, "delivered", json_integer(dl));
+		json_object_set_new(o, "read", json_integer(rd));
+		json_object_set_new(o, "members", json_integer(total));
+	}
+	json_array_append_new(h->arr, o);
+	return 0;
+}
+
+static void group_cmd_history(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	json_t *lim = json_object_get(args, "limit");
+	json_int_t limit = 50;
+	struct cgroup *cg = group_arg(c, args, cb, arg);
+	struct ghist_ctx h = {.c = c};
+
+	if (!cg)
+		return;
+	if (lim) {
+		if (!json_is_integer(lim) || json_integer_value(lim) < 1 ||
+		    json_integer_value(lim) > 1000) {
+			reply_err(cb, arg, -EINVAL, "bad_request", "limit must be 1..1000");
+			return;
+		}
+		limit = json_integer_value(lim);
+	}
+	h.arr = json_array();
+	h.gid = arg_str(args, "group");
+	pn_cstore_group_msg_list(c->store, cg->g.id, (unsigned)limit, ghist_cb, &h);
+	reply_ok(cb, arg, json_pack("{s:o}", "messages", h.arr));
+}
+
+struct gread_ctx {
+	unsigned n;
+	struct { uint8_t id[16]; char from[PN_USERNAME_MAX + 1]; } m[CL_READ_PENDING];
+};
+
+static int gread_cb(void *arg, const struct pn_msg_row *m)
+{
+	struct gread_ctx *r = arg;
+
+	if (m->dir == PN_MSG_IN && m->state == PN_MSG_RECEIVED && r->n < CL_READ_PENDING) {
+		pn_hex_decode(r->m[r->n].id, 16, m->id);
+		strcpy(r->m[r->n++].from, m->peer);
+	}
+	return 0;
+}
+
+/* Marks the group's unread messages read and sends read receipts to each sender (and our
+ * other devices), as `read` does for one user. The newest CL_READ_PENDING at most. */
+static void group_cmd_read(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	struct cgroup *cg = group_arg(c, args, cb, arg);
+	struct gread_ctx *r;
+	struct read_ctx *one, *all;
+	unsigned marked = 0;
+
+	if (!cg)
+		return;
+	r = calloc(1, sizeof(*r));
+	one = calloc(1, sizeof(*one));
+	all = calloc(1, sizeof(*all));
+	if (!r || !one || !all) {
+		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
+		goto out;
+	}
+	pn_cstore_group_msg_list(c->store, cg->g.id, 1000, gread_cb, r);
+	for (unsigned k = 0; k < r->n; k++) {
+		char id[PN_MSG_ID_HEX + 1];
+		pn_hex_encode(id, sizeof(id), r->m[k].id, 16);
+		if (pn_cstore_msg_set_state(c->store, id, PN_MSG_READ, wall_ms(c)) == 0)
+			marked++;
+		memcpy(all->ids[all->n++], r->m[k].id, 16);
+	}
+	/* one batch per sender */
+	for (unsigned k = 0; k < r->n; k++) {
+		bool first = true;
+		for (unsigned j = 0; j < k && first; j++)
+			first = strcmp(r->m[j].from, r->m[k].from) != 0;
+		if (!first)
+			continue;
+		one->n = 0;
+		for (unsigned j = k; j < r->n; j++)
+			if (strcmp(r->m[j].from, r->m[k].from) == 0)
+				memcpy(one->ids[one->n++], r->m[j].id, 16);
+		read_queue(c, r->m[k].from, one);
+	}
+	read_queue(c, c->username, all);
+	reply_ok(cb, arg, json_pack("{s:s,s:i}", "group", arg_str(args, "group"), "marked", marked));
+out:
+	free(r);
+	free(one);
+	free(all);
 }
 
 void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_client_reply_cb cb,
@@ -4455,6 +5482,8 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 		cmd_presence(c, cmd[9] == 's', args, cb, arg);
 	else if (strcmp(cmd, "settings.get") == 0 || strcmp(cmd, "settings.set") == 0)
 		cmd_settings(c, cmd[9] == 's', args, cb, arg);
+	else if (strncmp(cmd, "group.", 6) == 0)
+		cmd_group(c, cmd + 6, args, cb, arg);
 	else if (strcmp(cmd, "shutdown") == 0) {
 		pres_going_offline(c);
 		c->want_exit = true;
@@ -4494,10 +5523,12 @@ void pn_client_set_event_cb(struct pn_client *c, pn_client_event_cb cb, void *ar
 
 /* ---- lifecycle ------------------------------------------------------------------------ */
 
+static bool group_reload(struct pn_client *c, const struct pn_msg_row *m);
+
 static int pending_msg_cb(void *arg, const struct pn_msg_row *m)
 {
 	struct pn_client *c = arg;
-	if (m->dir == PN_MSG_OUT)
+	if (m->dir == PN_MSG_OUT && !group_reload(c, m))
 		outmsg_add(c, m);
 	return 0;
 }
@@ -4556,6 +5587,7 @@ int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
 	}
 	c->env.random(c->env.ctx, &c->next_req, sizeof(c->next_req));
 	load_candidates(c);
+	group_load(c);
 	/* Messages that were not delivered before the last shutdown go out again. */
 	pn_cstore_msg_pending(c->store, 1000, pending_msg_cb, c);
 	if (c->logged_in) {
@@ -4599,6 +5631,7 @@ void pn_client_free(struct pn_client *c)
 		c->out = m->next;
 		outmsg_free(m);
 	}
+	group_free_all(c);
 	pn_calls_free(c->calls); /* call_freed() frees each call's options and media */
 	op_finish(c);
 	pn_link_wipe(&c->sn_link);

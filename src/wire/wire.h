@@ -131,6 +131,11 @@ enum pn_frame_type {
 	PN_F_CALL_ACK = 0x43,  /* 16 call id | u32 seq */
 	PN_F_PRESENCE = 0x44,  /* u64 seq | u8 status (0 offline, 1 online, 2 away, 3 dnd) | str8 mood */
 	PN_F_CONTACT = 0x45,   /* u8 kind (1 request) | str8 note */
+	/* group chats (src/im/group.h has the layouts and limits) */
+	PN_F_GROUP_CHAT = 0x48,  /* 16 msg id | 16 group id | u64 sent_at_ms | str8 from | vec16 text */
+	PN_F_GROUP_STATE = 0x49, /* 16 update id | 16 group id | u32 version | str8 admin |
+				  * str8 name | u16 total | u16 first | u8 n | n x str8 member */
+	PN_F_GROUP_LEAVE = 0x4a, /* 16 update id | 16 group id */
 	PN_F_REVOKED = 0x4e,   /* vec16 revocation notice (src/crypto/cert.h) */
 };
 

@@ -193,7 +193,7 @@ int sc_net_add_client_at(struct sc_net *n, const char *addr, unsigned sn_index)
 	cc.env = pn_sim_host_env(n->client_hosts[i]);
 	cc.net = &cnet;
 	cc.db_path = ":memory:";
-	cc.echo_bot = (n->echo_mask >> i) & 1;
+	cc.echo_bot = i < 32 && ((n->echo_mask >> i) & 1); /* the mask covers clients 0..31 */
 	rc = pn_client_new(&n->clients[i], &cc);
 	if (rc)
 		return rc;

@@ -13,7 +13,8 @@
 #include "parley/supernode.h"
 #include "sim/sim.h"
 
-enum { SC_MAX_CLIENTS = 16, SC_MAX_EVENTS = 4096, SC_MAX_SNS = 16 };
+/* 128 clients: the group scenario (test_groups.c) has 100 members and more */
+enum { SC_MAX_CLIENTS = 128, SC_MAX_EVENTS = 16384, SC_MAX_SNS = 16 };
 
 struct sc_event {
 	int client;
