@@ -56,6 +56,12 @@ struct pn_supernode_stats {
 	/* STUN Binding requests answered, and well-formed STUN dropped unanswered (the
 	 * answer would have been larger than the request, or it was no request) */
 	uint64_t stun_answered, stun_dropped;
+	/* mailboxes (docs/PROTOCOL.md "Mailboxes"): what this supernode holds, and what it
+	 * refused: malformed or forged envelopes and acknowledgements, acknowledgements
+	 * replayed, deposits over a quota, passes it could not check */
+	uint64_t mb_mailboxes, mb_entries, mb_bytes, mb_stored, mb_duplicates, mb_deleted,
+		mb_expired, mb_fetches, mb_bad_envelopes, mb_bad_acks, mb_replays,
+		mb_quota_refused, mb_pass_unknown, mb_oversized, mb_replicated;
 };
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
 /* Test hook: called with every envelope payload the supernode forwards (for asserting that

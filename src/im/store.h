@@ -24,8 +24,9 @@ enum pn_msg_dir { PN_MSG_IN = 0, PN_MSG_OUT = 1 };
 
 /* Message states. Names (pn_msg_state_name) are used in the API. A state only advances,
  * in the order of its direction (the numbers are not that order):
- *   out: QUEUED -> SENT -> FAILED -> DELIVERED -> READ  (any step may be skipped; FAILED
- *        is below DELIVERED because a receipt arriving after we gave up is the truth)
+ *   out: QUEUED -> SENT -> STORED -> FAILED|EXPIRED -> DELIVERED -> READ  (any step may be
+ *        skipped; FAILED and EXPIRED are below DELIVERED because a receipt arriving after
+ *        we gave up is the truth)
  *   in:  RECEIVED -> READ
  * with one step back: SENT -> QUEUED, when the recipient stayed unreachable and the
  * message waits for a slow retry. */
@@ -36,6 +37,8 @@ enum pn_msg_state {
 	PN_MSG_READ = 3,
 	PN_MSG_FAILED = 4,    /* out: gave up (reason in the log and event) */
 	PN_MSG_RECEIVED = 5,  /* in */
+	PN_MSG_STORED = 6,    /* out: in the recipient's mailbox (receipts from n of r supernodes) */
+	PN_MSG_EXPIRED = 7,   /* out: its mailbox time to live ran out before any receipt */
 };
 
 enum pn_cstore_limits {

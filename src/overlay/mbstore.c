@@ -1,0 +1,368 @@
+/* The supernode's mailbox entries (see mbstore.h). Mailboxes hang off 256 hash chains by
+ * owner; entries of one mailbox are a list in arrival order, which is the order a fetch
+ * returns them in. */
+#include "overlay/mbstore.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MBS_BUCKETS = 256 };
+
+struct mbs_ent {
+	struct mbs_ent *next;
+	struct pn_mbs_entry e;
+	char sender[65];
+	uint8_t *buf;
+	uint8_t pass[PN_MBS_PASS_LEN];
+};
+
+struct mbs_tomb {
+	uint8_t id[16];
+	uint64_t until;
+};
+
+struct mbs_box {
+	struct mbs_box *next;
+	char owner[65];
+	struct mbs_ent *head, **tail;
+	size_t n_contact, n_req, bytes_contact;
+	struct mbs_tomb *tombs;
+	size_t n_tombs;
+	struct { uint8_t dev[16], pk[32]; } certs[PN_MBS_OWNER_CERTS];
+	unsigned n_certs;
+	struct { uint8_t dev[16]; uint64_t ts; } acks[PN_MBS_OWNER_CERTS];
+	unsigned n_acks;
+};
+
+struct pn_mbstore {
+	struct mbs_box *b[MBS_BUCKETS];
+	struct pn_mbs_stats st;
+};
+
+static unsigned bucket_of(const char *owner)
+{
+	uint8_t h[8];
+
+	crypto_generichash(h, sizeof(h), (const uint8_t *)owner, strlen(owner), NULL, 0);
+	return h[0];
+}
+
+static struct mbs_box *box_get(struct pn_mbstore *s, const char *owner, bool create)
+{
+	unsigned b = bucket_of(owner);
+	struct mbs_box *x;
+
+	for (x = s->b[b]; x; x = x->next)
+		if (strcmp(x->owner, owner) == 0)
+			return x;
+	if (!create || strlen(owner) >= sizeof(x->owner))
+		return NULL;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return NULL;
+	strcpy(x->owner, owner);
+	x->tail = &x->head;
+	x->next = s->b[b];
+	s->b[b] = x;
+	s->st.mailboxes++;
+	return x;
+}
+
+int pn_mbstore_new(struct pn_mbstore **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+static void ent_free(struct mbs_ent *e)
+{
+	free(e->buf);
+	free(e);
+}
+
+void pn_mbstore_free(struct pn_mbstore *s)
+{
+	if (!s)
+		return;
+	for (unsigned i = 0; i < MBS_BUCKETS; i++) {
+		while (s->b[i]) {
+			struct mbs_box *x = s->b[i];
+			s->b[i] = x->next;
+			while (x->head) {
+				struct mbs_ent *e = x->head;
+				x->head = e->next;
+				ent_free(e);
+			}
+			free(x->tombs);
+			free(x);
+		}
+	}
+	free(s);
+}
+
+static bool tombed(const struct mbs_box *x, const uint8_t id[16])
+{
+	for (size_t i = 0; i < x->n_tombs; i++)
+		if (memcmp(x->tombs[i].id, id, 16) == 0)
+			return true;
+	return false;
+}
+
+int pn_mbstore_put(struct pn_mbstore *s, const char *owner, const struct pn_mbs_entry *e,
+		   const char *sender, uint64_t now_s)
+{
+	struct mbs_box *x;
+	struct mbs_ent *n;
+	size_t from_sender = 0;
+
+	if (e->expires <= now_s)
+		return -ESTALE;
+	x = box_get(s, owner, true);
+	if (!x)
+		return -ENOMEM;
+	if (tombed(x, e->id)) {
+		s->st.tomb_refused++;
+		return -ESTALE;
+	}
+	for (struct mbs_ent *o = x->head; o; o = o->next) {
+		if (memcmp(o->e.id, e->id, 16) == 0) {
+			s->st.duplicates++;
+			return -EEXIST;
+		}
+		if (!o->e.contact && strcmp(o->sender, sender) == 0)
+			from_sender++;
+	}
+	if (e->contact ? x->n_contact >= PN_MBS_CONTACT_MAX ||
+				 x->bytes_contact + e->len > PN_MBS_CONTACT_BYTES
+		       : x->n_req >= PN_MBS_REQ_MAX || from_sender >= PN_MBS_REQ_PER_SENDER) {
+		s->st.quota_refused++;
+		return -EDQUOT;
+	}
+	n = calloc(1, sizeof(*n));
+	if (!n || !(n->buf = malloc(e->len))) {
+		free(n);
+		return -ENOMEM;
+	}
+	memcpy(n->buf, e->env, e->len);
+	n->e = *e;
+	n->e.env = n->buf;
+	if (e->pass) {
+		memcpy(n->pass, e->pass, PN_MBS_PASS_LEN);
+		n->e.pass = n->pass;
+	}
+	snprintf(n->sender, sizeof(n->sender), "%s", sender);
+	*x->tail = n;
+	x->tail = &n->next;
+	if (e->contact) {
+		x->n_contact++;
+		x->bytes_contact += e->len;
+	} else {
+		x->n_req++;
+	}
+	s->st.entries++;
+	s->st.bytes += e->len;
+	s->st.stored++;
+	return 0;
+}
+
+size_t pn_mbstore_get(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
+		      uint64_t now_s, size_t max,
+		      int (*cb)(void *arg, const struct pn_mbs_entry *e), void *arg)
+{
+	struct mbs_box *x = box_get(s, owner, false);
+	size_t n = 0;
+
+	for (struct mbs_ent *o = x ? x->head : NULL; o && n < max; o = o->next) {
+		if (o->e.expires <= now_s || memcmp(o->e.to_dev, dev, 16) != 0)
+			continue;
+		n++;
+		if (cb(arg, &o->e))
+			break;
+	}
+	return n;
+}
+
+size_t pn_mbstore_count_for(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
+			    uint64_t now_s)
+{
+	struct mbs_box *x = box_get(s, owner, false);
+	size_t n = 0;
+
+	for (struct mbs_ent *o = x ? x->head : NULL; o; o = o->next)
+		if (o->e.expires > now_s && memcmp(o->e.to_dev, dev, 16) == 0)
+			n++;
+	return n;
+}
+
+static void unlink_ent(struct pn_mbstore *s, struct mbs_box *x, struct mbs_ent **pp)
+{
+	struct mbs_ent *o = *pp;
+
+	*pp = o->next;
+	if (x->tail == &o->next)
+		x->tail = pp;
+	if (o->e.contact) {
+		x->n_contact--;
+		x->bytes_contact -= o->e.len;
+	} else {
+		x->n_req--;
+	}
+	s->st.entries--;
+	s->st.bytes -= o->e.len;
+	ent_free(o);
+}
+
+static void tomb_add(struct mbs_box *x, const uint8_t id[16], uint64_t until)
+{
+	if (tombed(x, id))
+		return;
+	if (x->n_tombs >= PN_MBS_TOMBS) {
+		/* full: forget the oldest (a resurrected entry is deduplicated by the
+		 * recipient and acknowledged again) */
+		memmove(x->tombs, x->tombs + 1, (x->n_tombs - 1) * sizeof(*x->tombs));
+		x->n_tombs--;
+	}
+	if (x->n_tombs % 64 == 0) {
+		struct mbs_tomb *t = realloc(x->tombs, (x->n_tombs + 64) * sizeof(*t));
+		if (!t)
+			return;
+		x->tombs = t;
+	}
+	memcpy(x->tombs[x->n_tombs].id, id, 16);
+	x->tombs[x->n_tombs++].until = until;
+}
+
+size_t pn_mbstore_del(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
+		      const uint8_t (*ids)[16], size_t n, uint64_t keep_until_s)
+{
+	struct mbs_box *x = box_get(s, owner, true);
+	size_t done = 0;
+
+	if (!x)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		bool ours = true;
+		for (struct mbs_ent **pp = &x->head; *pp; pp = &(*pp)->next) {
+			if (memcmp((*pp)->e.id, ids[i], 16) != 0)
+				continue;
+			ours = memcmp((*pp)->e.to_dev, dev, 16) == 0;
+			if (ours) {
+				unlink_ent(s, x, pp);
+				done++;
+			}
+			break;
+		}
+		if (ours) /* also when not held here yet: a late replica must not store it */
+			tomb_add(x, ids[i], keep_until_s);
+	}
+	s->st.deleted += done;
+	return done;
+}
+
+int pn_mbstore_ack_ts(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
+		      uint64_t ts)
+{
+	struct mbs_box *x = box_get(s, owner, true);
+	unsigned i;
+
+	if (!x)
+		return -ENOMEM;
+	for (i = 0; i < x->n_acks; i++)
+		if (memcmp(x->acks[i].dev, dev, 16) == 0)
+			break;
+	if (i == x->n_acks) {
+		if (x->n_acks == PN_MBS_OWNER_CERTS)
+			i = 0; /* forget the first device's; its next ack is newer anyway */
+		else
+			x->n_acks++;
+		memcpy(x->acks[i].dev, dev, 16);
+		x->acks[i].ts = 0;
+	}
+	if (ts <= x->acks[i].ts)
+		return -EALREADY;
+	x->acks[i].ts = ts;
+	return 0;
+}
+
+size_t pn_mbstore_expire(struct pn_mbstore *s, uint64_t now_s)
+{
+	size_t n = 0;
+
+	for (unsigned b = 0; b < MBS_BUCKETS; b++) {
+		for (struct mbs_box *x = s->b[b]; x; x = x->next) {
+			size_t k = 0;
+			for (struct mbs_ent **pp = &x->head; *pp;) {
+				if ((*pp)->e.expires <= now_s) {
+					unlink_ent(s, x, pp);
+					n++;
+				} else {
+					pp = &(*pp)->next;
+				}
+			}
+			for (size_t i = 0; i < x->n_tombs; i++)
+				if (x->tombs[i].until > now_s)
+					x->tombs[k++] = x->tombs[i];
+			x->n_tombs = k;
+		}
+	}
+	s->st.expired += n;
+	return n;
+}
+
+void pn_mbstore_owner_key(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
+			  const uint8_t sign_pk[32])
+{
+	struct mbs_box *x = box_get(s, owner, true);
+	unsigned i;
+
+	if (!x)
+		return;
+	for (i = 0; i < x->n_certs; i++)
+		if (memcmp(x->certs[i].dev, dev, 16) == 0)
+			break;
+	if (i == x->n_certs) {
+		if (x->n_certs == PN_MBS_OWNER_CERTS)
+			i = PN_MBS_OWNER_CERTS - 1;
+		else
+			x->n_certs++;
+	}
+	memcpy(x->certs[i].dev, dev, 16);
+	memcpy(x->certs[i].pk, sign_pk, 32);
+}
+
+bool pn_mbstore_owner_find(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
+			   uint8_t sign_pk[32])
+{
+	struct mbs_box *x = box_get(s, owner, false);
+
+	for (unsigned i = 0; x && i < x->n_certs; i++) {
+		if (memcmp(x->certs[i].dev, dev, 16) == 0) {
+			memcpy(sign_pk, x->certs[i].pk, 32);
+			return true;
+		}
+	}
+	return false;
+}
+
+void pn_mbstore_scan(struct pn_mbstore *s, unsigned *cursor, size_t max,
+		     void (*cb)(void *arg, const char *owner, const struct pn_mbs_entry *e,
+				const char *sender),
+		     void *arg)
+{
+	size_t seen = 0;
+
+	for (unsigned i = 0; i < MBS_BUCKETS && seen < max; i++) {
+		unsigned b = (*cursor + i) % MBS_BUCKETS;
+		for (struct mbs_box *x = s->b[b]; x && seen < max; x = x->next, seen++)
+			for (struct mbs_ent *o = x->head; o; o = o->next)
+				cb(arg, x->owner, &o->e, o->sender);
+		*cursor = (b + 1) % MBS_BUCKETS;
+	}
+}
+
+void pn_mbstore_stats(const struct pn_mbstore *s, struct pn_mbs_stats *st)
+{
+	*st = s->st;
+}
