@@ -203,6 +203,15 @@ static int cmd_serve(const char *dir, const char *netpath)
 			(unsigned long long)st.lookups, (unsigned long long)st.forwarded,
 			(unsigned long long)st.bad_packets, (unsigned long long)st.rejected_certs,
 			(unsigned long long)st.replays);
+		pn_info("mailboxes: %llu entries (%llu bytes) in %llu mailboxes, %llu stored, "
+			"%llu deleted, %llu expired; refused: %llu envelopes, %llu acknowledgements, "
+			"%llu replays, %llu over quota, %llu oversized",
+			(unsigned long long)st.mb_entries, (unsigned long long)st.mb_bytes,
+			(unsigned long long)st.mb_mailboxes, (unsigned long long)st.mb_stored,
+			(unsigned long long)st.mb_deleted, (unsigned long long)st.mb_expired,
+			(unsigned long long)st.mb_bad_envelopes, (unsigned long long)st.mb_bad_acks,
+			(unsigned long long)st.mb_replays, (unsigned long long)st.mb_quota_refused,
+			(unsigned long long)st.mb_oversized);
 	}
 out:
 	pn_supernode_free(sn);

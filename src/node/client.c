@@ -1450,6 +1450,9 @@ static void pres_send(struct pn_client *c, struct peer *p)
 	pn_wr_str8(&w, hidden ? "" : c->mood);
 	if (!w.err)
 		peer_send_frame(c, p, f, w.len);
+	/* presence goes to contacts only, on every occasion a contact should also hold a
+	 * fresh pass for our mailbox (a new session, a new contact, every few minutes) */
+	mb_pass_send(c, p);
 }
 
 /* Our presence to every device of contact u: now over sessions that are up, the others
@@ -1508,7 +1511,6 @@ static void pres_on_session_up(struct pn_client *c, struct peer *p)
 	if (c->logged_in && pn_cstore_contact_has(c->store, p->username)) {
 		pres_send(c, p);
 		req_on_session_up(c, p);
-		mb_pass_send(c, p);
 	}
 }
 

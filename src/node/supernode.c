@@ -1834,14 +1834,17 @@ static void mb_serve(struct pn_supernode *sn, struct mb_local *to, const uint8_t
 		if (has_pass) {
 			uint8_t dev[16], pk[32];
 			pn_mb_pass_signer(pass, dev);
-			if (!pn_mbstore_owner_find(sn->mbs, owner, dev, pk))
+			if (!pn_mbstore_owner_find(sn->mbs, owner, dev, pk)) {
 				sn->st.mb_pass_unknown++; /* request quota, until the owner shows */
-			else if (pn_mb_pass_verify(pass, owner, me.sender.name, pk, now_s) == 0)
+			} else if (pn_mb_pass_verify(pass, owner, me.sender.name, pk, now_s) == 0) {
 				ent.contact = true;
-			else
+			} else {
 				sn->st.mb_bad_envelopes++;
+			}
 			ent.pass = pass;
 		}
+		if (pn_mbstore_entries(sn->mbs, owner) == 0)
+			pn_info("keeping entries of the mailbox of %s", owner);
 		rc = pn_mbstore_put(sn->mbs, owner, &ent, me.sender.name, now_s);
 		if (rc == -EDQUOT) {
 			mb_answer_status(to, PN_F_MB_STORED, req, PN_ST_RATE_LIMITED);

@@ -184,6 +184,13 @@ size_t pn_mbstore_get(struct pn_mbstore *s, const char *owner, const uint8_t dev
 	return n;
 }
 
+size_t pn_mbstore_entries(struct pn_mbstore *s, const char *owner)
+{
+	struct mbs_box *x = box_get(s, owner, false);
+
+	return x ? x->n_contact + x->n_req : 0;
+}
+
 size_t pn_mbstore_count_for(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
 			    uint64_t now_s)
 {

@@ -53,6 +53,8 @@ int pn_mbstore_put(struct pn_mbstore *s, const char *owner, const struct pn_mbs_
 size_t pn_mbstore_get(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
 		      uint64_t now_s, size_t max,
 		      int (*cb)(void *arg, const struct pn_mbs_entry *e), void *arg);
+/* How many entries owner's mailbox holds here (all devices). */
+size_t pn_mbstore_entries(struct pn_mbstore *s, const char *owner);
 /* How many entries for dev are held (not expired). */
 size_t pn_mbstore_count_for(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
 			    uint64_t now_s);
