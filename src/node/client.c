@@ -46,7 +46,7 @@ enum {
 	/* one datagram, also when it goes into a mailbox sealed with our certificate
 	 * (docs/ARCHITECTURE.md, "Messages are one datagram") */
 	CL_CHAT_TEXT_MAX = 800,
-	CL_MB_AFTER_TRIES = 2,     /* no receipt after this many tries: into the mailbox */
+	CL_MB_AFTER_TRIES = 4,     /* no receipt after this many tries (7 s): into the mailbox */
 	CL_MB_RETRY_MS = 3000,     /* a deposit without any store receipt is sent again */
 	CL_MB_TRIES = 8,
 	CL_MB_FETCH_RETRY_MS = 8000,
@@ -3371,8 +3371,7 @@ static uint64_t cl_deadline(void *node)
 			t = min64(t, hs_retry_time(&p->link));
 	if (c->sn_state == SN_UP)
 		for (struct outmsg *m = c->out; m; m = m->next)
-			if (!m->mb_stored)
-				t = min64(t, m->next_try);
+			t = min64(t, m->next_try);
 	t = min64(t, mb_deadline(c));
 	t = min64(t, pres_deadline(c));
 	return min64(t, calls_deadline(c));
@@ -3386,9 +3385,6 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 			m->dead = true;
 			continue;
 		}
-		/* in the mailbox: the recipient takes it from there on attach */
-		if (m->mb_stored)
-			continue;
 		if (m->next_try > now)
 			continue;
 		if ((m->carbon || m->delivered) && m->tries >= CL_MSG_TRIES) {
@@ -3400,11 +3396,15 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 			/* slow retry of a message whose recipient was unreachable */
 			m->queued = false;
 			m->tries = 0;
-			pn_cstore_msg_set_state(c->store, m->id, PN_MSG_SENT, wall_ms(c));
+			/* (a stored message keeps saying so while we try directly as well) */
+			if (!m->mb_stored)
+				pn_cstore_msg_set_state(c->store, m->id, PN_MSG_SENT, wall_ms(c));
 		}
 		if (++m->tries > CL_MSG_TRIES) {
 			m->queued = true;
 			m->next_try = now + CL_QUEUED_RETRY_MS;
+			if (m->mb_stored)
+				continue;
 			pn_cstore_msg_set_state(c->store, m->id, PN_MSG_QUEUED, wall_ms(c));
 			msg_state_event(c, m->id, m->to, PN_MSG_QUEUED);
 			continue;
@@ -3673,6 +3673,14 @@ static void cmd_status(struct pn_client *c, pn_client_reply_cb cb, void *arg)
 				      (json_int_t)c->calls_refused, "call_offers_rate_limited",
 				      (json_int_t)c->calls_rate_limited, "media_packets",
 				      (json_int_t)c->media_bad));
+	/* our mailbox: messages taken from it, duplicates, envelopes refused (forged, not
+	 * for us, malformed); store receipts that did not verify; deposits refused */
+	json_object_set_new(r, "mailbox",
+			    json_pack("{s:I,s:I,s:I,s:I,s:I}", "received", (json_int_t)c->mb_in,
+				      "duplicates", (json_int_t)c->mb_dup, "rejected",
+				      (json_int_t)c->mb_bad, "bad_store_receipts",
+				      (json_int_t)c->mb_receipts_bad, "deposits_refused",
+				      (json_int_t)c->mb_refused));
 	reply_ok(cb, arg, r);
 }
 
@@ -4261,8 +4269,25 @@ static void cmd_calls(struct pn_client *c, json_t *args, pn_client_reply_cb cb, 
 static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_reply_cb cb, void *arg)
 {
 	const char *from = arg_str(args, "calls_from");
+	json_t *ttl = args ? json_object_get(args, "mailbox_ttl_s") : NULL;
 
-	if (set) {
+	if (set && ttl) {
+		/* how long our messages wait in a mailbox for an offline recipient */
+		char v[24];
+		json_int_t t = json_is_integer(ttl) ? json_integer_value(ttl) : -1;
+		if (t < 60 || t > PN_MB_TTL_MAX_S) {
+			reply_err(cb, arg, -EINVAL, "bad_request",
+				  "mailbox_ttl_s must be a whole number of seconds, 60 to 7776000");
+			return;
+		}
+		snprintf(v, sizeof(v), "%lld", (long long)t);
+		if (pn_cstore_kv_set(c->store, "mailbox_ttl_s", v, strlen(v))) {
+			reply_err(cb, arg, -EIO, "internal", "settings store error");
+			return;
+		}
+		c->mb_ttl_s = (uint64_t)t;
+	}
+	if (set && (from || !ttl)) {
 		if (!from || (strcmp(from, "contacts") != 0 && strcmp(from, "anyone") != 0)) {
 			reply_err(cb, arg, -EINVAL, "bad_request",
 				  "calls_from must be \"contacts\" or \"anyone\"");
@@ -4274,8 +4299,9 @@ static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_
 		}
 		c->calls_from_anyone = from[0] == 'a';
 	}
-	reply_ok(cb, arg, json_pack("{s:s,s:b}", "calls_from",
-				    c->calls_from_anyone ? "anyone" : "contacts", "echo_bot", c->echo_bot));
+	reply_ok(cb, arg, json_pack("{s:s,s:b,s:I}", "calls_from",
+				    c->calls_from_anyone ? "anyone" : "contacts", "echo_bot", c->echo_bot,
+				    "mailbox_ttl_s", (json_int_t)c->mb_ttl_s));
 }
 
 /* history.search {"text", "limit"?}: every word of text, as a word prefix, in any order;

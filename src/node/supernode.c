@@ -2176,7 +2176,12 @@ static void mb_tick(struct pn_supernode *sn, uint64_t now)
 
 static uint64_t mb_deadline(struct pn_supernode *sn)
 {
-	uint64_t t = sn->mb_next_expire;
+	struct pn_mbs_stats ms;
+	uint64_t t;
+
+	/* an empty store has nothing to expire: an idle supernode stays idle */
+	pn_mbstore_stats(sn->mbs, &ms);
+	t = ms.entries ? sn->mb_next_expire : UINT64_MAX;
 
 	for (struct sn_mbjob *j = sn->mbjobs; j; j = j->next)
 		if (j->started && j->deadline < t)

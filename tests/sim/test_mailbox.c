@@ -179,10 +179,57 @@ static void test_offline_delivery_survives_replica_loss(void **state)
 	sc_net_free(&n);
 }
 
+/* A message whose time to live runs out in the mailbox shows "expired" to the sender and
+ * is gone from every supernode; the recipient, back later, never sees it. */
+static void test_expiry(void **state)
+{
+	struct sc_net n;
+	struct sc_reply r;
+	json_t *args;
+	unsigned ev0;
+	uint64_t expired = 0;
+
+	(void)state;
+	net_up(&n, 777);
+	args = json_pack("{s:i}", "mailbox_ttl_s", 120);
+	assert_true(sc_call(&n, 0, "settings.set", args, &r, 1000));
+	assert_int_equal(r.err, 0);
+	assert_int_equal(json_integer_value(json_object_get(r.result, "mailbox_ttl_s")), 120);
+	sc_reply_clear(&r);
+	pn_sim_host_set_up(n.client_hosts[1], false);
+	ev0 = n.n_events;
+	send_many(&n, 0, "bob", 3, "short-lived");
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 20000);
+	assert_true(count_state(&n, 0, "stored", ev0) >= 3);
+	assert_int_equal(count_state(&n, 0, "expired", ev0), 0);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 120000);
+	assert_int_equal(count_state(&n, 0, "expired", ev0), 3);
+	for (unsigned i = 0; i < n.n_sns; i++) {
+		struct pn_supernode_stats st;
+		pn_supernode_stats(n.sns[i], &st);
+		assert_int_equal(st.mb_entries, 0);
+		expired += st.mb_expired;
+	}
+	printf("  entries expired on the supernodes: %llu\n", (unsigned long long)expired);
+	assert_true(expired >= 3 * 3);
+	assert_true(sc_call(&n, 0, "history", sc_args2("with", "bob", NULL, NULL), &r, 1000));
+	for (size_t i = 2; i < json_array_size(json_object_get(r.result, "messages")); i++)
+		assert_string_equal(json_string_value(json_object_get(
+					    json_array_get(json_object_get(r.result, "messages"), i), "state")),
+				    "expired");
+	sc_reply_clear(&r);
+	ev0 = n.n_events;
+	pn_sim_host_set_up(n.client_hosts[1], true);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 30000);
+	assert_int_equal(count_ev(&n, 1, "message.received", ev0), 0);
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_offline_delivery_survives_replica_loss),
+		cmocka_unit_test(test_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
