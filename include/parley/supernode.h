@@ -64,6 +64,8 @@ struct pn_supernode_stats {
 		mb_quota_refused, mb_pass_unknown, mb_oversized, mb_replicated;
 };
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
+/* Entries of owner's mailbox this supernode holds (all of the owner's devices). */
+size_t pn_supernode_mailbox_entries(const struct pn_supernode *sn, const char *owner);
 /* Test hook: called with every envelope payload the supernode forwards (for asserting that
  * it sees only ciphertext). NULL to disable. */
 void pn_supernode_set_forward_hook(struct pn_supernode *sn,

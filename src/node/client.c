@@ -299,7 +299,7 @@ struct pn_client {
 	uint64_t mb_ttl_s;
 	uint32_t mb_fetch_req;
 	uint64_t mb_fetch_at, mb_poll_at, mb_ack_ts, mb_last_fetch, mb_last_tick;
-	bool mb_more;
+	bool mb_more, mb_ticked;
 	uint8_t (*mb_acks)[16]; /* entries taken, to acknowledge */
 	size_t mb_n_acks, mb_acks_cap, mb_acks_inflight;
 	uint32_t mb_ack_req;
@@ -2435,10 +2435,11 @@ static void mb_tick(struct pn_client *c, uint64_t now)
 	for (struct outmsg *m = c->out; m && !waiting; m = m->next)
 		waiting = m->mb_stored && !m->delivered;
 	if (!c->mb_fetch_req && ((waiting && now >= c->mb_poll_at) ||
-				 (c->mb_last_tick && now - c->mb_last_tick > CL_MB_WAKE_MS) ||
+				 (c->mb_ticked && now - c->mb_last_tick > CL_MB_WAKE_MS) ||
 				 now >= c->mb_last_fetch + CL_MB_IDLE_POLL_MS))
 		mb_fetch(c);
 	c->mb_last_tick = now;
+	c->mb_ticked = true;
 	mb_receipts_send(c, now);
 }
 

@@ -343,6 +343,11 @@ void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats
 	st->mb_duplicates = ms.duplicates;
 }
 
+size_t pn_supernode_mailbox_entries(const struct pn_supernode *sn, const char *owner)
+{
+	return pn_mbstore_entries(sn->mbs, owner);
+}
+
 void pn_supernode_set_lookup_hook(struct pn_supernode *sn,
 				  void (*hook)(void *arg, bool found, unsigned hops, uint64_t ms),
 				  void *arg)
