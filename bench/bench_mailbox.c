@@ -118,6 +118,15 @@ static void backlog(unsigned count)
 	}
 	fprintf(stderr, "received %u, delivered %u\n", hist_count(&n, 1, "alice", NULL),
 		hist_count(&n, 0, "bob", "delivered"));
+	{
+		/* how many came out of the mailbox (the rest came by alice's direct retries) */
+		json_int_t via = 0;
+		if (sc_call(&n, 1, "status", NULL, &r, 1000) && !r.err)
+			via = json_integer_value(json_object_get(json_object_get(r.result, "mailbox"),
+								 "received"));
+		sc_reply_clear(&r);
+		fig("backlog_via_mailbox", (double)via, "messages");
+	}
 	fig("backlog_messages", count, "messages");
 	fig("attach_to_all_received_ms", (double)t_recv, "ms");
 	fig("attach_to_all_delivered_ms", (double)t_dlv, "ms");

@@ -89,7 +89,7 @@ static void usage(FILE *f)
 		"  decline [ID] | hangup [ID]               refuse a ringing call / end a call\n"
 		"  hold [ID] | resume [ID]                  put the call on hold and back\n"
 		"  calls [--limit N]                        current call and the call log\n"
-		"  settings [calls-from contacts|anyone]    show or change settings\n"
+		"  settings [calls-from C | mailbox-ttl S]  show or change settings\n"
 		"  devices | devices revoke DEVICE-ID       this account's devices; revoke one\n"
 		"  presence [online|away|dnd|invisible] [--mood TEXT]\n"
 		"                                           your status, and your contacts'\n"
@@ -189,9 +189,10 @@ static const struct cmd_help cmd_helps[] = {
 		     "Without arguments shows your status and your contacts'. With a status (and/or\n"
 		     "--mood, at most 100 bytes; --mood '' clears it) sets yours: your contacts see\n"
 		     "it within a second, nobody else ever does. Invisible looks offline to them.\n"},
-	{"settings", "usage: parley settings [calls-from contacts|anyone]\n"
+	{"settings", "usage: parley settings [calls-from contacts|anyone | mailbox-ttl SECONDS]\n"
 		     "Shows the settings, or sets who may call: only contacts (the default) or\n"
-		     "anyone.\n"},
+		     "anyone; or how long your messages wait in an offline recipient's mailbox\n"
+		     "(60 to 7776000 seconds, default 2592000 = 30 days).\n"},
 	{"events", "usage: parley events [--count N]\n"
 		   "Prints events (messages, delivery states, status changes) as they happen,\n"
 		   "until N events were printed or it is interrupted.\n"},
@@ -978,6 +979,8 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 		}
 	} else if (strcmp(cmd, "settings") == 0) {
 		printf("calls from: %s\n", jstr(r, "calls_from"));
+		printf("mailbox time to live: %lld s\n",
+		       (long long)json_integer_value(json_object_get(r, "mailbox_ttl_s")));
 		if (json_is_true(json_object_get(r, "echo_bot")))
 			printf("echo test service: on\n");
 	} else if (strcmp(cmd, "ping") == 0) {
@@ -1584,11 +1587,21 @@ int main(int argc, char **argv)
 		if (used_opts & OPT_LIMIT)
 			json_object_set_new(args, "limit", json_integer((json_int_t)limit));
 	} else if (strcmp(cmd, "settings") == 0) {
-		if (nargs == 1 || (nargs == 2 && strcmp(pos[0], "calls-from") != 0)) {
+		if (nargs == 1 || (nargs == 2 && strcmp(pos[0], "calls-from") != 0 &&
+				   strcmp(pos[0], "mailbox-ttl") != 0)) {
 			fprintf(stderr, "parley: unknown setting `%s'\n%s", pos[0], find_cmd_help(cmd));
 			goto out;
 		}
-		if (nargs == 2) {
+		if (nargs == 2 && strcmp(pos[0], "mailbox-ttl") == 0) {
+			char *end;
+			long long v = strtoll(pos[1], &end, 10);
+			sub = "set";
+			if (*end || end == pos[1]) {
+				fprintf(stderr, "parley: mailbox-ttl takes seconds\n%s", find_cmd_help(cmd));
+				goto out;
+			}
+			json_object_set_new(args, "mailbox_ttl_s", json_integer(v));
+		} else if (nargs == 2) {
 			sub = "set";
 			if (add_str(args, "calls_from", pos[1]) < 0)
 				goto out;

@@ -38,6 +38,11 @@ for u in alice bob; do
 		fail "$u logs in" "$(cat "$LN_DIR/$u.login" 2>/dev/null)"
 	i=$((i + 1))
 done
+r=$(ln_cli alice --json settings mailbox-ttl 86400)
+printf '%s' "$r" | jq -e '.mailbox_ttl_s == 86400' >/dev/null && ok "alice sets her mailbox time to live (1 day)" ||
+	fail "alice sets her mailbox time to live" "$r"
+ln_cli alice settings mailbox-ttl 5 >/dev/null 2>&1; [ $? = 1 ] && ok "a time to live under 60 s is refused" ||
+	fail "a time to live under 60 s is refused"
 ln_cli alice --json contacts add bob >/dev/null && ln_cli bob --json contacts add alice >/dev/null &&
 	ok "alice and bob are each other's contacts" || fail "alice and bob are each other's contacts"
 
