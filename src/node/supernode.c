@@ -1895,7 +1895,7 @@ static void mb_serve(struct pn_supernode *sn, struct mb_local *to, const uint8_t
 			return;
 		}
 		/* a certified device of the owner: passes it signed can be checked now */
-		pn_mbstore_owner_key(sn->mbs, owner, c.device_id, c.sign_pk);
+		pn_mbstore_owner_key(sn->mbs, owner, c.device_id, c.sign_pk, cert, cl);
 		sn->st.mb_fetches++;
 		if (max > SN_MB_FETCH_MAX)
 			max = SN_MB_FETCH_MAX;
@@ -1932,7 +1932,8 @@ static void mb_serve(struct pn_supernode *sn, struct mb_local *to, const uint8_t
 			mb_answer_status(to, PN_F_MB_DONE, req, PN_ST_STALE);
 			return;
 		}
-		pn_mbstore_owner_key(sn->mbs, a.owner, a.cert.device_id, a.cert.sign_pk);
+		pn_mbstore_owner_key(sn->mbs, a.owner, a.cert.device_id, a.cert.sign_pk, a.cert_raw,
+				     a.cert_len);
 		k = pn_mbstore_del(sn->mbs, a.owner, a.cert.device_id, (const uint8_t (*)[16])a.ids,
 				   a.n, now_s + PN_MB_TTL_MAX_S);
 		pn_wr_init(&w, out, sizeof(out));
@@ -1942,6 +1943,24 @@ static void mb_serve(struct pn_supernode *sn, struct mb_local *to, const uint8_t
 		pn_wr_u8(&w, 0);
 		pn_wr_u8(&w, (uint8_t)k);
 		mb_reply(to, out, w.len);
+		return;
+	}
+	case PN_F_MB_OWNER: {
+		/* from another replica: the root's signature is what makes it true (a
+		 * certificate that has since expired still names the owner's device key) */
+		char owner[PN_CERT_NAME_MAX + 1];
+		const uint8_t *cert;
+		size_t cl;
+		struct pn_cert c;
+		pn_rd_str8(&r, owner, sizeof(owner));
+		pn_rd_vec16(&r, &cert, &cl, PN_CERT_MAX);
+		if (pn_rd_end(&r) || pn_cert_decode(&c, cert, cl) ||
+		    pn_mb_cert_was_valid(&c, sn->net.root_pk, PN_CERT_DEVICE) ||
+		    strcmp(c.name, owner) != 0) {
+			sn->st.bad_packets++;
+			return;
+		}
+		pn_mbstore_owner_key(sn->mbs, owner, c.device_id, c.sign_pk, cert, cl);
 		return;
 	}
 	default:
@@ -1954,7 +1973,8 @@ static bool mb_on_request(struct pn_supernode *sn, struct pn_lent *e, const uint
 {
 	struct mb_local to = {sn, NULL, 0, e};
 
-	if (n < 1 || (f[0] != PN_F_MB_STORE && f[0] != PN_F_MB_GET && f[0] != PN_F_MB_DEL))
+	if (n < 1 || (f[0] != PN_F_MB_STORE && f[0] != PN_F_MB_GET && f[0] != PN_F_MB_DEL &&
+		      f[0] != PN_F_MB_OWNER))
 		return false;
 	mb_serve(sn, &to, f, n);
 	return true;
@@ -2203,6 +2223,21 @@ struct mb_repl {
 	char owner[PN_CERT_NAME_MAX + 1];
 };
 
+static void mb_repl_owner(void *arg, const uint8_t *cert, size_t len)
+{
+	struct mb_repl *rp = arg;
+	uint8_t f[16 + PN_CERT_NAME_MAX + PN_CERT_MAX];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_MB_OWNER);
+	pn_wr_u32(&w, 0);
+	pn_wr_str8(&w, rp->owner);
+	pn_wr_vec16(&w, cert, len);
+	if (!w.err)
+		mb_job_add_frame(rp->j, f, w.len);
+}
+
 static void mb_repl_entry(void *arg, const char *owner, const struct pn_mbs_entry *e,
 			  const char *sender)
 {
@@ -2218,6 +2253,8 @@ static void mb_repl_entry(void *arg, const char *owner, const struct pn_mbs_entr
 		snprintf(rp->owner, sizeof(rp->owner), "%s", owner);
 		if (!rp->j)
 			return;
+		/* the owner's devices first, so the passes of the entries can be checked */
+		pn_mbstore_owner_certs(rp->sn->mbs, owner, mb_repl_owner, rp);
 	}
 	pn_wr_init(&w, f, sizeof(f));
 	pn_wr_u8(&w, PN_F_MB_STORE);

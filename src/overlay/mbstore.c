@@ -30,7 +30,7 @@ struct mbs_box {
 	size_t n_contact, n_req, bytes_contact;
 	struct mbs_tomb *tombs;
 	size_t n_tombs;
-	struct { uint8_t dev[16], pk[32]; } certs[PN_MBS_OWNER_CERTS];
+	struct { uint8_t dev[16], pk[32], raw[255]; uint8_t raw_len; } certs[PN_MBS_OWNER_CERTS];
 	unsigned n_certs;
 	struct { uint8_t dev[16]; uint64_t ts; } acks[PN_MBS_OWNER_CERTS];
 	unsigned n_acks;
@@ -319,7 +319,7 @@ size_t pn_mbstore_expire(struct pn_mbstore *s, uint64_t now_s)
 }
 
 void pn_mbstore_owner_key(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
-			  const uint8_t sign_pk[32])
+			  const uint8_t sign_pk[32], const uint8_t *cert, size_t cert_len)
 {
 	struct mbs_box *x = box_get(s, owner, true);
 	unsigned i;
@@ -337,6 +337,20 @@ void pn_mbstore_owner_key(struct pn_mbstore *s, const char *owner, const uint8_t
 	}
 	memcpy(x->certs[i].dev, dev, 16);
 	memcpy(x->certs[i].pk, sign_pk, 32);
+	if (cert && cert_len <= sizeof(x->certs[i].raw)) {
+		memcpy(x->certs[i].raw, cert, cert_len);
+		x->certs[i].raw_len = (uint8_t)cert_len;
+	}
+}
+
+void pn_mbstore_owner_certs(struct pn_mbstore *s, const char *owner,
+			    void (*cb)(void *arg, const uint8_t *cert, size_t len), void *arg)
+{
+	struct mbs_box *x = box_get(s, owner, false);
+
+	for (unsigned i = 0; x && i < x->n_certs; i++)
+		if (x->certs[i].raw_len)
+			cb(arg, x->certs[i].raw, x->certs[i].raw_len);
 }
 
 bool pn_mbstore_owner_find(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],

@@ -70,9 +70,13 @@ int pn_mbstore_ack_ts(struct pn_mbstore *s, const char *owner, const uint8_t dev
 /* Drops expired entries and tombstones; returns the number of entries dropped. */
 size_t pn_mbstore_expire(struct pn_mbstore *s, uint64_t now_s);
 
-/* Owner certificates seen (the caller verified them): a pass is checked against these. */
+/* Owner certificates seen (the caller verified them): a pass is checked against these,
+ * and re-replication hands them on (raw, up to 255 bytes; NULL/0 keeps only the key). */
 void pn_mbstore_owner_key(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
-			  const uint8_t sign_pk[32]);
+			  const uint8_t sign_pk[32], const uint8_t *cert, size_t cert_len);
+/* Calls cb with each stored owner certificate of owner. */
+void pn_mbstore_owner_certs(struct pn_mbstore *s, const char *owner,
+			    void (*cb)(void *arg, const uint8_t *cert, size_t len), void *arg);
 bool pn_mbstore_owner_find(struct pn_mbstore *s, const char *owner, const uint8_t dev[16],
 			   uint8_t sign_pk[32]);
 

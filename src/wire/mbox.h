@@ -64,6 +64,9 @@ enum pn_mb_frame {
 	PN_F_MB_STORED = 0x57,  /* u32 req | u8 status | [u16 len | receipt when status is OK] */
 	PN_F_MB_GET = 0x58,     /* u32 req | str8 owner | u16 cert_len | device cert | u16 max */
 	PN_F_MB_DEL = 0x59,     /* u32 req | ack   (answered by MB_DONE with the count deleted) */
+	/* re-replication: a device certificate of the owner, so the new replica can check
+	 * the passes of the entries that follow (no answer) */
+	PN_F_MB_OWNER = 0x5a,   /* u32 req | str8 owner | u16 cert_len | device cert */
 	/* end-to-end, device -> device: a mailbox pass for the receiver (frame type 0x46) */
 	PN_F_MBOX_PASS = 0x46,  /* pass (owner = the sending user, grantee = the receiving) */
 };

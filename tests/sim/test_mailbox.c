@@ -141,6 +141,17 @@ static void test_offline_delivery_survives_replica_loss(void **state)
 		killed++;
 	}
 	assert_int_equal(killed, 2);
+	/* re-replication: within two refresh periods the survivor has copied the mailbox to
+	 * the supernodes now closest to its key, so it is on 3 live ones again */
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 65000);
+	{
+		unsigned live = 0;
+		for (unsigned i = 0; i < n.n_sns; i++)
+			if (up[i] && pn_supernode_mailbox_entries(n.sns[i], "bob") == COUNT)
+				live++;
+		printf("  live supernodes holding all of bob's mailbox after churn: %u\n", live);
+		assert_int_equal(live, 3);
+	}
 	/* bob comes back: everything arrives once, in order; alice sees it delivered */
 	ev0 = n.n_events;
 	pn_sim_host_set_up(n.client_hosts[1], true);

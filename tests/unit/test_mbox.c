@@ -344,7 +344,7 @@ static void store_quota_tombs_expiry(void **state)
 	assert_int_equal(pn_mbstore_ack_ts(s, "bob", dev, 101), 0);
 	/* owner keys */
 	memset(pk, 0x77, 32);
-	pn_mbstore_owner_key(s, "bob", dev, pk);
+	pn_mbstore_owner_key(s, "bob", dev, pk, NULL, 0);
 	memset(pk, 0, 32);
 	assert_true(pn_mbstore_owner_find(s, "bob", dev, pk));
 	assert_int_equal(pk[0], 0x77);
