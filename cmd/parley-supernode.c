@@ -110,7 +110,8 @@ static int cmd_serve(const char *dir, const char *netpath)
 	struct pn_addr listen, bound;
 	char err[512], a[PN_ADDR_STRLEN], *keyf = cu_path_join(dir, "supernode.key"),
 					  *certf = opt[O_CERT] ? strdup(opt[O_CERT])
-							       : cu_path_join(dir, "supernode.cert");
+							       : cu_path_join(dir, "supernode.cert"),
+					  *mbf = cu_path_join(dir, "mailboxes.db");
 	uint8_t *cert = NULL;
 	size_t cert_len = 0;
 	uint64_t v;
@@ -179,6 +180,7 @@ static int cmd_serve(const char *dir, const char *netpath)
 	sc.net = &net;
 	sc.cert = cert;
 	sc.cert_len = cert_len;
+	sc.mailbox_db = mbf; /* mailboxes survive a restart */
 	rc = pn_supernode_new(&sn, &sc);
 	if (rc) {
 		fprintf(stderr, "%s: certificate `%s' rejected: %s (is it for this key and network, "
@@ -220,6 +222,7 @@ out:
 	free(cert);
 	free(keyf);
 	free(certf);
+	free(mbf);
 	return rc;
 }
 

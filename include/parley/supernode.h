@@ -28,6 +28,9 @@ struct pn_supernode_config {
 	uint32_t max_clients;      /* 0 = 10000 */
 	uint32_t kad_per_prefix;   /* overlay contacts per /24 or /48 per bucket; 0 = 2 */
 	uint32_t kad_k;            /* k-bucket size; 0 = 32 (large: supernodes are few) */
+	/* SQLite file the mailboxes are kept in (loaded at start, written through), or NULL
+	 * for memory only */
+	const char *mailbox_db;
 	/* Simulation only: make this supernode an attacker in the overlay.
 	 * PN_SN_HONEST, PN_SN_DROP (never answers overlay requests, stores nothing),
 	 * PN_SN_LIE (answers FIND_VALUE with far-away nodes instead of the records it holds,

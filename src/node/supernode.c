@@ -262,6 +262,15 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 	}
 	if (!rc)
 		rc = pn_mbstore_new(&sn->mbs);
+	if (!rc && cfg->mailbox_db) {
+		struct pn_mbs_stats ms;
+		rc = pn_mbstore_open_db(sn->mbs, cfg->mailbox_db, sn->env.wall_s(sn->env.ctx));
+		pn_mbstore_stats(sn->mbs, &ms);
+		if (!rc)
+			pn_info("mailboxes: %llu entries in %llu mailboxes loaded from %s",
+				(unsigned long long)ms.entries, (unsigned long long)ms.mailboxes,
+				cfg->mailbox_db);
+	}
 	if (rc)
 		goto fail;
 	{

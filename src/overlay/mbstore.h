@@ -42,6 +42,11 @@ struct pn_mbs_stats {
 
 int pn_mbstore_new(struct pn_mbstore **out);
 void pn_mbstore_free(struct pn_mbstore *s);
+/* Makes the store persistent in the SQLite file at path (created mode 0600): what the file
+ * holds is loaded (expired entries dropped), and from then on every change is written
+ * through, so a restarted supernode still holds its mailboxes. Call on an empty store.
+ * 0, -EIO (logged), -ENOMEM, -EINVAL. */
+int pn_mbstore_open_db(struct pn_mbstore *s, const char *path, uint64_t now_s);
 
 /* Stores an envelope (already checked by the caller). 0, -EEXIST (that entry is already
  * held: storing is idempotent, the caller answers as for a new one), -EDQUOT (the quota it

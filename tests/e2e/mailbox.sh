@@ -2,8 +2,9 @@
 # Mailboxes end to end with the real programs on loopback: five supernodes; bob's daemon
 # stops; alice sends 100 messages, which go into bob's mailbox on the r = 3 supernodes
 # closest to its key (alice sees each "stored" on 3 of 3); two of those supernodes are
-# killed with SIGKILL; bob's daemon starts again: all 100 arrive once and in order, and
-# alice sees every one delivered.
+# killed with SIGKILL, and the third is killed too and started again (its mailboxes come
+# back from its SQLite file); bob's daemon starts again: all 100 arrive once and in order,
+# and alice sees every one delivered.
 # Usage: tests/e2e/mailbox.sh BINDIR
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -84,6 +85,14 @@ for s in "${holders[@]}"; do [ "$s" != sn ] && [ ${#victims[@]} -lt 2 ] && victi
 for s in "${holders[@]}"; do [ ${#victims[@]} -lt 2 ] && [[ " ${victims[*]} " != *" $s "* ]] && victims+=("$s"); done
 for s in "${victims[@]}"; do var="LN_PID_$s"; kill -KILL "${!var}"; done
 ok "killed ${victims[*]} with SIGKILL"
+# the last copy: SIGKILL and start again; it serves bob's mailbox from its file
+for s in "${holders[@]}"; do [[ " ${victims[*]} " != *" $s "* ]] && last=$s; done
+var="LN_PID_$last"; kill -KILL "${!var}"; wait "${!var}" 2>/dev/null
+mv "$LN_DIR/$last.log" "$LN_DIR/$last.log.1"
+ln_start_supernode "$last" || exit 1
+grep -q "mailboxes: $N entries in" "$LN_DIR/$last.log" &&
+	ok "$last killed and restarted: its $N mailbox entries are back from disk" ||
+	fail "$last restarted with its mailboxes" "$(grep mailboxes: "$LN_DIR/$last.log")"
 
 start=$(date +%s.%N)
 ln_start_client bob "$LN_DIR/net-bob.conf" || exit 1

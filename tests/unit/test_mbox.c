@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sodium.h>
@@ -362,6 +363,80 @@ static void store_quota_tombs_expiry(void **state)
 	pn_mbstore_free(s);
 }
 
+static int has_pass(void *arg, const struct pn_mbs_entry *e)
+{
+	unsigned *n = arg;
+	*n += e->pass != NULL;
+	return 0;
+}
+
+/* A persistent store keeps entries (with their passes), tombstones and owner keys across
+ * a restart, and drops what expired while it was down. */
+static void store_survives_restart(void **state)
+{
+	char dir[] = "/tmp/pn-mbs-XXXXXX", path[64], p2[80];
+	struct pn_mbstore *s;
+	struct pn_mbs_stats st;
+	struct pn_mbs_entry e;
+	uint8_t dev[16], pk[32], pass[PN_MBS_PASS_LEN], del[1][16], got[64];
+	unsigned passes = 0;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/mb.db", dir);
+	memset(dev, 0xd1, 16);
+	memset(pk, 0x77, 32);
+	memset(pass, 0x55, sizeof(pass));
+	assert_int_equal(pn_mbstore_new(&s), 0);
+	assert_int_equal(pn_mbstore_open_db(s, path, T_NOW), 0);
+	e = ent(1, 0xd1, true, T_EXP);
+	e.pass = pass;
+	assert_int_equal(pn_mbstore_put(s, "bob", &e, "alice", T_NOW), 0);
+	e = ent(2, 0xd1, false, T_EXP);
+	assert_int_equal(pn_mbstore_put(s, "bob", &e, "carol", T_NOW), 0);
+	e = ent(3, 0xd1, true, T_NOW + 100);
+	assert_int_equal(pn_mbstore_put(s, "bob", &e, "alice", T_NOW), 0);
+	e = ent(4, 0xd1, true, T_EXP);
+	assert_int_equal(pn_mbstore_put(s, "bob", &e, "alice", T_NOW), 0);
+	memset(del[0], 4, 16);
+	del[0][15] = 0;
+	assert_int_equal(pn_mbstore_del(s, "bob", dev, (const uint8_t (*)[16])del, 1, T_EXP), 1);
+	pn_mbstore_owner_key(s, "bob", dev, pk, (const uint8_t *)"cert", 4);
+	pn_mbstore_free(s);
+
+	/* restarted later: entry 3 expired meanwhile */
+	assert_int_equal(pn_mbstore_new(&s), 0);
+	assert_int_equal(pn_mbstore_open_db(s, path, T_NOW + 200), 0);
+	pn_mbstore_stats(s, &st);
+	assert_true(st.entries == 2);
+	memset(got, 0, sizeof(got));
+	assert_int_equal(pn_mbstore_get(s, "bob", dev, T_NOW + 200, 10, collect, got), 2);
+	assert_int_equal(got[1], 1); /* arrival order kept */
+	assert_int_equal(got[2], 2);
+	pn_mbstore_get(s, "bob", dev, T_NOW + 200, 10, has_pass, &passes);
+	assert_int_equal(passes, 1);
+	e = ent(4, 0xd1, true, T_EXP); /* acknowledged before the restart */
+	assert_int_equal(pn_mbstore_put(s, "bob", &e, "alice", T_NOW + 200), -ESTALE);
+	memset(pk, 0, 32);
+	assert_true(pn_mbstore_owner_find(s, "bob", dev, pk));
+	assert_int_equal(pk[0], 0x77);
+	/* changes after the restart are written through too */
+	memset(del[0], 1, 16);
+	del[0][15] = 0;
+	assert_int_equal(pn_mbstore_del(s, "bob", dev, (const uint8_t (*)[16])del, 1, T_EXP), 1);
+	pn_mbstore_free(s);
+	assert_int_equal(pn_mbstore_new(&s), 0);
+	assert_int_equal(pn_mbstore_open_db(s, path, T_NOW + 300), 0);
+	pn_mbstore_stats(s, &st);
+	assert_true(st.entries == 1);
+	pn_mbstore_free(s);
+	for (const char *suf = ""; suf; suf = !*suf ? "-wal" : strcmp(suf, "-wal") == 0 ? "-shm" : NULL) {
+		snprintf(p2, sizeof(p2), "%s%s", path, suf);
+		unlink(p2);
+	}
+	assert_int_equal(rmdir(dir), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -371,6 +446,7 @@ int main(void)
 		cmocka_unit_test(ack_sign_verify),
 		cmocka_unit_test(pass_sign_verify),
 		cmocka_unit_test(store_quota_tombs_expiry),
+		cmocka_unit_test(store_survives_restart),
 	};
 	if (sodium_init() < 0)
 		return 1;
