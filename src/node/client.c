@@ -3388,8 +3388,10 @@ static void tick_messages(struct pn_client *c, uint64_t now)
 		}
 		if (m->next_try > now)
 			continue;
-		if ((m->carbon || m->delivered) && m->tries >= CL_MSG_TRIES) {
-			/* the devices that stayed away miss this one (no mailbox yet) */
+		if ((m->carbon || m->delivered) && m->tries >= CL_MSG_TRIES &&
+		    (m->n_mbd == 0 || m->mb_stored || m->mb_tries >= CL_MB_TRIES)) {
+			/* the devices that stayed away take it from their mailbox (deposited
+			 * after CL_MB_AFTER_TRIES), or, when none could be, miss it */
 			m->dead = true;
 			continue;
 		}
@@ -3873,14 +3875,15 @@ static void cmd_whois(struct pn_client *c, json_t *args, pn_client_reply_cb cb, 
 static int outmsg_add(struct pn_client *c, const struct pn_msg_row *row);
 
 /* Our other devices get a copy of m, when we know we have any (the lookup of our own name
- * at attach, refreshed every 5 minutes, tells): the copy is not kept across a restart,
- * and a device that stays away longer than the retries misses it (no mailbox yet). */
+ * at attach, refreshed every 5 minutes, tells; or the devices it last named, kept for the
+ * mailbox): a device that does not acknowledge it in time takes it from our own mailbox.
+ * The copy is not kept across a restart. */
 static void carbon_add(struct pn_client *c, const struct outmsg *m)
 {
-	struct ruser *me = ruser_get(c, c->username, false);
+	struct ruser *me = ruser_get(c, c->username, true);
 	struct outmsg *cm;
 
-	if (!m || !me || !me->found || me->n == 0)
+	if (!m || !me || ((!me->found || me->n == 0) && mb_certs(c, me) == 0))
 		return;
 	cm = calloc(1, sizeof(*cm));
 	if (!cm || !(cm->text = strdup(m->text))) {
