@@ -125,6 +125,7 @@ struct ruser {
 struct mbrcpt {
 	struct mbrcpt *next;
 	struct pn_cert to;  /* the sender device */
+	uint8_t kind;       /* 1 delivered, 2 read */
 	uint8_t ids[PN_MB_RECEIPT_IDS][16];
 	unsigned n;
 	uint8_t entry[16];
@@ -2211,17 +2212,15 @@ static void mb_ack_next(struct pn_client *c)
 	sn_send_frame(c, f, 5 + (size_t)al);
 }
 
-/* A delivered receipt for message idb goes to the sending device: directly when a session
- * with it is up, and always through its mailbox (it may be gone for days). */
-static void mb_receipt_queue(struct pn_client *c, const struct pn_cert *to, const uint8_t idb[16])
+/* A receipt (kind 1 delivered, 2 read) for message idb, into the mailbox of device `to`
+ * (it may be gone for days). */
+static void mb_receipt_add(struct pn_client *c, const struct pn_cert *to, uint8_t kind,
+			   const uint8_t idb[16])
 {
-	struct peer *p = peer_get(c, to->device_id, false);
 	struct mbrcpt *q;
 
-	if (p && p->link.state == PN_LINK_UP)
-		send_receipt(c, p, idb);
 	for (q = c->mb_rcpts; q; q = q->next)
-		if (!q->tries && memcmp(q->to.device_id, to->device_id, 16) == 0 &&
+		if (!q->tries && q->kind == kind && memcmp(q->to.device_id, to->device_id, 16) == 0 &&
 		    q->n < PN_MB_RECEIPT_IDS)
 			break;
 	if (!q) {
@@ -2229,6 +2228,7 @@ static void mb_receipt_queue(struct pn_client *c, const struct pn_cert *to, cons
 		if (!q)
 			return;
 		q->to = *to;
+		q->kind = kind;
 		c->env.random(c->env.ctx, q->entry, 16);
 		q->next = c->mb_rcpts;
 		c->mb_rcpts = q;
@@ -2237,6 +2237,29 @@ static void mb_receipt_queue(struct pn_client *c, const struct pn_cert *to, cons
 		if (memcmp(q->ids[i], idb, 16) == 0)
 			return;
 	memcpy(q->ids[q->n++], idb, 16);
+}
+
+/* A delivered receipt for message idb goes to the sending device: directly when a session
+ * with it is up, and always through its mailbox. */
+static void mb_receipt_queue(struct pn_client *c, const struct pn_cert *to, const uint8_t idb[16])
+{
+	struct peer *p = peer_get(c, to->device_id, false);
+
+	if (p && p->link.state == PN_LINK_UP)
+		send_receipt(c, p, idb);
+	mb_receipt_add(c, to, 1, idb);
+}
+
+/* Read receipts for messages of user u go into the mailboxes of u's devices too, so the
+ * sender sees "read" even when it is offline now. */
+static void mb_read_receipts(struct pn_client *c, struct ruser *u, const uint8_t (*ids)[16],
+			     unsigned n)
+{
+	unsigned nd = mb_certs(c, u);
+
+	for (unsigned d = 0; d < nd; d++)
+		for (unsigned k = 0; k < n; k++)
+			mb_receipt_add(c, &u->mb_certs[d], 2, ids[k]);
 }
 
 static void mb_receipts_send(struct pn_client *c, uint64_t now)
@@ -2256,7 +2279,7 @@ static void mb_receipts_send(struct pn_client *c, uint64_t now)
 			struct pn_wr w;
 			int el;
 			pn_wr_init(&w, inner, sizeof(inner));
-			pn_wr_u8(&w, 1); /* delivered */
+			pn_wr_u8(&w, q->kind);
 			pn_wr_u8(&w, (uint8_t)q->n);
 			for (unsigned i = 0; i < q->n; i++)
 				pn_wr_bytes(&w, q->ids[i], 16);
@@ -4387,6 +4410,8 @@ static void read_queue(struct pn_client *c, const char *user, const struct read_
 
 	if (!u)
 		return;
+	if (strcmp(user, c->username) != 0)
+		mb_read_receipts(c, u, (const uint8_t (*)[16])r->ids, r->n);
 	for (unsigned k = 0; k < r->n; k++) {
 		if (u->n_read == CL_READ_PENDING) {
 			/* the oldest go: the newest receipts matter */

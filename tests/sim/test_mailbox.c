@@ -174,6 +174,20 @@ static void test_offline_delivery_survives_replica_loss(void **state)
 		assert_string_equal(json_string_value(json_object_get(m, "text")), want);
 	}
 	sc_reply_clear(&r);
+	/* alice goes offline; bob reads everything; alice comes back and sees "read" (bob's
+	 * read receipts waited in her mailbox) */
+	pn_sim_host_set_up(n.client_hosts[0], false);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000);
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, 1, "read", sc_args2("with", "alice", NULL, NULL), &r, 1000));
+	assert_int_equal(r.err, 0);
+	assert_int_equal(json_integer_value(json_object_get(r.result, "marked")), COUNT + 1);
+	sc_reply_clear(&r);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 40000);
+	pn_sim_host_set_up(n.client_hosts[0], true);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 20000);
+	printf("  read at alice after she came back: %d\n", count_state(&n, 0, "read", ev0));
+	assert_int_equal(count_state(&n, 0, "read", ev0), COUNT + 1);
 	/* what bob acknowledged is deleted everywhere; the receipts he left in alice's mailbox
 	 * are gone after her next look into it (at most CL_MB_IDLE_POLL_MS later) */
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 310000);
