@@ -154,6 +154,7 @@ struct pn_supernode {
 	/* mailboxes: our share of them, and the jobs we run for attached devices */
 	struct pn_mbstore *mbs;
 	struct sn_mbjob *mbjobs;
+	struct sn_mbcache *mb_cache; /* SN_MB_CACHE slots, allocated on first use */
 	unsigned mb_cursor;
 	uint64_t mb_next_expire;
 };
@@ -171,6 +172,8 @@ static bool mb_on_request(struct pn_supernode *sn, struct pn_lent *e, const uint
 static void mb_on_answer(struct pn_supernode *sn, struct sn_out *o, const uint8_t *f, size_t n);
 static void mb_targets(struct pn_supernode *sn, struct sn_mbjob *j, const struct pn_kad_contact *best,
 		       size_t n);
+static void mb_lookup_done(struct pn_supernode *sn, struct sn_mbjob *j,
+			   const struct pn_kad_contact *best, size_t n);
 static void mb_tick(struct pn_supernode *sn, uint64_t now);
 static uint64_t mb_deadline(struct pn_supernode *sn);
 static void mb_free_all(struct pn_supernode *sn);
@@ -317,6 +320,7 @@ void pn_supernode_free(struct pn_supernode *sn)
 	pn_ltab_fini(&sn->links);
 	pn_recstore_free(sn->recs);
 	mb_free_all(sn);
+	free(sn->mb_cache);
 	pn_mbstore_free(sn->mbs);
 	pn_kad_free(sn->kad);
 	while (sn->outs)
@@ -1039,7 +1043,7 @@ static void op_finish(struct pn_supernode *sn, struct sn_op *op)
 		break;
 	case OP_MBOX:
 		n = pn_kad_lookup_result(&op->lk, best, SN_R);
-		mb_targets(sn, op->mb, best, n);
+		mb_lookup_done(sn, op->mb, best, n);
 		break;
 	}
 	op_unlink(sn, op);
@@ -1543,7 +1547,20 @@ enum {
 	SN_MB_REPL_BOXES = 8,     /* mailboxes re-replicated per refresh */
 	SN_MB_EXPIRE_MS = 10000,
 	SN_MB_SEEN_MAX = 4 * SN_MB_FETCH_MAX,
+	SN_MB_CACHE = 16,         /* mailboxes whose r closest we remember ... */
+	SN_MB_CACHE_MS = 10000,   /* ... this long (a fetch is a run of rounds) */
 };
+
+/* The r closest supernodes of a mailbox found by a recent lookup: a device emptying a
+ * large mailbox fetches and acknowledges round after round, and a lookup per round was
+ * most of its time. */
+struct sn_mbcache {
+	uint8_t key[32];
+	struct pn_kad_contact best[SN_R];
+	size_t n;
+	uint64_t until;
+};
+static struct sn_mbcache *mb_cache_slot(struct pn_supernode *sn, const uint8_t key[32]);
 
 struct sn_mbjob {
 	struct sn_mbjob *next;
@@ -2079,6 +2096,38 @@ static struct sn_mbjob *mb_job_start(struct pn_supernode *sn, uint8_t kind, stru
 	return j;
 }
 
+/* The cache slot for key: its own, else an expired one, else the one expiring first. */
+static struct sn_mbcache *mb_cache_slot(struct pn_supernode *sn, const uint8_t key[32])
+{
+	struct sn_mbcache *pick = NULL;
+
+	if (!sn->mb_cache && !(sn->mb_cache = calloc(SN_MB_CACHE, sizeof(*sn->mb_cache))))
+		return NULL;
+	for (unsigned i = 0; i < SN_MB_CACHE; i++) {
+		struct sn_mbcache *c = &sn->mb_cache[i];
+		if (memcmp(c->key, key, 32) == 0)
+			return c;
+		if (!pick || c->until < pick->until)
+			pick = c;
+	}
+	return pick;
+}
+
+/* The lookup for job j ended: remember the closest, then send. */
+static void mb_lookup_done(struct pn_supernode *sn, struct sn_mbjob *j,
+			   const struct pn_kad_contact *best, size_t n)
+{
+	struct sn_mbcache *mc = n ? mb_cache_slot(sn, j->key) : NULL;
+
+	if (mc) {
+		memcpy(mc->key, j->key, 32);
+		memcpy(mc->best, best, n * sizeof(best[0]));
+		mc->n = n;
+		mc->until = now_ms(sn) + SN_MB_CACHE_MS;
+	}
+	mb_targets(sn, j, best, n);
+}
+
 /* Frames added: find the replicas (a single supernode is its own only replica). */
 static void mb_job_go(struct pn_supernode *sn, struct sn_mbjob *j)
 {
@@ -2087,6 +2136,20 @@ static void mb_job_go(struct pn_supernode *sn, struct sn_mbjob *j)
 	if (pn_kad_count(sn->kad) == 0) {
 		mb_targets(sn, j, NULL, 0);
 		return;
+	}
+	/* client rounds reuse a recent lookup; re-replication always looks again (it
+	 * exists to follow the closest set as it changes) */
+	if (j->has_client && sn->mb_cache) {
+		for (unsigned i = 0; i < SN_MB_CACHE; i++) {
+			struct sn_mbcache *c = &sn->mb_cache[i];
+			if (c->n && now_ms(sn) < c->until && memcmp(c->key, j->key, 32) == 0) {
+				struct pn_kad_contact best[SN_R];
+				size_t n = c->n;
+				memcpy(best, c->best, n * sizeof(best[0]));
+				mb_targets(sn, j, best, n);
+				return;
+			}
+		}
 	}
 	op = op_new(sn, OP_MBOX, j->key);
 	if (!op) {
