@@ -124,7 +124,8 @@ int pn_cstore_msg_get(struct pn_cstore *s, const char *id, struct pn_msg_row *ou
 /* The last `limit` messages with peer, oldest first (by sent_at, then arrival order). */
 int pn_cstore_msg_list(struct pn_cstore *s, const char *peer, unsigned limit,
 		       int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
-/* Outgoing messages in state QUEUED or SENT (not yet delivered), oldest first, up to limit. */
+/* Outgoing messages in state QUEUED, SENT or STORED (not yet delivered), oldest first, up to
+ * limit. */
 int pn_cstore_msg_pending(struct pn_cstore *s, unsigned limit,
 			  int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
 
