@@ -42,6 +42,7 @@ check-e2e:
 	tests/e2e/overlay.sh $(BUILD)/cmd
 	tests/e2e/calls.sh $(BUILD)/cmd
 	tests/e2e/groups.sh $(BUILD)/cmd
+	tests/e2e/mailbox.sh $(BUILD)/cmd
 
 # Real NATs in network namespaces (tests/net/lab.sh). Needs root; without it each test says
 # so and fails: a lab that could not be built is never counted as passed.
@@ -65,6 +66,7 @@ check-asan:
 		tests/e2e/calls.sh $(ASAN_BUILD)/cmd
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 		tests/e2e/groups.sh $(ASAN_BUILD)/cmd
+		tests/e2e/mailbox.sh $(ASAN_BUILD)/cmd
 
 check-fuzz:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-10} scripts/fuzz.sh

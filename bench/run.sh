@@ -4,7 +4,7 @@
 # explains the figures.
 #
 # usage: bench/run.sh [--quick] [--no-build] [BENCH...]
-#   BENCH        any of: noise login startup latency rss call media overlay relay idle group (default: all, in that order)
+#   BENCH        any of: noise login startup latency rss call media overlay relay idle group mailbox (default: all, in that order)
 #   --quick      small counts (a smoke test: 40 accounts, 5+5 startups, 200 messages,
 #                20 RSS clients, a 50-supernode overlay); the figures are then not the
 #                documented ones
@@ -26,7 +26,7 @@ for a in "$@"; do
 	case $a in
 	--quick) QUICK=1 ;;
 	--no-build) BUILD_IT=0 ;;
-	noise | login | startup | latency | rss | call | media | overlay) BENCHES+=("$a") ;;
+	noise | login | startup | latency | rss | call | media | overlay | relay | idle | group | mailbox) BENCHES+=("$a") ;;
 	-h | --help)
 		sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 		exit 0
@@ -37,7 +37,7 @@ for a in "$@"; do
 		;;
 	esac
 done
-[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay relay idle group)
+[ ${#BENCHES[@]} -gt 0 ] || BENCHES=(noise login startup latency rss call media overlay relay idle group mailbox)
 
 for tool in python3 awk; do
 	command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 1; }
@@ -156,6 +156,15 @@ for b in "${BENCHES[@]}"; do
 		else
 			echo "run.sh: group: $BUILD/bench/bench-group not built (needs cmocka)" >&2
 			FAILED+=(group)
+		fi
+		;;
+	mailbox)
+		# a backlog of 1,000 (200 with --quick) out of the mailbox; the replica's accept cost
+		if [ -x "$BUILD/bench/bench-mailbox" ]; then
+			run_bench mailbox "$BUILD/bench/bench-mailbox" $([ $QUICK = 1 ] && echo "200 2000" || echo "1000 20000")
+		else
+			echo "run.sh: bench-mailbox was not built (it needs cmocka: scripts/deps.sh check)" >&2
+			FAILED+=(mailbox)
 		fi
 		;;
 	overlay)

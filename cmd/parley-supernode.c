@@ -110,7 +110,8 @@ static int cmd_serve(const char *dir, const char *netpath)
 	struct pn_addr listen, bound;
 	char err[512], a[PN_ADDR_STRLEN], *keyf = cu_path_join(dir, "supernode.key"),
 					  *certf = opt[O_CERT] ? strdup(opt[O_CERT])
-							       : cu_path_join(dir, "supernode.cert");
+							       : cu_path_join(dir, "supernode.cert"),
+					  *mbf = cu_path_join(dir, "mailboxes.db");
 	uint8_t *cert = NULL;
 	size_t cert_len = 0;
 	uint64_t v;
@@ -179,6 +180,7 @@ static int cmd_serve(const char *dir, const char *netpath)
 	sc.net = &net;
 	sc.cert = cert;
 	sc.cert_len = cert_len;
+	sc.mailbox_db = mbf; /* mailboxes survive a restart */
 	rc = pn_supernode_new(&sn, &sc);
 	if (rc) {
 		fprintf(stderr, "%s: certificate `%s' rejected: %s (is it for this key and network, "
@@ -203,6 +205,15 @@ static int cmd_serve(const char *dir, const char *netpath)
 			(unsigned long long)st.lookups, (unsigned long long)st.forwarded,
 			(unsigned long long)st.bad_packets, (unsigned long long)st.rejected_certs,
 			(unsigned long long)st.replays);
+		pn_info("mailboxes: %llu entries (%llu bytes) in %llu mailboxes, %llu stored, "
+			"%llu deleted, %llu expired; refused: %llu envelopes, %llu acknowledgements, "
+			"%llu replays, %llu over quota, %llu oversized",
+			(unsigned long long)st.mb_entries, (unsigned long long)st.mb_bytes,
+			(unsigned long long)st.mb_mailboxes, (unsigned long long)st.mb_stored,
+			(unsigned long long)st.mb_deleted, (unsigned long long)st.mb_expired,
+			(unsigned long long)st.mb_bad_envelopes, (unsigned long long)st.mb_bad_acks,
+			(unsigned long long)st.mb_replays, (unsigned long long)st.mb_quota_refused,
+			(unsigned long long)st.mb_oversized);
 	}
 out:
 	pn_supernode_free(sn);
@@ -211,6 +222,7 @@ out:
 	free(cert);
 	free(keyf);
 	free(certf);
+	free(mbf);
 	return rc;
 }
 

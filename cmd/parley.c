@@ -94,7 +94,7 @@ static void usage(FILE *f)
 		"  decline [ID] | hangup [ID]               refuse a ringing call / end a call\n"
 		"  hold [ID] | resume [ID]                  put the call on hold and back\n"
 		"  calls [--limit N]                        current call and the call log\n"
-		"  settings [calls-from|messages-from contacts|anyone]\n"
+		"  settings [calls-from|messages-from contacts|anyone | mailbox-ttl S]\n"
 		"                                           show or change settings\n"
 		"  devices | devices revoke DEVICE-ID       this account's devices; revoke one\n"
 		"  presence [online|away|dnd|invisible] [--mood TEXT]\n"
@@ -216,10 +216,13 @@ static const struct cmd_help cmd_helps[] = {
 		     "it within a second, nobody else ever does. Invisible looks offline to them.\n"},
 	{"settings", "usage: parley settings [calls-from contacts|anyone]\n"
 		     "       parley settings [messages-from contacts|anyone]\n"
+		     "       parley settings [mailbox-ttl SECONDS]\n"
 		     "Shows the settings, or sets who may call, and whose messages go straight to\n"
 		     "your history: only contacts (the default) or anyone. A message from someone\n"
 		     "else is held as a message request (`parley contacts requests'); accepting\n"
-		     "them moves it into the history, declining or blocking deletes it.\n"},
+		     "them moves it into the history, declining or blocking deletes it.\n"
+		     "mailbox-ttl: how long your messages wait in an offline recipient's mailbox\n"
+		     "(60 to 7776000 seconds, default 2592000 = 30 days).\n"},
 	{"events", "usage: parley events [--count N]\n"
 		   "Prints events (messages, delivery states, status changes) as they happen,\n"
 		   "until N events were printed or it is interrupted.\n"},
@@ -1084,6 +1087,8 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 	} else if (strcmp(cmd, "settings") == 0) {
 		printf("calls from: %s\n", jstr(r, "calls_from"));
 		printf("messages from: %s\n", jstr(r, "messages_from"));
+		printf("mailbox time to live: %lld s\n",
+		       (long long)json_integer_value(json_object_get(r, "mailbox_ttl_s")));
 		if (json_is_true(json_object_get(r, "echo_bot")))
 			printf("echo test service: on\n");
 	} else if (strcmp(cmd, "ping") == 0) {
@@ -1799,11 +1804,21 @@ int main(int argc, char **argv)
 			json_object_set_new(args, "limit", json_integer((json_int_t)limit));
 	} else if (strcmp(cmd, "settings") == 0) {
 		if (nargs == 1 || (nargs == 2 && strcmp(pos[0], "calls-from") != 0 &&
-				   strcmp(pos[0], "messages-from") != 0)) {
+				   strcmp(pos[0], "messages-from") != 0 &&
+				   strcmp(pos[0], "mailbox-ttl") != 0)) {
 			fprintf(stderr, "parley: unknown setting `%s'\n%s", pos[0], find_cmd_help(cmd));
 			goto out;
 		}
-		if (nargs == 2) {
+		if (nargs == 2 && strcmp(pos[0], "mailbox-ttl") == 0) {
+			char *end;
+			long long v = strtoll(pos[1], &end, 10);
+			sub = "set";
+			if (*end || end == pos[1]) {
+				fprintf(stderr, "parley: mailbox-ttl takes seconds\n%s", find_cmd_help(cmd));
+				goto out;
+			}
+			json_object_set_new(args, "mailbox_ttl_s", json_integer(v));
+		} else if (nargs == 2) {
 			sub = "set";
 			if (add_str(args, pos[0][0] == 'c' ? "calls_from" : "messages_from", pos[1]) < 0)
 				goto out;

@@ -28,6 +28,9 @@ struct pn_supernode_config {
 	uint32_t max_clients;      /* 0 = 10000 */
 	uint32_t kad_per_prefix;   /* overlay contacts per /24 or /48 per bucket; 0 = 2 */
 	uint32_t kad_k;            /* k-bucket size; 0 = 32 (large: supernodes are few) */
+	/* SQLite file the mailboxes are kept in (loaded at start, written through), or NULL
+	 * for memory only */
+	const char *mailbox_db;
 	/* Simulation only: make this supernode an attacker in the overlay.
 	 * PN_SN_HONEST, PN_SN_DROP (never answers overlay requests, stores nothing),
 	 * PN_SN_LIE (answers FIND_VALUE with far-away nodes instead of the records it holds,
@@ -56,8 +59,16 @@ struct pn_supernode_stats {
 	/* STUN Binding requests answered, and well-formed STUN dropped unanswered (the
 	 * answer would have been larger than the request, or it was no request) */
 	uint64_t stun_answered, stun_dropped;
+	/* mailboxes (docs/PROTOCOL.md "Mailboxes"): what this supernode holds, and what it
+	 * refused: malformed or forged envelopes and acknowledgements, acknowledgements
+	 * replayed, deposits over a quota, passes it could not check */
+	uint64_t mb_mailboxes, mb_entries, mb_bytes, mb_stored, mb_duplicates, mb_deleted,
+		mb_expired, mb_fetches, mb_bad_envelopes, mb_bad_acks, mb_replays,
+		mb_quota_refused, mb_pass_unknown, mb_oversized, mb_replicated;
 };
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
+/* Entries of owner's mailbox this supernode holds (all of the owner's devices). */
+size_t pn_supernode_mailbox_entries(const struct pn_supernode *sn, const char *owner);
 /* Test hook: called with every envelope payload the supernode forwards (for asserting that
  * it sees only ciphertext). NULL to disable. */
 void pn_supernode_set_forward_hook(struct pn_supernode *sn,

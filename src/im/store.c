@@ -42,7 +42,7 @@ static const char schema_sql[] =
 	" id TEXT NOT NULL UNIQUE CHECK (length(id) = 32),"
 	" peer TEXT NOT NULL,"
 	" dir INTEGER NOT NULL CHECK (dir IN (0, 1)),"
-	" state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 5),"
+	" state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 7),"
 	" sent_at INTEGER NOT NULL,"
 	" updated_at INTEGER NOT NULL,"
 	" text TEXT NOT NULL);"
@@ -204,7 +204,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 			" WHERE g.id = m.id) ORDER BY m.sent_at DESC, m.seq DESC LIMIT ?2)"
 			" ORDER BY sent_at, seq",
 	[ST_MSG_PENDING] = "SELECT " MSG_COLS " FROM messages m"
-			   " WHERE m.dir = 1 AND m.state IN (0, 1)"
+			   " WHERE m.dir = 1 AND m.state IN (0, 1, 6)"
 			   " ORDER BY m.sent_at, m.seq LIMIT ?1",
 	[ST_MSG_SEARCH] = "SELECT " MSG_COLS " FROM messages_fts"
 			  " JOIN messages m ON m.seq = messages_fts.rowid"
@@ -299,6 +299,7 @@ struct pn_cstore {
 static const char *const state_names[] = {
 	[PN_MSG_QUEUED] = "queued", [PN_MSG_SENT] = "sent",	[PN_MSG_DELIVERED] = "delivered",
 	[PN_MSG_READ] = "read",	    [PN_MSG_FAILED] = "failed", [PN_MSG_RECEIVED] = "received",
+	[PN_MSG_STORED] = "stored", [PN_MSG_EXPIRED] = "expired",
 };
 
 const char *pn_msg_state_name(enum pn_msg_state st)
@@ -309,17 +310,19 @@ const char *pn_msg_state_name(enum pn_msg_state st)
 }
 
 /* Position of a state in its direction's order, or -1 if it does not belong to it.
- * Outgoing: queued < sent < failed < delivered < read. FAILED sits below DELIVERED because
- * a receipt that arrives after we gave up is the truth; nothing fails once delivered.
+ * Outgoing: queued < sent < stored < failed = expired < delivered < read. FAILED and
+ * EXPIRED sit below DELIVERED because a receipt that arrives after we gave up is the
+ * truth; nothing fails once delivered.
  * Incoming: received < read. */
 static int state_rank(enum pn_msg_dir dir, enum pn_msg_state st)
 {
 	static const int out_rank[] = {
-		[PN_MSG_QUEUED] = 0, [PN_MSG_SENT] = 1, [PN_MSG_FAILED] = 2,
-		[PN_MSG_DELIVERED] = 3, [PN_MSG_READ] = 4, [PN_MSG_RECEIVED] = -1,
+		[PN_MSG_QUEUED] = 0, [PN_MSG_SENT] = 1, [PN_MSG_STORED] = 2, [PN_MSG_FAILED] = 3,
+		[PN_MSG_EXPIRED] = 3, [PN_MSG_DELIVERED] = 4, [PN_MSG_READ] = 5,
+		[PN_MSG_RECEIVED] = -1,
 	};
 
-	if ((unsigned)st > PN_MSG_RECEIVED)
+	if ((unsigned)st > PN_MSG_EXPIRED)
 		return -1;
 	if (dir == PN_MSG_OUT)
 		return out_rank[st];
@@ -421,6 +424,48 @@ out:
 	return err;
 }
 
+/* Files made before the mailbox states (stored, expired) have a CHECK on messages.state
+ * that refuses them: rebuild that table once (same rows, same seq, so the full-text index
+ * still matches), then recreate its indexes and triggers from the schema. */
+static int migrate_states(struct pn_cstore *s)
+{
+	sqlite3_stmt *st = NULL;
+	bool old = false;
+	char *err = NULL;
+
+	if (sqlite3_prepare_v2(s->db.conn, "SELECT sql FROM sqlite_master WHERE name = 'messages'",
+			       -1, &st, NULL) != SQLITE_OK)
+		return pn_db_fail(&s->db, "reading the messages schema");
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0))
+		old = strstr((const char *)sqlite3_column_text(st, 0), "BETWEEN 0 AND 5") != NULL;
+	sqlite3_finalize(st);
+	if (!old)
+		return 0;
+	if (sqlite3_exec(s->db.conn,
+			 "BEGIN IMMEDIATE;"
+			 "CREATE TABLE messages_v2 ("
+			 " seq INTEGER PRIMARY KEY,"
+			 " id TEXT NOT NULL UNIQUE CHECK (length(id) = 32),"
+			 " peer TEXT NOT NULL,"
+			 " dir INTEGER NOT NULL CHECK (dir IN (0, 1)),"
+			 " state INTEGER NOT NULL CHECK (state BETWEEN 0 AND 7),"
+			 " sent_at INTEGER NOT NULL,"
+			 " updated_at INTEGER NOT NULL,"
+			 " text TEXT NOT NULL);"
+			 "INSERT INTO messages_v2 SELECT seq, id, peer, dir, state, sent_at, updated_at,"
+			 " text FROM messages;"
+			 "DROP TABLE messages;"
+			 "ALTER TABLE messages_v2 RENAME TO messages;",
+			 NULL, NULL, &err) != SQLITE_OK ||
+	    sqlite3_exec(s->db.conn, cstore_db.schema_sql, NULL, NULL, &err) != SQLITE_OK ||
+	    sqlite3_exec(s->db.conn, "COMMIT", NULL, NULL, &err) != SQLITE_OK) {
+		sqlite3_free(err);
+		sqlite3_exec(s->db.conn, "ROLLBACK", NULL, NULL, NULL);
+		return pn_db_fail(&s->db, "migrating messages to the mailbox states");
+	}
+	return 0;
+}
+
 int pn_cstore_open(struct pn_cstore **out, const char *path)
 {
 	struct pn_cstore *s;
@@ -434,6 +479,11 @@ int pn_cstore_open(struct pn_cstore **out, const char *path)
 	err = pn_db_open(&s->db, path, &cstore_db);
 	if (err) {
 		free(s);
+		return err;
+	}
+	err = migrate_states(s);
+	if (err) {
+		pn_cstore_free(s);
 		return err;
 	}
 	*out = s;
@@ -687,7 +737,7 @@ int pn_cstore_msg_set_state(struct pn_cstore *s, const char *id, enum pn_msg_sta
 	bool changed = false;
 	int err = 0, rank;
 
-	if (!s || norm_id(id, nid) < 0 || (unsigned)st > PN_MSG_RECEIVED || !pn_db_u64_ok(now_ms))
+	if (!s || norm_id(id, nid) < 0 || (unsigned)st > PN_MSG_EXPIRED || !pn_db_u64_ok(now_ms))
 		return -EINVAL;
 	/* Another connection (a second process on the same file) could change the state
 	 * between our read and our write; the compare-and-set notices and we decide again. */

@@ -24,8 +24,9 @@ enum pn_msg_dir { PN_MSG_IN = 0, PN_MSG_OUT = 1 };
 
 /* Message states. Names (pn_msg_state_name) are used in the API. A state only advances,
  * in the order of its direction (the numbers are not that order):
- *   out: QUEUED -> SENT -> FAILED -> DELIVERED -> READ  (any step may be skipped; FAILED
- *        is below DELIVERED because a receipt arriving after we gave up is the truth)
+ *   out: QUEUED -> SENT -> STORED -> FAILED|EXPIRED -> DELIVERED -> READ  (any step may be
+ *        skipped; FAILED and EXPIRED are below DELIVERED because a receipt arriving after
+ *        we gave up is the truth)
  *   in:  RECEIVED -> READ
  * with one step back: SENT -> QUEUED, when the recipient stayed unreachable and the
  * message waits for a slow retry. */
@@ -36,6 +37,8 @@ enum pn_msg_state {
 	PN_MSG_READ = 3,
 	PN_MSG_FAILED = 4,    /* out: gave up (reason in the log and event) */
 	PN_MSG_RECEIVED = 5,  /* in */
+	PN_MSG_STORED = 6,    /* out: in the recipient's mailbox (receipts from n of r supernodes) */
+	PN_MSG_EXPIRED = 7,   /* out: its mailbox time to live ran out before any receipt */
 };
 
 enum pn_cstore_limits {
@@ -121,7 +124,8 @@ int pn_cstore_msg_get(struct pn_cstore *s, const char *id, struct pn_msg_row *ou
 /* The last `limit` messages with peer, oldest first (by sent_at, then arrival order). */
 int pn_cstore_msg_list(struct pn_cstore *s, const char *peer, unsigned limit,
 		       int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
-/* Outgoing messages in state QUEUED or SENT (not yet delivered), oldest first, up to limit. */
+/* Outgoing messages in state QUEUED, SENT or STORED (not yet delivered), oldest first, up to
+ * limit. */
 int pn_cstore_msg_pending(struct pn_cstore *s, unsigned limit,
 			  int (*cb)(void *arg, const struct pn_msg_row *m), void *arg);
 

@@ -21,10 +21,12 @@
 #include "crypto/keys.h"
 #include "nat/stun.h"
 #include "overlay/kad.h"
+#include "overlay/mbstore.h"
 #include "overlay/recstore.h"
 #include "session/link.h"
 #include "session/ltab.h"
 #include "wire/wire.h"
+#include "wire/mbox.h"
 
 enum {
 	SN_IDLE_MS = 75000,  /* clients ping every 20 s; three missed pings detach them */
@@ -65,7 +67,8 @@ struct sn_out {
 	unsigned qn;
 };
 
-enum op_kind { OP_CLIENT_LOOKUP = 1, OP_PUBLISH, OP_JOIN };
+enum op_kind { OP_CLIENT_LOOKUP = 1, OP_PUBLISH, OP_JOIN, OP_MBOX };
+struct sn_mbjob;
 
 /* An iterative overlay lookup and what to do with its result. */
 struct sn_op {
@@ -77,6 +80,7 @@ struct sn_op {
 	size_t record_len;
 	uint32_t client_idx, client_req; /* OP_CLIENT_LOOKUP: whom to answer */
 	uint64_t deadline, started;
+	struct sn_mbjob *mb; /* OP_MBOX: the mailbox job waiting for the r closest */
 };
 
 struct sn_rpc {
@@ -147,6 +151,12 @@ struct pn_supernode {
 	struct pn_supernode_stats st;
 	void (*fwd_hook)(void *arg, const uint8_t *buf, size_t len);
 	void *fwd_hook_arg;
+	/* mailboxes: our share of them, and the jobs we run for attached devices */
+	struct pn_mbstore *mbs;
+	struct sn_mbjob *mbjobs;
+	struct sn_mbcache *mb_cache; /* SN_MB_CACHE slots, allocated on first use */
+	unsigned mb_cursor;
+	uint64_t mb_next_expire;
 };
 
 static struct sn_op *op_new(struct pn_supernode *sn, enum op_kind kind, const uint8_t target[32]);
@@ -156,6 +166,18 @@ static void rpc_del(struct pn_supernode *sn, struct sn_rpc *r);
 static void out_free(struct pn_supernode *sn, struct sn_out **pp);
 static int sn_cert_verify(struct pn_supernode *sn, const struct pn_cert *c, const uint8_t *raw,
 			  size_t len, uint8_t flags);
+static void mb_on_client(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev *d, uint8_t type,
+			 struct pn_rd *r);
+static bool mb_on_request(struct pn_supernode *sn, struct pn_lent *e, const uint8_t *f, size_t n);
+static void mb_on_answer(struct pn_supernode *sn, struct sn_out *o, const uint8_t *f, size_t n);
+static void mb_targets(struct pn_supernode *sn, struct sn_mbjob *j, const struct pn_kad_contact *best,
+		       size_t n);
+static void mb_lookup_done(struct pn_supernode *sn, struct sn_mbjob *j,
+			   const struct pn_kad_contact *best, size_t n);
+static void mb_tick(struct pn_supernode *sn, uint64_t now);
+static uint64_t mb_deadline(struct pn_supernode *sn);
+static void mb_free_all(struct pn_supernode *sn);
+static void mb_replicate(struct pn_supernode *sn);
 
 static uint32_t dev_bucket(const uint8_t id[16])
 {
@@ -241,6 +263,17 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 		sn->env.random(sn->env.ctx, hk, sizeof(hk));
 		rc = pn_recstore_new(&sn->recs, hk);
 	}
+	if (!rc)
+		rc = pn_mbstore_new(&sn->mbs);
+	if (!rc && cfg->mailbox_db) {
+		struct pn_mbs_stats ms;
+		rc = pn_mbstore_open_db(sn->mbs, cfg->mailbox_db, sn->env.wall_s(sn->env.ctx));
+		pn_mbstore_stats(sn->mbs, &ms);
+		if (!rc)
+			pn_info("mailboxes: %llu entries in %llu mailboxes loaded from %s",
+				(unsigned long long)ms.entries, (unsigned long long)ms.mailboxes,
+				cfg->mailbox_db);
+	}
 	if (rc)
 		goto fail;
 	{
@@ -286,6 +319,9 @@ void pn_supernode_free(struct pn_supernode *sn)
 		return;
 	pn_ltab_fini(&sn->links);
 	pn_recstore_free(sn->recs);
+	mb_free_all(sn);
+	free(sn->mb_cache);
+	pn_mbstore_free(sn->mbs);
 	pn_kad_free(sn->kad);
 	while (sn->outs)
 		out_free(sn, &sn->outs);
@@ -306,8 +342,23 @@ void pn_supernode_free(struct pn_supernode *sn)
 
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st)
 {
+	struct pn_mbs_stats ms;
+
 	*st = sn->st;
 	st->records = pn_recstore_count(sn->recs);
+	pn_mbstore_stats(sn->mbs, &ms);
+	st->mb_entries = ms.entries;
+	st->mb_bytes = ms.bytes;
+	st->mb_mailboxes = ms.mailboxes;
+	st->mb_quota_refused = ms.quota_refused;
+	st->mb_expired = ms.expired;
+	st->mb_deleted = ms.deleted;
+	st->mb_duplicates = ms.duplicates;
+}
+
+size_t pn_supernode_mailbox_entries(const struct pn_supernode *sn, const char *owner)
+{
+	return pn_mbstore_entries(sn->mbs, owner);
 }
 
 void pn_supernode_set_lookup_hook(struct pn_supernode *sn,
@@ -990,6 +1041,10 @@ static void op_finish(struct pn_supernode *sn, struct sn_op *op)
 		break;
 	case OP_JOIN:
 		break;
+	case OP_MBOX:
+		n = pn_kad_lookup_result(&op->lk, best, SN_R);
+		mb_lookup_done(sn, op->mb, best, n);
+		break;
 	}
 	op_unlink(sn, op);
 }
@@ -1075,6 +1130,8 @@ static void on_overlay_request(struct pn_supernode *sn, struct pn_lent *e, const
 	pn_rd_u8(&r, &type);
 	pn_wr_init(&w, out, sizeof(out));
 	if (sn->misbehave == PN_SN_DROP)
+		return;
+	if (mb_on_request(sn, e, f, n))
 		return;
 	if (sn->misbehave == PN_SN_LIE && (type == PN_F_FIND_VALUE || type == PN_F_STORE)) {
 		/* a liar: "I have nothing; ask these" (nodes far from the key), and fake acks */
@@ -1203,6 +1260,10 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 	learn(sn, o->key, o->id, &o->addr, true);
 	if (type == PN_F_STORED)
 		return;
+	if (type >= 0x50 && type <= 0x5f) {
+		mb_on_answer(sn, o, f, n);
+		return;
+	}
 	rpc = rpc_take(sn, req, o->id);
 	if (!rpc)
 		return; /* late or unsolicited */
@@ -1370,9 +1431,11 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 	if (now >= sn->next_refresh) {
 		sn->next_refresh = now + SN_REFRESH_MS;
 		start_join(sn);
-		if (pn_kad_count(sn->kad) > 0 && sn->misbehave == PN_SN_HONEST)
+		if (pn_kad_count(sn->kad) > 0 && sn->misbehave == PN_SN_HONEST) {
 			pn_recstore_scan(sn->recs, &sn->replicate_cursor, SN_REPLICATE_PER_REFRESH,
 					 sn->env.wall_s(sn->env.ctx), replicate_one, sn);
+			mb_replicate(sn);
+		}
 	}
 	sn->ov_dirty = true; /* deadlines passed, retries moved: rescan once */
 }
@@ -1469,6 +1532,823 @@ static void on_forward_via(struct pn_supernode *sn, struct pn_lent *e, struct sn
 	out_send(sn, o, f, w.len);
 }
 
+/* ---- mailboxes (docs/PROTOCOL.md "Mailboxes") --------------------------------------------
+ * A device hands its supernode (the origin) a deposit, a fetch or an acknowledgement; the
+ * origin finds the r supernodes closest to the mailbox key (itself included when it is one
+ * of them), sends each the request and relays their answers: every store receipt as it
+ * comes (the sender counts them), fetched envelopes deduplicated across replicas, and a
+ * final MB_DONE. The replicas check everything again themselves: an origin can drop, never
+ * forge (a deposit's envelope must carry a certified sender, an acknowledgement must be
+ * signed by a certified device of the mailbox's owner). */
+
+enum {
+	SN_MB_FETCH_MAX = 48,     /* envelopes a replica returns per MB_GET */
+	SN_MB_JOB_MS = 4000,      /* a job waits this long for its replicas after the lookup */
+	SN_MB_REPL_BOXES = 8,     /* mailboxes re-replicated per refresh */
+	SN_MB_EXPIRE_MS = 10000,
+	SN_MB_SEEN_MAX = 4 * SN_MB_FETCH_MAX,
+	SN_MB_CACHE = 16,         /* mailboxes whose r closest we remember ... */
+	SN_MB_CACHE_MS = 10000,   /* ... this long (a fetch is a run of rounds) */
+};
+
+/* The r closest supernodes of a mailbox found by a recent lookup: a device emptying a
+ * large mailbox fetches and acknowledges round after round, and a lookup per round was
+ * most of its time. */
+struct sn_mbcache {
+	uint8_t key[32];
+	struct pn_kad_contact best[SN_R];
+	size_t n;
+	uint64_t until;
+};
+static struct sn_mbcache *mb_cache_slot(struct pn_supernode *sn, const uint8_t key[32]);
+
+struct sn_mbjob {
+	struct sn_mbjob *next;
+	uint8_t kind;             /* the request it fans out: MB_STORE, MB_GET or MB_DEL */
+	bool has_client;          /* else a re-replication: nobody to answer */
+	uint32_t client_idx, client_req;
+	uint8_t key[32];
+	uint8_t **frames;         /* request frames; bytes 1..4 (req) are set per target */
+	size_t *lens;
+	unsigned n_frames;
+	uint32_t reqs[SN_R + 1];
+	uint8_t to[SN_R + 1][32]; /* kad ids of the targets (ours for the local one) */
+	bool answered[SN_R + 1];
+	unsigned n_targets, n_answered;
+	bool more, started;
+	uint64_t deadline;
+	uint8_t seen[SN_MB_SEEN_MAX][16];
+	unsigned n_seen;
+};
+
+static void mb_job_free(struct sn_mbjob *j)
+{
+	for (unsigned i = 0; i < j->n_frames; i++)
+		free(j->frames[i]);
+	free(j->frames);
+	free(j->lens);
+	free(j);
+}
+
+static void mb_free_all(struct pn_supernode *sn)
+{
+	while (sn->mbjobs) {
+		struct sn_mbjob *j = sn->mbjobs;
+		sn->mbjobs = j->next;
+		mb_job_free(j);
+	}
+}
+
+static int mb_job_add_frame(struct sn_mbjob *j, const uint8_t *f, size_t n)
+{
+	uint8_t **fr = realloc(j->frames, (j->n_frames + 1) * sizeof(*fr));
+	size_t *ln;
+
+	if (!fr)
+		return -ENOMEM;
+	j->frames = fr;
+	ln = realloc(j->lens, (j->n_frames + 1) * sizeof(*ln));
+	if (!ln)
+		return -ENOMEM;
+	j->lens = ln;
+	if (!(fr[j->n_frames] = malloc(n)))
+		return -ENOMEM;
+	memcpy(fr[j->n_frames], f, n);
+	ln[j->n_frames++] = n;
+	return 0;
+}
+
+static void mb_client_frame(struct pn_supernode *sn, struct sn_mbjob *j, const uint8_t *f, size_t n)
+{
+	struct pn_lent *e;
+
+	if (!j->has_client)
+		return;
+	e = pn_ltab_find(&sn->links, j->client_idx);
+	if (e && e->user)
+		send_frame(sn, e, f, n);
+}
+
+static void mb_job_finish(struct pn_supernode *sn, struct sn_mbjob *j)
+{
+	uint8_t f[16];
+	struct pn_wr w;
+
+	for (struct sn_mbjob **pp = &sn->mbjobs; *pp; pp = &(*pp)->next) {
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	}
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_MB_DONE);
+	pn_wr_u32(&w, j->client_req);
+	pn_wr_u8(&w, j->n_answered ? PN_ST_OK : PN_ST_NOT_FOUND);
+	pn_wr_u8(&w, j->more ? 1 : 0);
+	pn_wr_u8(&w, (uint8_t)j->n_answered);
+	mb_client_frame(sn, j, f, w.len);
+	mb_job_free(j);
+}
+
+static void mb_mark(struct pn_supernode *sn, struct sn_mbjob *j, unsigned t)
+{
+	if (j->answered[t])
+		return;
+	j->answered[t] = true;
+	if (++j->n_answered == j->n_targets)
+		mb_job_finish(sn, j);
+}
+
+/* An answer from target t of job j (a replica, or our own store). May free j. */
+static void mb_job_answer(struct pn_supernode *sn, struct sn_mbjob *j, unsigned t,
+			  const uint8_t *f, size_t n)
+{
+	struct pn_rd r;
+	uint8_t type, st, flags, cnt;
+	uint32_t req;
+
+	pn_rd_init(&r, f, n);
+	pn_rd_u8(&r, &type);
+	pn_rd_u32(&r, &req);
+	if (r.err)
+		return;
+	switch (type) {
+	case PN_F_MB_STORED: {
+		/* relayed as it is: the sender checks the replica's signature */
+		uint8_t out[PN_FRAME_MAX];
+		struct pn_wr w;
+		if (pn_rd_u8(&r, &st))
+			return;
+		pn_wr_init(&w, out, sizeof(out));
+		pn_wr_u8(&w, PN_F_MB_RECEIPT);
+		pn_wr_u32(&w, j->client_req);
+		pn_wr_bytes(&w, f + 5, n - 5);
+		if (!w.err)
+			mb_client_frame(sn, j, out, w.len);
+		mb_mark(sn, j, t);
+		return;
+	}
+	case PN_F_MB_ITEMS: {
+		uint8_t out[PN_FRAME_MAX];
+		struct pn_wr w;
+		size_t npos;
+		uint8_t k = 0;
+		pn_rd_u8(&r, &flags);
+		pn_rd_u8(&r, &cnt);
+		if (r.err)
+			return;
+		pn_wr_init(&w, out, sizeof(out));
+		pn_wr_u8(&w, PN_F_MB_ITEMS);
+		pn_wr_u32(&w, j->client_req);
+		pn_wr_u8(&w, 0);
+		npos = w.len;
+		pn_wr_u8(&w, 0);
+		for (unsigned i = 0; i < cnt; i++) {
+			const uint8_t *env;
+			size_t el;
+			struct pn_mb_env me;
+			bool dup = false;
+			if (pn_rd_vec16(&r, &env, &el, PN_MB_ENV_MAX) ||
+			    pn_mb_env_decode(&me, env, el))
+				break;
+			for (unsigned s = 0; s < j->n_seen && !dup; s++)
+				dup = memcmp(j->seen[s], me.entry_id, 16) == 0;
+			if (dup)
+				continue;
+			if (j->n_seen < SN_MB_SEEN_MAX)
+				memcpy(j->seen[j->n_seen++], me.entry_id, 16);
+			if (pn_wr_vec16(&w, env, el))
+				break; /* cannot happen: a replica's frame held it */
+			k++;
+		}
+		out[npos] = k;
+		if (k)
+			mb_client_frame(sn, j, out, w.len);
+		if (flags & 1)
+			j->more = true;
+		if (flags & 2)
+			mb_mark(sn, j, t);
+		return;
+	}
+	case PN_F_MB_DONE:
+		mb_mark(sn, j, t);
+		return;
+	default:
+		return;
+	}
+}
+
+/* Replies of our own store to a job it is a target of. */
+struct mb_local {
+	struct pn_supernode *sn;
+	struct sn_mbjob *j;
+	unsigned t;
+	struct pn_lent *e; /* else: a remote origin's session */
+};
+
+static void mb_reply(struct mb_local *to, const uint8_t *f, size_t n)
+{
+	if (to->e)
+		send_frame(to->sn, to->e, f, n);
+	else
+		mb_job_answer(to->sn, to->j, to->t, f, n);
+}
+
+struct mb_items {
+	struct mb_local *to;
+	uint8_t f[PN_FRAME_MAX];
+	struct pn_wr w;
+	size_t npos;
+	uint8_t n;
+	uint32_t req;
+};
+
+static void mb_items_start(struct mb_items *it)
+{
+	pn_wr_init(&it->w, it->f, sizeof(it->f));
+	pn_wr_u8(&it->w, PN_F_MB_ITEMS);
+	pn_wr_u32(&it->w, it->req);
+	pn_wr_u8(&it->w, 0);
+	it->npos = it->w.len;
+	pn_wr_u8(&it->w, 0);
+	it->n = 0;
+}
+
+static void mb_items_flush(struct mb_items *it, uint8_t flags)
+{
+	it->f[it->npos - 1] = flags;
+	it->f[it->npos] = it->n;
+	mb_reply(it->to, it->f, it->w.len);
+}
+
+static int mb_items_add(void *arg, const struct pn_mbs_entry *e)
+{
+	struct mb_items *it = arg;
+	struct pn_wr probe = it->w;
+
+	if (pn_wr_vec16(&probe, e->env, e->len)) {
+		mb_items_flush(it, 0);
+		mb_items_start(it);
+		probe = it->w;
+		if (pn_wr_vec16(&probe, e->env, e->len))
+			return 0;
+	}
+	it->w = probe;
+	it->n++;
+	return 0;
+}
+
+static void mb_answer_status(struct mb_local *to, uint8_t type, uint32_t req, uint8_t st)
+{
+	uint8_t f[16];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, type);
+	pn_wr_u32(&w, req);
+	pn_wr_u8(&w, st);
+	if (type == PN_F_MB_DONE) {
+		pn_wr_u8(&w, 0);
+		pn_wr_u8(&w, 0);
+	}
+	mb_reply(to, f, w.len);
+}
+
+/* Replica side: MB_STORE, MB_GET, MB_DEL (from another supernode, or from ourselves). */
+static void mb_serve(struct pn_supernode *sn, struct mb_local *to, const uint8_t *f, size_t n)
+{
+	struct pn_rd r;
+	uint8_t type;
+	uint32_t req;
+	uint64_t now_s = sn->env.wall_s(sn->env.ctx);
+
+	pn_rd_init(&r, f, n);
+	pn_rd_u8(&r, &type);
+	pn_rd_u32(&r, &req);
+	switch (type) {
+	case PN_F_MB_STORE: {
+		char owner[PN_CERT_NAME_MAX + 1];
+		uint8_t has_pass, pass[PN_MB_PASS_LEN], mid[32], rc_buf[PN_MB_RECEIPT_MAX + 16];
+		const uint8_t *env;
+		size_t el;
+		struct pn_mb_env me;
+		struct pn_mbs_entry ent;
+		struct pn_wr w;
+		int rc, rl;
+		pn_rd_str8(&r, owner, sizeof(owner));
+		pn_rd_u8(&r, &has_pass);
+		if (has_pass)
+			pn_rd_bytes(&r, pass, sizeof(pass));
+		pn_rd_vec16(&r, &env, &el, PN_PKT_RX_MAX);
+		if (pn_rd_end(&r) || has_pass > 1) {
+			sn->st.bad_packets++;
+			return;
+		}
+		if (el > PN_MB_ENV_MAX) {
+			sn->st.mb_oversized++;
+			mb_answer_status(to, PN_F_MB_STORED, req, PN_ST_BAD_REQUEST);
+			return;
+		}
+		if (pn_mb_env_decode(&me, env, el) ||
+		    pn_mb_cert_was_valid(&me.sender, sn->net.root_pk, PN_CERT_DEVICE) ||
+		    me.expires > now_s + PN_MB_TTL_MAX_S || pn_username_valid(owner)) {
+			sn->st.mb_bad_envelopes++;
+			mb_answer_status(to, PN_F_MB_STORED, req, PN_ST_FORBIDDEN);
+			return;
+		}
+		memset(&ent, 0, sizeof(ent));
+		memcpy(ent.id, me.entry_id, 16);
+		memcpy(ent.to_dev, me.to_dev, 16);
+		ent.expires = me.expires;
+		ent.env = env;
+		ent.len = el;
+		if (has_pass) {
+			uint8_t dev[16], pk[32];
+			pn_mb_pass_signer(pass, dev);
+			if (!pn_mbstore_owner_find(sn->mbs, owner, dev, pk)) {
+				sn->st.mb_pass_unknown++; /* request quota, until the owner shows */
+			} else if (pn_mb_pass_verify(pass, owner, me.sender.name, pk, now_s) == 0) {
+				ent.contact = true;
+			} else {
+				sn->st.mb_bad_envelopes++;
+			}
+			ent.pass = pass;
+		}
+		if (pn_mbstore_entries(sn->mbs, owner) == 0)
+			pn_info("keeping entries of the mailbox of %s", owner);
+		rc = pn_mbstore_put(sn->mbs, owner, &ent, me.sender.name, now_s);
+		if (rc == -EDQUOT) {
+			mb_answer_status(to, PN_F_MB_STORED, req, PN_ST_RATE_LIMITED);
+			return;
+		}
+		if (rc && rc != -EEXIST) {
+			mb_answer_status(to, PN_F_MB_STORED, req,
+					 rc == -ESTALE ? PN_ST_STALE : PN_ST_INTERNAL);
+			return;
+		}
+		if (rc == 0)
+			sn->st.mb_stored++;
+		pn_mb_key(mid, owner);
+		rl = pn_mb_receipt_sign(rc_buf, sizeof(rc_buf), &sn->me, sn->cert, sn->cert_len, mid,
+					me.entry_id, me.expires);
+		if (rl < 0)
+			return;
+		{
+			uint8_t out[PN_MB_RECEIPT_MAX + 32];
+			pn_wr_init(&w, out, sizeof(out));
+			pn_wr_u8(&w, PN_F_MB_STORED);
+			pn_wr_u32(&w, req);
+			pn_wr_u8(&w, PN_ST_OK);
+			pn_wr_vec16(&w, rc_buf, (size_t)rl);
+			if (!w.err)
+				mb_reply(to, out, w.len);
+		}
+		return;
+	}
+	case PN_F_MB_GET: {
+		char owner[PN_CERT_NAME_MAX + 1];
+		const uint8_t *cert;
+		size_t cl, held;
+		uint16_t max;
+		struct pn_cert c;
+		struct mb_items *it;
+		pn_rd_str8(&r, owner, sizeof(owner));
+		pn_rd_vec16(&r, &cert, &cl, PN_CERT_MAX);
+		pn_rd_u16(&r, &max);
+		if (pn_rd_end(&r) || pn_cert_decode(&c, cert, cl) ||
+		    sn_cert_verify(sn, &c, cert, cl, PN_CERT_DEVICE) || strcmp(c.name, owner) != 0) {
+			sn->st.bad_packets++;
+			return;
+		}
+		/* a certified device of the owner: passes it signed can be checked now */
+		pn_mbstore_owner_key(sn->mbs, owner, c.device_id, c.sign_pk, cert, cl);
+		sn->st.mb_fetches++;
+		if (max > SN_MB_FETCH_MAX)
+			max = SN_MB_FETCH_MAX;
+		it = malloc(sizeof(*it));
+		if (!it)
+			return;
+		it->to = to;
+		it->req = req;
+		mb_items_start(it);
+		pn_mbstore_get(sn->mbs, owner, c.device_id, now_s, max, mb_items_add, it);
+		held = pn_mbstore_count_for(sn->mbs, owner, c.device_id, now_s);
+		mb_items_flush(it, (uint8_t)(2 | (held > max ? 1 : 0)));
+		free(it);
+		return;
+	}
+	case PN_F_MB_DEL: {
+		struct pn_mb_ack a;
+		uint8_t out[16];
+		struct pn_wr w;
+		size_t k;
+		int rc;
+		if (r.err) {
+			sn->st.bad_packets++;
+			return;
+		}
+		rc = pn_mb_ack_verify(&a, f + r.pos, n - r.pos, sn->net.root_pk, now_s);
+		if (rc) {
+			sn->st.mb_bad_acks++;
+			mb_answer_status(to, PN_F_MB_DONE, req, PN_ST_FORBIDDEN);
+			return;
+		}
+		if (pn_mbstore_ack_ts(sn->mbs, a.owner, a.cert.device_id, a.ts_ms)) {
+			sn->st.mb_replays++;
+			mb_answer_status(to, PN_F_MB_DONE, req, PN_ST_STALE);
+			return;
+		}
+		pn_mbstore_owner_key(sn->mbs, a.owner, a.cert.device_id, a.cert.sign_pk, a.cert_raw,
+				     a.cert_len);
+		k = pn_mbstore_del(sn->mbs, a.owner, a.cert.device_id, (const uint8_t (*)[16])a.ids,
+				   a.n, now_s + PN_MB_TTL_MAX_S);
+		pn_wr_init(&w, out, sizeof(out));
+		pn_wr_u8(&w, PN_F_MB_DONE);
+		pn_wr_u32(&w, req);
+		pn_wr_u8(&w, PN_ST_OK);
+		pn_wr_u8(&w, 0);
+		pn_wr_u8(&w, (uint8_t)k);
+		mb_reply(to, out, w.len);
+		return;
+	}
+	case PN_F_MB_OWNER: {
+		/* from another replica: the root's signature is what makes it true (a
+		 * certificate that has since expired still names the owner's device key) */
+		char owner[PN_CERT_NAME_MAX + 1];
+		const uint8_t *cert;
+		size_t cl;
+		struct pn_cert c;
+		pn_rd_str8(&r, owner, sizeof(owner));
+		pn_rd_vec16(&r, &cert, &cl, PN_CERT_MAX);
+		if (pn_rd_end(&r) || pn_cert_decode(&c, cert, cl) ||
+		    pn_mb_cert_was_valid(&c, sn->net.root_pk, PN_CERT_DEVICE) ||
+		    strcmp(c.name, owner) != 0) {
+			sn->st.bad_packets++;
+			return;
+		}
+		pn_mbstore_owner_key(sn->mbs, owner, c.device_id, c.sign_pk, cert, cl);
+		return;
+	}
+	default:
+		sn->st.bad_packets++;
+		return;
+	}
+}
+
+static bool mb_on_request(struct pn_supernode *sn, struct pn_lent *e, const uint8_t *f, size_t n)
+{
+	struct mb_local to = {sn, NULL, 0, e};
+
+	if (n < 1 || (f[0] != PN_F_MB_STORE && f[0] != PN_F_MB_GET && f[0] != PN_F_MB_DEL &&
+		      f[0] != PN_F_MB_OWNER))
+		return false;
+	mb_serve(sn, &to, f, n);
+	return true;
+}
+
+static void mb_on_answer(struct pn_supernode *sn, struct sn_out *o, const uint8_t *f, size_t n)
+{
+	uint32_t req;
+
+	if (n < 5)
+		return;
+	req = (uint32_t)f[1] << 24 | (uint32_t)f[2] << 16 | (uint32_t)f[3] << 8 | f[4];
+	for (struct sn_mbjob *j = sn->mbjobs; j; j = j->next)
+		for (unsigned t = 0; t < j->n_targets; t++)
+			if (j->reqs[t] == req && memcmp(j->to[t], o->id, 32) == 0) {
+				mb_job_answer(sn, j, t, f, n);
+				return;
+			}
+}
+
+static void mb_set_req(uint8_t *f, uint32_t req)
+{
+	f[1] = (uint8_t)(req >> 24);
+	f[2] = (uint8_t)(req >> 16);
+	f[3] = (uint8_t)(req >> 8);
+	f[4] = (uint8_t)req;
+}
+
+/* The lookup ended: the r closest it found, and ourselves when we are closer than the
+ * r-th (our own table never lists us). */
+static void mb_targets(struct pn_supernode *sn, struct sn_mbjob *j, const struct pn_kad_contact *best,
+		       size_t n)
+{
+	bool self = n < SN_R || pn_kad_cmp_dist(j->key, sn->id, best[SN_R - 1].id) < 0;
+	size_t remote = self && n >= SN_R ? SN_R - 1 : n;
+	int self_t = -1;
+
+	j->started = true;
+	j->deadline = now_ms(sn) + SN_MB_JOB_MS;
+	j->n_targets = 0;
+	for (size_t i = 0; i < remote; i++) {
+		struct sn_out *o = out_get(sn, best[i].key, &best[i].addr);
+		if (!o)
+			continue;
+		j->reqs[j->n_targets] = new_req(sn);
+		memcpy(j->to[j->n_targets], best[i].id, 32);
+		for (unsigned k = 0; k < j->n_frames; k++) {
+			mb_set_req(j->frames[k], j->reqs[j->n_targets]);
+			out_send(sn, o, j->frames[k], j->lens[k]);
+		}
+		j->n_targets++;
+	}
+	if (self) {
+		self_t = (int)j->n_targets;
+		memcpy(j->to[j->n_targets], sn->id, 32);
+		j->n_targets++;
+	}
+	if (!j->has_client) {
+		/* re-replication: fire and forget (the answers find no job) */
+		for (struct sn_mbjob **pp = &sn->mbjobs; *pp; pp = &(*pp)->next)
+			if (*pp == j) {
+				*pp = j->next;
+				break;
+			}
+		sn->st.mb_replicated += (uint64_t)j->n_frames * (j->n_targets - (self ? 1 : 0));
+		mb_job_free(j);
+		return;
+	}
+	if (self_t >= 0) {
+		struct mb_local to = {sn, j, (unsigned)self_t, NULL};
+		/* our answer may finish (and free) the job */
+		mb_serve(sn, &to, j->frames[0], j->lens[0]);
+	}
+}
+
+static struct sn_mbjob *mb_job_start(struct pn_supernode *sn, uint8_t kind, struct pn_lent *e,
+				     uint32_t client_req, const char *owner)
+{
+	struct sn_mbjob *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->kind = kind;
+	if (e) {
+		j->has_client = true;
+		j->client_idx = e->link.local_idx;
+		j->client_req = client_req;
+	}
+	pn_mb_key(j->key, owner);
+	j->deadline = now_ms(sn) + SN_OP_TIMEOUT_MS + SN_MB_JOB_MS;
+	j->next = sn->mbjobs;
+	sn->mbjobs = j;
+	return j;
+}
+
+/* The cache slot for key: its own, else an expired one, else the one expiring first. */
+static struct sn_mbcache *mb_cache_slot(struct pn_supernode *sn, const uint8_t key[32])
+{
+	struct sn_mbcache *pick = NULL;
+
+	if (!sn->mb_cache && !(sn->mb_cache = calloc(SN_MB_CACHE, sizeof(*sn->mb_cache))))
+		return NULL;
+	for (unsigned i = 0; i < SN_MB_CACHE; i++) {
+		struct sn_mbcache *c = &sn->mb_cache[i];
+		if (memcmp(c->key, key, 32) == 0)
+			return c;
+		if (!pick || c->until < pick->until)
+			pick = c;
+	}
+	return pick;
+}
+
+/* The lookup for job j ended: remember the closest, then send. */
+static void mb_lookup_done(struct pn_supernode *sn, struct sn_mbjob *j,
+			   const struct pn_kad_contact *best, size_t n)
+{
+	struct sn_mbcache *mc = n ? mb_cache_slot(sn, j->key) : NULL;
+
+	if (mc) {
+		memcpy(mc->key, j->key, 32);
+		memcpy(mc->best, best, n * sizeof(best[0]));
+		mc->n = n;
+		mc->until = now_ms(sn) + SN_MB_CACHE_MS;
+	}
+	mb_targets(sn, j, best, n);
+}
+
+/* Frames added: find the replicas (a single supernode is its own only replica). */
+static void mb_job_go(struct pn_supernode *sn, struct sn_mbjob *j)
+{
+	struct sn_op *op;
+
+	if (pn_kad_count(sn->kad) == 0) {
+		mb_targets(sn, j, NULL, 0);
+		return;
+	}
+	/* client rounds reuse a recent lookup; re-replication always looks again (it
+	 * exists to follow the closest set as it changes) */
+	if (j->has_client && sn->mb_cache) {
+		for (unsigned i = 0; i < SN_MB_CACHE; i++) {
+			struct sn_mbcache *c = &sn->mb_cache[i];
+			if (c->n && now_ms(sn) < c->until && memcmp(c->key, j->key, 32) == 0) {
+				struct pn_kad_contact best[SN_R];
+				size_t n = c->n;
+				memcpy(best, c->best, n * sizeof(best[0]));
+				mb_targets(sn, j, best, n);
+				return;
+			}
+		}
+	}
+	op = op_new(sn, OP_MBOX, j->key);
+	if (!op) {
+		mb_targets(sn, j, NULL, 0);
+		return;
+	}
+	op->mb = j;
+	op_step(sn, op);
+}
+
+static void mb_on_client(struct pn_supernode *sn, struct pn_lent *e, struct sn_dev *d, uint8_t type,
+			 struct pn_rd *r)
+{
+	uint8_t f[PN_FRAME_MAX];
+	struct pn_wr w;
+	uint32_t req;
+	struct sn_mbjob *j;
+	uint64_t now_s = sn->env.wall_s(sn->env.ctx);
+
+	pn_rd_u32(r, &req);
+	if (r->err) {
+		sn->st.bad_packets++;
+		return;
+	}
+	pn_wr_init(&w, f, sizeof(f));
+	if (type == PN_F_MB_DEPOSIT) {
+		char owner[PN_CERT_NAME_MAX + 1];
+		uint8_t has_pass, pass[PN_MB_PASS_LEN];
+		const uint8_t *env;
+		size_t el;
+		struct pn_mb_env me;
+		pn_rd_str8(r, owner, sizeof(owner));
+		pn_rd_u8(r, &has_pass);
+		if (has_pass == 1)
+			pn_rd_bytes(r, pass, sizeof(pass));
+		pn_rd_vec16(r, &env, &el, PN_PKT_RX_MAX);
+		if (pn_rd_end(r) || has_pass > 1 || pn_username_valid(owner)) {
+			sn->st.bad_packets++;
+			return;
+		}
+		if (!fwd_allow(sn, d))
+			return;
+		if (el > PN_MB_ENV_MAX) {
+			sn->st.mb_oversized++;
+			mb_answer_status(&(struct mb_local){sn, NULL, 0, e}, PN_F_MB_RECEIPT, req,
+					 PN_ST_BAD_REQUEST);
+			return;
+		}
+		/* the envelope must be sealed by the device that hands it to us, now certified */
+		if (pn_mb_env_decode(&me, env, el) ||
+		    memcmp(me.sender.device_id, d->device_id, 16) != 0 ||
+		    sn_cert_verify(sn, &me.sender, me.cert, me.cert_len, PN_CERT_DEVICE) ||
+		    me.expires > now_s + PN_MB_TTL_MAX_S || me.expires <= now_s) {
+			sn->st.mb_bad_envelopes++;
+			mb_answer_status(&(struct mb_local){sn, NULL, 0, e}, PN_F_MB_RECEIPT, req,
+					 PN_ST_FORBIDDEN);
+			return;
+		}
+		pn_wr_u8(&w, PN_F_MB_STORE);
+		pn_wr_u32(&w, 0);
+		pn_wr_str8(&w, owner);
+		pn_wr_u8(&w, has_pass);
+		if (has_pass)
+			pn_wr_bytes(&w, pass, sizeof(pass));
+		pn_wr_vec16(&w, env, el);
+		if (w.err)
+			return;
+		j = mb_job_start(sn, PN_F_MB_STORE, e, req, owner);
+	} else if (type == PN_F_MB_FETCH) {
+		if (pn_rd_end(r)) {
+			sn->st.bad_packets++;
+			return;
+		}
+		pn_wr_u8(&w, PN_F_MB_GET);
+		pn_wr_u32(&w, 0);
+		pn_wr_str8(&w, d->username);
+		pn_wr_vec16(&w, e->link.peer_cert, e->link.peer_cert_len);
+		pn_wr_u16(&w, SN_MB_FETCH_MAX);
+		if (w.err)
+			return;
+		j = mb_job_start(sn, PN_F_MB_GET, e, req, d->username);
+	} else {
+		struct pn_mb_ack a;
+		/* checked here too, so a forged acknowledgement costs no lookup */
+		if (pn_mb_ack_verify(&a, r->p + r->pos, pn_rd_left(r), sn->net.root_pk, now_s) ||
+		    memcmp(a.cert.device_id, d->device_id, 16) != 0) {
+			sn->st.mb_bad_acks++;
+			mb_answer_status(&(struct mb_local){sn, NULL, 0, e}, PN_F_MB_DONE, req,
+					 PN_ST_FORBIDDEN);
+			return;
+		}
+		pn_wr_u8(&w, PN_F_MB_DEL);
+		pn_wr_u32(&w, 0);
+		pn_wr_bytes(&w, r->p + r->pos, pn_rd_left(r));
+		if (w.err)
+			return;
+		j = mb_job_start(sn, PN_F_MB_DEL, e, req, a.owner);
+	}
+	if (!j)
+		return;
+	if (mb_job_add_frame(j, f, w.len)) {
+		j->has_client = false;
+		mb_targets(sn, j, NULL, 0); /* frees it (nothing to send) */
+		return;
+	}
+	mb_job_go(sn, j);
+}
+
+static void mb_tick(struct pn_supernode *sn, uint64_t now)
+{
+	for (struct sn_mbjob *j = sn->mbjobs, *next; j; j = next) {
+		next = j->next;
+		if (j->started && now >= j->deadline)
+			mb_job_finish(sn, j);
+	}
+	if (now >= sn->mb_next_expire) {
+		pn_mbstore_expire(sn->mbs, sn->env.wall_s(sn->env.ctx));
+		sn->mb_next_expire = now + SN_MB_EXPIRE_MS;
+	}
+}
+
+static uint64_t mb_deadline(struct pn_supernode *sn)
+{
+	struct pn_mbs_stats ms;
+	uint64_t t;
+
+	/* an empty store has nothing to expire: an idle supernode stays idle */
+	pn_mbstore_stats(sn->mbs, &ms);
+	t = ms.entries ? sn->mb_next_expire : UINT64_MAX;
+
+	for (struct sn_mbjob *j = sn->mbjobs; j; j = j->next)
+		if (j->started && j->deadline < t)
+			t = j->deadline;
+	return t;
+}
+
+/* Re-replication: the entries of a slice of our mailboxes go again to the r supernodes now
+ * closest to each mailbox key, so mailboxes follow churn. Replicas that hold an entry
+ * answer it as a duplicate; those that saw it acknowledged refuse it (tombstone). */
+struct mb_repl {
+	struct pn_supernode *sn;
+	struct sn_mbjob *j;
+	char owner[PN_CERT_NAME_MAX + 1];
+};
+
+static void mb_repl_owner(void *arg, const uint8_t *cert, size_t len)
+{
+	struct mb_repl *rp = arg;
+	uint8_t f[16 + PN_CERT_NAME_MAX + PN_CERT_MAX];
+	struct pn_wr w;
+
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_MB_OWNER);
+	pn_wr_u32(&w, 0);
+	pn_wr_str8(&w, rp->owner);
+	pn_wr_vec16(&w, cert, len);
+	if (!w.err)
+		mb_job_add_frame(rp->j, f, w.len);
+}
+
+static void mb_repl_entry(void *arg, const char *owner, const struct pn_mbs_entry *e,
+			  const char *sender)
+{
+	struct mb_repl *rp = arg;
+	uint8_t f[PN_FRAME_MAX];
+	struct pn_wr w;
+
+	(void)sender;
+	if (!rp->j || strcmp(rp->owner, owner) != 0) {
+		if (rp->j)
+			mb_job_go(rp->sn, rp->j);
+		rp->j = mb_job_start(rp->sn, PN_F_MB_STORE, NULL, 0, owner);
+		snprintf(rp->owner, sizeof(rp->owner), "%s", owner);
+		if (!rp->j)
+			return;
+		/* the owner's devices first, so the passes of the entries can be checked */
+		pn_mbstore_owner_certs(rp->sn->mbs, owner, mb_repl_owner, rp);
+	}
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_MB_STORE);
+	pn_wr_u32(&w, 0);
+	pn_wr_str8(&w, owner);
+	pn_wr_u8(&w, e->pass ? 1 : 0);
+	if (e->pass)
+		pn_wr_bytes(&w, e->pass, PN_MB_PASS_LEN);
+	pn_wr_vec16(&w, e->env, e->len);
+	if (!w.err)
+		mb_job_add_frame(rp->j, f, w.len);
+}
+
+static void mb_replicate(struct pn_supernode *sn)
+{
+	struct mb_repl rp = {sn, NULL, ""};
+
+	pn_mbstore_scan(sn->mbs, &sn->mb_cursor, SN_MB_REPL_BOXES, mb_repl_entry, &rp);
+	if (rp.j)
+		mb_job_go(sn, rp.j);
+}
+
 static void on_frame(struct pn_supernode *sn, struct pn_lent *e, const uint8_t *f, size_t n)
 {
 	struct sn_dev *d = e->user;
@@ -1530,6 +2410,11 @@ static void on_frame(struct pn_supernode *sn, struct pn_lent *e, const uint8_t *
 		return;
 	case PN_F_FORWARD:
 		on_forward(sn, e, d, &r);
+		return;
+	case PN_F_MB_DEPOSIT:
+	case PN_F_MB_FETCH:
+	case PN_F_MB_ACK:
+		mb_on_client(sn, e, d, type, &r);
 		return;
 	default:
 		break;
@@ -1696,6 +2581,9 @@ static uint64_t sn_deadline(void *node)
 	struct pn_supernode *sn = node;
 	uint64_t t = overlay_deadline(sn);
 	uint64_t h = sn->links.count ? sn->next_housekeep : UINT64_MAX;
+	uint64_t m = mb_deadline(sn);
+	if (m < t)
+		t = m;
 	return h < t ? h : t;
 }
 
@@ -1705,6 +2593,7 @@ static void sn_tick(void *node)
 	uint64_t now = now_ms(sn);
 
 	overlay_tick(sn, now);
+	mb_tick(sn, now);
 	if (now < sn->next_housekeep)
 		return;
 	pn_ltab_expire(&sn->links, now, SN_IDLE_MS, SN_PENDING_MS);

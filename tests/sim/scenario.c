@@ -323,6 +323,15 @@ void sc_bring_up(struct sc_net *n)
 		 * backoff, request retries, then the attachment) can take over 10 s */
 		assert_true(sc_call(n, i, "login", sc_args2("username", names[i], "password", "correct horse"),
 				    &r, 30000));
+		if (strcmp(r.code, "login_server_unreachable") == 0) {
+			/* At 20 % loss a quiet network draws its losses back to back: 7 of 10
+			 * (p ~ 8e-4 per login) leave the handshake unanswered for the 10 s the
+			 * client waits. A user tries again; so do we, once. */
+			sc_reply_clear(&r);
+			assert_true(sc_call(n, i, "login",
+					    sc_args2("username", names[i], "password", "correct horse"),
+					    &r, 30000));
+		}
 		assert_int_equal(r.err, 0);
 		assert_string_equal(json_string_value(json_object_get(r.result, "username")), names[i]);
 		sc_reply_clear(&r);
@@ -348,8 +357,13 @@ uint64_t sc_exchange(struct sc_net *n, int from, int to, const char *to_name, co
 	assert_true(k >= 0);
 	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "text")), text);
 	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "id")), id);
-	k = sc_wait_event(n, from, "message.state", ev0, 20000);
-	assert_true(k >= 0);
+	/* "stored" (in the recipient's mailbox) may come first when the link loses the
+	 * first tries */
+	do {
+		k = sc_wait_event(n, from, "message.state", ev0, 20000);
+		assert_true(k >= 0);
+		ev0 = (unsigned)k + 1;
+	} while (strcmp(json_string_value(json_object_get(n->events[k].data, "state")), "stored") == 0);
 	assert_string_equal(json_string_value(json_object_get(n->events[k].data, "state")), "delivered");
 	return n->events[k].at;
 }

@@ -22,6 +22,8 @@
 #include "crypto/keys.h"
 #include "scenario.h"
 #include "session/link.h"
+#include "overlay/mbstore.h"
+#include "wire/mbox.h"
 #include "wire/wire.h"
 
 enum { ALICE = 0, BOB = 1 };
@@ -91,6 +93,9 @@ struct mallory {
 	unsigned n_deliver, n_hs2, n_receipts, n_resets, n_unreachable;
 	uint8_t last_src[16];
 	uint32_t last_reset_idx;
+	/* mailbox answers: store receipts (ok / refused) and MB_DONE by status */
+	unsigned n_mb_ok, n_mb_refused, n_mb_done_ok, n_mb_done_refused;
+	uint8_t last_mb_status;
 };
 
 static uint64_t mal_now(struct mallory *m)
@@ -151,6 +156,22 @@ static void mal_on_frame(struct mallory *m, const uint8_t *f, size_t n)
 	case PN_F_UNREACHABLE:
 		m->n_unreachable++;
 		break;
+	case PN_F_MB_RECEIPT:
+	case PN_F_MB_DONE: {
+		uint8_t st;
+		if (pn_rd_u32(&r, &req) || pn_rd_u8(&r, &st))
+			break;
+		m->last_mb_status = st;
+		if (type == PN_F_MB_RECEIPT && st == PN_ST_OK)
+			m->n_mb_ok++;
+		else if (type == PN_F_MB_RECEIPT)
+			m->n_mb_refused++;
+		else if (st == PN_ST_OK)
+			m->n_mb_done_ok++;
+		else
+			m->n_mb_done_refused++;
+		break;
+	}
 	default:
 		break;
 	}
@@ -734,6 +755,179 @@ static void garbage_inside_sessions_is_survived(void **state)
 	sc_net_free(&n);
 }
 
+/* ---- 8. mailboxes ------------------------------------------------------------------------------ */
+
+/* Mallory seals a message for device `to` (X25519 key to_pk) and deposits it into
+ * owner's mailbox, presenting `cert` as the sender (her own, or one she copied). */
+static void mal_deposit(struct mallory *m, const char *owner, const uint8_t to[16],
+			const uint8_t to_pk[32], const uint8_t *cert, size_t cert_len, size_t pad,
+			uint8_t entry[16])
+{
+	uint8_t inner[PN_FRAME_MAX], env[2048], f[2200], id[16];
+	struct pn_wr w;
+	int el;
+
+	m->env->random(m->env->ctx, id, sizeof(id));
+	m->env->random(m->env->ctx, entry, 16);
+	pn_wr_init(&w, inner, sizeof(inner));
+	pn_wr_u8(&w, PN_F_CHAT);
+	pn_wr_bytes(&w, id, 16);
+	pn_wr_u64(&w, m->env->wall_s(m->env->ctx) * 1000);
+	pn_wr_str8(&w, "mallory");
+	pn_wr_str8(&w, owner);
+	pn_wr_vec16(&w, "buy now", 7);
+	assert_int_equal(w.err, 0);
+	el = pn_mb_env_seal(env, sizeof(env), PN_MB_CHAT, entry, to, to_pk,
+			    m->env->wall_s(m->env->ctx) + 3600, cert, cert_len, &m->keys, inner, w.len);
+	assert_true(el > 0);
+	memset(env + el, 0, pad);
+	pn_wr_init(&w, f, sizeof(f));
+	pn_wr_u8(&w, PN_F_MB_DEPOSIT);
+	pn_wr_u32(&w, 7);
+	pn_wr_str8(&w, owner);
+	pn_wr_u8(&w, 0);
+	pn_wr_vec16(&w, env, (size_t)el + pad);
+	assert_int_equal(w.err, 0);
+	mal_send_frame(m, f, w.len);
+	run_for(m->n, 50);
+}
+
+static void mal_ack(struct mallory *m, const char *owner, const uint8_t *cert, size_t cert_len,
+		    uint64_t ts, const uint8_t (*ids)[16], unsigned n, uint8_t *frame, size_t *flen)
+{
+	int al;
+
+	frame[0] = PN_F_MB_ACK;
+	memset(frame + 1, 0, 4);
+	al = pn_mb_ack_sign(frame + 5, PN_FRAME_MAX - 5, owner, cert, cert_len, &m->keys, ts, ids, n);
+	assert_true(al > 0);
+	*flen = 5 + (size_t)al;
+	mal_send_frame(m, frame, *flen);
+	run_for(m->n, 200);
+}
+
+/* Offline bob's mailbox under attack: a stranger's flood fills only the small request
+ * quota (alice's messages, with her pass, still go in); an envelope claiming another
+ * sender, an oversized one, acknowledgements by anyone but a device of bob, and a
+ * replayed acknowledgement are refused and counted. Control: bob comes back and gets
+ * everything that was accepted, once; alice sees hers delivered. */
+static void mailbox_abuse_refused_and_counted(void **state)
+{
+	struct sc_net n;
+	struct mallory m;
+	struct pn_record bob, alice;
+	struct pn_supernode_stats st;
+	struct sc_reply r;
+	uint8_t entries[40][16], own[16], frame[PN_FRAME_MAX];
+	size_t flen;
+	unsigned ev0, stored = 0, received = 0, delivered = 0;
+
+	(void)state;
+	setup(&n, &m, 808, &bob);
+	assert_int_equal(mal_lookup(&m, "alice", &alice, 1), 1);
+	for (int i = 0; i < 2; i++) {
+		assert_true(sc_call(&n, i, "contacts.add",
+				    sc_args2("username", i ? "alice" : "bob", NULL, NULL), &r, 1000));
+		sc_reply_clear(&r);
+	}
+	sc_exchange(&n, ALICE, BOB, "bob", "before");
+	pn_sim_host_set_up(n.client_hosts[BOB], false);
+	ev0 = n.n_events;
+	for (int i = 0; i < 3; i++) {
+		assert_true(sc_call(&n, ALICE, "send", sc_args2("to", "bob", "text", "from a contact"), &r, 1000));
+		sc_reply_clear(&r);
+		run_for(&n, 10);
+	}
+	run_for(&n, 20000);
+	/* the flood: 8 accepted (the per-sender share of the request quota), the rest refused */
+	for (int i = 0; i < 30; i++)
+		mal_deposit(&m, "bob", bob.cert.device_id, bob.cert.dh_pk, m.cert, m.cert_len, 0,
+			    entries[i]);
+	run_for(&n, 1000);
+	printf("  flood: %u stored, %u refused\n", m.n_mb_ok, m.n_mb_refused);
+	assert_int_equal(m.n_mb_ok, PN_MBS_REQ_PER_SENDER);
+	assert_int_equal(m.n_mb_refused, 30 - PN_MBS_REQ_PER_SENDER);
+	pn_supernode_stats(n.sn, &st);
+	assert_true(st.mb_quota_refused == 30 - PN_MBS_REQ_PER_SENDER);
+	/* alice still gets in */
+	for (int i = 0; i < 3; i++) {
+		assert_true(sc_call(&n, ALICE, "send", sc_args2("to", "bob", "text", "from a contact"), &r, 1000));
+		sc_reply_clear(&r);
+		run_for(&n, 10);
+	}
+	run_for(&n, 20000);
+	for (unsigned k = ev0; k < n.n_events; k++)
+		if (n.events[k].client == ALICE && strcmp(n.events[k].name, "message.state") == 0 &&
+		    strcmp(json_string_value(json_object_get(n.events[k].data, "state")), "stored") == 0)
+			stored++;
+	assert_int_equal(stored, 6);
+	/* an envelope naming alice as the sender (her certificate, mallory's key) */
+	{
+		uint8_t c[PN_CERT_MAX], e[16];
+		int cl = pn_cert_encode(&alice.cert, c, sizeof(c));
+		unsigned before = m.n_mb_refused;
+		assert_true(cl > 0);
+		mal_deposit(&m, "bob", bob.cert.device_id, bob.cert.dh_pk, c, (size_t)cl, 0, e);
+		assert_int_equal(m.n_mb_refused, before + 1);
+		assert_int_equal(m.last_mb_status, PN_ST_FORBIDDEN);
+		/* oversized */
+		mal_deposit(&m, "bob", bob.cert.device_id, bob.cert.dh_pk, m.cert, m.cert_len, 1000, e);
+		assert_int_equal(m.n_mb_refused, before + 2);
+	}
+	pn_supernode_stats(n.sn, &st);
+	assert_true(st.mb_bad_envelopes == 1);
+	assert_true(st.mb_oversized == 1);
+	/* acknowledgements deleting bob's entries: with mallory's own certificate, and with
+	 * bob's certificate but mallory's signature */
+	{
+		uint64_t held = st.mb_entries;
+		uint8_t c[PN_CERT_MAX];
+		int cl = pn_cert_encode(&bob.cert, c, sizeof(c));
+		mal_ack(&m, "bob", m.cert, m.cert_len, 1, (const uint8_t (*)[16])entries, 8, frame, &flen);
+		mal_ack(&m, "bob", c, (size_t)cl, 2, (const uint8_t (*)[16])entries, 8, frame, &flen);
+		assert_int_equal(m.n_mb_done_refused, 2);
+		pn_supernode_stats(n.sn, &st);
+		assert_true(st.mb_bad_acks == 2);
+		assert_true(st.mb_entries == held);
+	}
+	/* mallory's own mailbox: a valid acknowledgement deletes, its replay is refused */
+	mal_deposit(&m, "mallory", m.device_id, m.keys.dh_pk, m.cert, m.cert_len, 0, own);
+	pn_supernode_stats(n.sn, &st);
+	{
+		uint64_t held = st.mb_entries, done = m.n_mb_done_ok;
+		mal_ack(&m, "mallory", m.cert, m.cert_len, 5, (const uint8_t (*)[16])own, 1, frame, &flen);
+		assert_true(m.n_mb_done_ok > done);
+		pn_supernode_stats(n.sn, &st);
+		assert_true(st.mb_entries == held - 1);
+		mal_send_frame(&m, frame, flen); /* the same bytes again */
+		run_for(&n, 200);
+		pn_supernode_stats(n.sn, &st);
+		assert_true(st.mb_replays == 1);
+	}
+	/* control: bob comes back and takes everything accepted, once */
+	ev0 = n.n_events;
+	pn_sim_host_set_up(n.client_hosts[BOB], true);
+	run_for(&n, 40000);
+	for (unsigned k = ev0; k < n.n_events; k++) {
+		received += n.events[k].client == BOB && strcmp(n.events[k].name, "message.received") == 0;
+		delivered += n.events[k].client == ALICE && strcmp(n.events[k].name, "message.state") == 0 &&
+			     strcmp(json_string_value(json_object_get(n.events[k].data, "state")), "delivered") == 0;
+	}
+	printf("  bob back: %u received, alice: %u delivered\n", received, delivered);
+	assert_true(sc_call(&n, BOB, "status", NULL, &r, 1000));
+	{
+		char *d = json_dumps(json_object_get(r.result, "mailbox"), JSON_COMPACT);
+		printf("  bob's mailbox counters: %s\n", d);
+		free(d);
+	}
+	sc_reply_clear(&r);
+	assert_int_equal(received, 6 + PN_MBS_REQ_PER_SENDER);
+	assert_int_equal(delivered, 6);
+	/* bob's mailbox is empty; what is left are bob's receipts in the senders' mailboxes */
+	assert_int_equal(pn_supernode_mailbox_entries(n.sn, "bob"), 0);
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -744,6 +938,7 @@ int main(void)
 		cmocka_unit_test(forward_flood_is_capped_per_device),
 		cmocka_unit_test(random_datagrams_are_counted_and_survived),
 		cmocka_unit_test(garbage_inside_sessions_is_survived),
+		cmocka_unit_test(mailbox_abuse_refused_and_counted),
 	};
 	if (sodium_init() < 0)
 		return 1;
