@@ -24,6 +24,7 @@
 #include "crypto/cert.h"
 #include "crypto/keys.h"
 #include "im/store.h"
+#include "nat/ice.h"
 #include "session/link.h"
 #include "wire/wire.h"
 
@@ -120,6 +121,13 @@ struct peer {
 	uint8_t routes[PN_REC_MAX_SN][32];
 	unsigned n_routes, route_i;
 	bool via_standby; /* its last packet came over our standby: answer the same way */
+	/* direct path (the "direct paths" section): the session is not tied to a path */
+	struct pn_ice ice;
+	uint32_t cands_gen;     /* the last candidate generation taken from the peer */
+	uint64_t hs_at, up_at;  /* handshake begun, session up (time to session) */
+	uint64_t stream_rx, stream_left, stream_next_at, stream_sent; /* test stream */
+	uint32_t stream_seq, stream_every_ms, stream_size;
+	uint64_t direct_rx, direct_tx;
 };
 
 /* An outgoing message not yet acknowledged. */
@@ -252,6 +260,13 @@ struct pn_client {
 	uint64_t requests_dropped, blocked_dropped;
 	/* counters for the status command */
 	uint64_t rx_bad, rx_e2e_bad;
+	/* direct paths: our candidates, the "always relay" setting, rejected direct input */
+	bool always_relay;
+	struct pn_cand local[PN_ICE_MAX_CANDS];
+	unsigned n_local;
+	uint32_t cands_gen;
+	uint64_t nat_scan_at;
+	uint64_t direct_bad, direct_refused;
 };
 
 /* A call's media options and running media (struct pn_call.user). */
@@ -678,6 +693,7 @@ static struct peer *peer_get(struct pn_client *c, const uint8_t id[16], bool cre
 	if (!p)
 		return NULL;
 	memcpy(p->device_id, id, 16);
+	pn_ice_init(&p->ice, false); /* on the relay until a session is up and a path wins */
 	p->next = c->peers;
 	c->peers = p;
 	return p;
@@ -713,20 +729,25 @@ static void forward(struct pn_client *c, const uint8_t dst[16], const uint8_t *p
 	sn_send_frame(c, f, w.len);
 }
 
+static void nat_out(struct pn_client *c, struct peer *p, const uint8_t *pkt, size_t n);
+static void nat_on_session_up(struct pn_client *c, struct peer *p);
+
 static void peer_send_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
 {
 	uint8_t pkt[PN_PKT_MAX];
 	size_t len;
 
 	if (pn_link_seal(&p->link, f, n, now_ms(c), pkt, sizeof(pkt), &len) == 0)
-		forward(c, p->device_id, pkt, len);
+		nat_out(c, p, pkt, len);
 }
 
 static void peer_connect(struct pn_client *c, struct peer *p, const struct pn_cert *cert)
 {
 	/* IK: the directory gave us the device's static key */
-	if (link_start(c, &p->link, PN_PURPOSE_E2E, cert->dh_pk, true) == 0)
+	if (link_start(c, &p->link, PN_PURPOSE_E2E, cert->dh_pk, true) == 0) {
+		p->hs_at = now_ms(c);
 		forward(c, p->device_id, p->link.hs_pkt, p->link.hs_pkt_len);
+	}
 }
 
 static void send_chat(struct pn_client *c, struct peer *p, const struct outmsg *m)
@@ -1312,7 +1333,12 @@ struct media_tx {
 static void media_tx(void *arg, const uint8_t *pkt, size_t n)
 {
 	struct media_tx *t = arg;
-	forward(t->c, t->dev, pkt, n);
+	struct peer *p = peer_get(t->c, t->dev, false);
+
+	if (p)
+		nat_out(t->c, p, pkt, n); /* the direct path when there is one */
+	else
+		forward(t->c, t->dev, pkt, n);
 }
 
 static void calls_tick(struct pn_client *c, uint64_t now)
@@ -1599,6 +1625,9 @@ static void on_contact_frame(struct pn_client *c, struct peer *p, struct pn_rd *
 		emit(c, "contact.request", json_pack("{s:s,s:s}", "from", p->username, "note", note));
 }
 
+static void nat_on_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n,
+			 const struct pn_addr *from);
+
 static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
 {
 	struct pn_rd r;
@@ -1617,6 +1646,8 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		on_presence(c, p, &r);
 	else if (type == PN_F_CONTACT)
 		on_contact_frame(c, p, &r);
+	else if (type == PN_F_NAT)
+		nat_on_frame(c, p, f, n, NULL);
 	else
 		c->rx_e2e_bad++;
 }
@@ -1759,6 +1790,8 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 			if (u && u->found)
 				flush_user(c, u);
 		}
+		p->hs_at = now_ms(c);
+		nat_on_session_up(c, p);
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
@@ -1796,6 +1829,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 			c->rx_e2e_bad++;
 			return;
 		}
+		nat_on_session_up(c, p);
 		u = ruser_get(c, p->username, false);
 		if (u)
 			flush_user(c, u);
@@ -1806,6 +1840,381 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		on_e2e_frame(c, p, f, fl);
 	}
 	sodium_memzero(f, sizeof(f));
+}
+
+/* ---- direct paths ---------------------------------------------------------------------- */
+/* An end-to-end session starts on the relay (FORWARD/DELIVER through the supernodes) and
+ * stays usable there. Once it is up, each side sends its candidates (host addresses of
+ * every interface from the host, the reflexive address our supernode saw) inside it, but
+ * only to peers we accept: our contacts and our own other devices, and nobody when the
+ * user chose "always relay". Both sides then check every pair at once, straight to the
+ * peer's addresses, with DATA packets of the same session (src/nat/ice.h): a check is as
+ * authenticated as any message, and whatever the peer's NAT does to our source address
+ * is learned from where its checks come from. When the controlling side nominates a
+ * pair, every later packet of the session (frames and call media) goes that way; packets
+ * already on the relay still arrive, because the session's keys and replay window do
+ * not depend on the path. Consent checks every 15-20 s hold the NAT bindings; a path that
+ * stops answering is dropped and the session is back on the relay at once. */
+
+static bool nat_allowed(struct pn_client *c, const struct peer *p)
+{
+	if (c->always_relay || !c->logged_in || !p->username[0])
+		return false;
+	return strcmp(p->username, c->username) == 0 || pn_cstore_contact_has(c->store, p->username);
+}
+
+static unsigned nat_fams(const struct pn_client *c)
+{
+	unsigned f = 0;
+
+	for (unsigned i = 0; i < c->n_local; i++)
+		f |= c->local[i].addr.family == PN_AF_INET ? 1 : 2;
+	return f;
+}
+
+/* Our candidates now: the host's addresses and the supernode's view of us. True when
+ * they differ from what we last told peers. */
+static bool nat_gather(struct pn_client *c)
+{
+	struct pn_cand l[PN_ICE_MAX_CANDS];
+	struct pn_addr a[PN_ICE_MAX_CANDS];
+	unsigned n = 0, na = 0;
+
+	if (c->env.local_addrs)
+		na = c->env.local_addrs(c->env.ctx, a, PN_ICE_MAX_CANDS - 1);
+	for (unsigned i = 0; i < na && n < PN_ICE_MAX_CANDS - 1; i++)
+		l[n++] = (struct pn_cand){PN_CAND_HOST, a[i]};
+	if (c->sn_state == SN_UP && c->reflexive.family) {
+		bool dup = false;
+		for (unsigned i = 0; i < n; i++)
+			dup |= pn_addr_eq(&l[i].addr, &c->reflexive);
+		if (!dup)
+			l[n++] = (struct pn_cand){PN_CAND_SRFLX, c->reflexive};
+	}
+	if (n == c->n_local && memcmp(l, c->local, n * sizeof(l[0])) == 0)
+		return false;
+	memcpy(c->local, l, n * sizeof(l[0]));
+	c->n_local = n;
+	c->cands_gen++;
+	return true;
+}
+
+static void nat_send_cands(struct pn_client *c, struct peer *p)
+{
+	uint8_t f[PN_FRAME_MAX];
+	bool ok = nat_allowed(c, p);
+	int n = pn_ice_cands_encode(f, sizeof(f), c->cands_gen, ok ? 0 : PN_ICE_F_RELAY_ONLY,
+				    c->local, ok ? c->n_local : 0);
+
+	if (n > 0)
+		peer_send_frame(c, p, f, (size_t)n);
+}
+
+static void nat_path_event(struct pn_client *c, struct peer *p)
+{
+	const struct pn_addr *a = pn_ice_selected(&p->ice);
+	char s[PN_ADDR_STRLEN], did[33];
+
+	pn_info("path to %s: %s", p->username, a ? pn_addr_str(a, s) : "relay");
+	emit(c, "path.changed",
+	     json_pack("{s:s,s:s,s:s,s:s?}", "user", p->username, "device",
+		       pn_hex_encode(did, sizeof(did), p->device_id, 16), "path",
+		       a ? "direct" : "relay", "address", a ? pn_addr_str(a, s) : NULL));
+}
+
+static void nat_on_session_up(struct pn_client *c, struct peer *p)
+{
+	p->up_at = now_ms(c);
+	p->cands_gen = 0;
+	pn_ice_init(&p->ice, memcmp(c->device_id, p->device_id, 16) < 0);
+	nat_gather(c);
+	/* strangers get nothing at all; they stay on the relay */
+	if (nat_allowed(c, p))
+		nat_send_cands(c, p);
+}
+
+/* Sends an end-to-end packet of session p: on its direct path when it has one. */
+static void nat_out(struct pn_client *c, struct peer *p, const uint8_t *pkt, size_t n)
+{
+	const struct pn_addr *a = pn_ice_selected(&p->ice);
+
+	if (a) {
+		p->direct_tx++;
+		c->env.send(c->env.ctx, a, pkt, n);
+	} else {
+		forward(c, p->device_id, pkt, n);
+	}
+}
+
+static void nat_send_direct(struct pn_client *c, struct peer *p, const struct pn_addr *to,
+			    const uint8_t *f, size_t n)
+{
+	uint8_t pkt[PN_PKT_MAX];
+	size_t len;
+
+	if (pn_link_seal(&p->link, f, n, now_ms(c), pkt, sizeof(pkt), &len) == 0)
+		c->env.send(c->env.ctx, to, pkt, len);
+}
+
+/* A 0x47 frame of session p; from is where it came from when it arrived directly. */
+static void nat_on_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n,
+			 const struct pn_addr *from)
+{
+	struct pn_ice_frame fr;
+	uint64_t now = now_ms(c);
+	bool changed = false;
+
+	if (pn_ice_frame_decode(&fr, f, n)) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (fr.kind == PN_ICE_STREAM) {
+		p->stream_rx++;
+		return;
+	}
+	if (!nat_allowed(c, p)) {
+		/* we never check towards peers we do not accept: a check reveals our address */
+		c->direct_refused++;
+		return;
+	}
+	if (fr.kind == PN_ICE_CANDS) {
+		if (fr.gen <= p->cands_gen && p->cands_gen)
+			return; /* old news */
+		p->cands_gen = fr.gen;
+		if (fr.flags & PN_ICE_F_RELAY_ONLY)
+			pn_ice_stop(&p->ice);
+		else
+			pn_ice_set_remote(&p->ice, fr.cands, fr.n, nat_fams(c), now);
+		return;
+	}
+	if (!from) {
+		c->rx_e2e_bad++; /* checks only make sense on the path they test */
+		return;
+	}
+	if (fr.kind == PN_ICE_CHECK) {
+		uint8_t ok[64];
+		int k = pn_ice_check_encode(ok, sizeof(ok), true, fr.tid, fr.flags, from);
+		if (k > 0)
+			nat_send_direct(c, p, from, ok, (size_t)k);
+		changed = pn_ice_on_check(&p->ice, now, from, fr.flags);
+	} else if (fr.kind == PN_ICE_CHECK_OK) {
+		changed = pn_ice_on_ok(&p->ice, now, from, fr.tid, fr.flags, &fr.mapped);
+	}
+	if (changed)
+		nat_path_event(c, p);
+}
+
+static struct peer *nat_peer_by_idx(struct pn_client *c, uint32_t idx)
+{
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->link.state == PN_LINK_UP && p->link.local_idx == idx)
+			return p;
+	return NULL;
+}
+
+/* A datagram from an address that is neither the login server nor a supernode of ours:
+ * a packet of an end-to-end session that arrived directly. Anything that does not
+ * authenticate as such is dropped and counted (spoofed or stale checks end here). */
+static bool nat_on_direct(struct pn_client *c, const struct pn_addr *from, const uint8_t *buf,
+			  size_t len)
+{
+	struct pn_pkt_hdr h;
+	struct peer *p;
+	uint8_t f[PN_PKT_RX_MAX];
+	size_t n;
+	enum pn_link_event ev;
+
+	if (len > 0 && buf[0] == PN_PKT_MEDIA) {
+		/* media is keyed per call; here we only learn which device it is from */
+		for (p = c->peers; p; p = p->next) {
+			const struct pn_addr *a = pn_ice_selected(&p->ice);
+			if (a && pn_addr_eq(a, from)) {
+				p->direct_rx++;
+				on_media_packet(c, p->device_id, buf, len);
+				return true;
+			}
+		}
+		c->direct_bad++;
+		return true;
+	}
+	if (pn_pkt_parse(&h, buf, len) || h.type != PN_PKT_DATA)
+		return false;
+	p = nat_peer_by_idx(c, h.receiver_idx);
+	if (!p) {
+		c->direct_bad++;
+		return true;
+	}
+	if (pn_link_input(&p->link, &h, now_ms(c), f, sizeof(f), &n, &ev) || ev != PN_LINK_EV_DATA) {
+		c->direct_bad++;
+		return true;
+	}
+	if (!nat_allowed(c, p)) {
+		c->direct_refused++;
+	} else if (n > 0 && f[0] == PN_F_NAT) {
+		p->direct_rx++;
+		nat_on_frame(c, p, f, n, from);
+	} else {
+		p->direct_rx++;
+		pn_ice_on_rx(&p->ice, now_ms(c), from);
+		on_e2e_frame(c, p, f, n);
+	}
+	sodium_memzero(f, sizeof(f));
+	return true;
+}
+
+static uint64_t nat_deadline(struct pn_client *c)
+{
+	uint64_t t = c->logged_in ? c->nat_scan_at : UINT64_MAX;
+
+	for (struct peer *p = c->peers; p; p = p->next) {
+		if (p->link.state != PN_LINK_UP)
+			continue;
+		t = min64(t, pn_ice_deadline(&p->ice));
+		if (p->stream_left)
+			t = min64(t, p->stream_next_at);
+	}
+	return t;
+}
+
+static void nat_tick(struct pn_client *c, uint64_t now)
+{
+	/* the host's addresses may change (a new network): tell every peer */
+	if (c->logged_in && now >= c->nat_scan_at) {
+		c->nat_scan_at = now + 10000;
+		if (nat_gather(c))
+			for (struct peer *p = c->peers; p; p = p->next)
+				if (p->link.state == PN_LINK_UP && nat_allowed(c, p))
+					nat_send_cands(c, p);
+	}
+	for (struct peer *p = c->peers; p; p = p->next) {
+		struct pn_ice_out o;
+		const struct pn_addr *before;
+		bool had;
+
+		if (p->link.state != PN_LINK_UP)
+			continue;
+		before = pn_ice_selected(&p->ice);
+		had = before != NULL;
+		while (pn_ice_poll(&p->ice, now, &o)) {
+			uint8_t f[32];
+			int k = pn_ice_check_encode(f, sizeof(f), false, o.tid, o.flags, NULL);
+			if (k > 0)
+				nat_send_direct(c, p, &o.to, f, (size_t)k);
+		}
+		if (had && !pn_ice_selected(&p->ice))
+			nat_path_event(c, p); /* consent lost: back on the relay */
+		while (p->stream_left && now >= p->stream_next_at) {
+			uint8_t f[PN_FRAME_MAX];
+			int k = pn_ice_stream_encode(f, sizeof(f), p->stream_seq++, p->stream_size);
+			if (k > 0)
+				peer_send_frame(c, p, f, (size_t)k);
+			p->stream_left--;
+			p->stream_sent++;
+			p->stream_next_at += p->stream_every_ms;
+		}
+	}
+}
+
+static json_t *nat_peer_json(struct pn_client *c, struct peer *p)
+{
+	const struct pn_addr *a = pn_ice_selected(&p->ice);
+	char s[PN_ADDR_STRLEN], did[33];
+	json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:s}", "user", p->username, "device",
+			      pn_hex_encode(did, sizeof(did), p->device_id, 16), "path",
+			      a ? "direct" : "relay", "controlling", p->ice.controlling, "session",
+			      p->link.state == PN_LINK_UP ? "up" : "down");
+
+	if (a)
+		json_object_set_new(o, "address", json_string(pn_addr_str(a, s)));
+	if (p->up_at && p->hs_at)
+		json_object_set_new(o, "session_ms", json_integer((json_int_t)(p->up_at - p->hs_at)));
+	if (a && p->hs_at)
+		json_object_set_new(o, "direct_ms",
+				    json_integer((json_int_t)(p->ice.selected_at - p->hs_at)));
+	json_object_set_new(o, "pairs", json_integer(p->ice.n));
+	json_object_set_new(o, "checks_sent", json_integer((json_int_t)p->ice.checks_sent));
+	json_object_set_new(o, "paths_lost", json_integer((json_int_t)p->ice.paths_lost));
+	json_object_set_new(o, "direct_rx", json_integer((json_int_t)p->direct_rx));
+	json_object_set_new(o, "direct_tx", json_integer((json_int_t)p->direct_tx));
+	json_object_set_new(o, "stream_rx", json_integer((json_int_t)p->stream_rx));
+	json_object_set_new(o, "stream_sent", json_integer((json_int_t)p->stream_sent));
+	return o;
+}
+
+/* paths: every end-to-end session and the path it uses. */
+static void cmd_paths(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	json_t *arr = json_array(), *local = json_array();
+	const char *user = args ? json_string_value(json_object_get(args, "user")) : NULL;
+	char s[PN_ADDR_STRLEN];
+
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->username[0] && (!user || strcmp(user, p->username) == 0))
+			json_array_append_new(arr, nat_peer_json(c, p));
+	for (unsigned i = 0; i < c->n_local; i++)
+		json_array_append_new(local, json_pack("{s:s,s:s}", "type",
+						       c->local[i].type == PN_CAND_HOST ? "host" : "srflx",
+						       "address", pn_addr_str(&c->local[i].addr, s)));
+	reply_ok(cb, arg, json_pack("{s:o,s:o,s:b,s:I,s:I}", "sessions", arr, "candidates", local,
+				    "always_relay", c->always_relay, "direct_rejected",
+				    (json_int_t)c->direct_bad, "direct_refused",
+				    (json_int_t)c->direct_refused));
+}
+
+/* nat.stream {"user", "count"?, "interval_ms"?, "size"?}: a test stream of `count` frames of
+ * `size` filler bytes, one every interval_ms (default 500 x 160 bytes every 20 ms, the
+ * shape of 10 s of voice), to every device of user we hold an up session with. The
+ * receiver counts them (paths: stream_rx). */
+static void cmd_nat_stream(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *user = args ? json_string_value(json_object_get(args, "user")) : NULL;
+	json_int_t count = 500, every = 20, size = 160;
+	unsigned n = 0;
+
+	if (args && json_is_integer(json_object_get(args, "count")))
+		count = json_integer_value(json_object_get(args, "count"));
+	if (args && json_is_integer(json_object_get(args, "interval_ms")))
+		every = json_integer_value(json_object_get(args, "interval_ms"));
+	if (args && json_is_integer(json_object_get(args, "size")))
+		size = json_integer_value(json_object_get(args, "size"));
+	if (!user || count < 1 || count > 100000 || every < 1 || every > 10000 || size < 0 ||
+	    size > PN_ICE_STREAM_MAX) {
+		reply_err(cb, arg, -EINVAL, "bad_request",
+			  "nat.stream needs user, count 1..100000, interval_ms 1..10000, size 0..1200");
+		return;
+	}
+	for (struct peer *p = c->peers; p; p = p->next) {
+		if (p->link.state != PN_LINK_UP || strcmp(p->username, user) != 0)
+			continue;
+		p->stream_left = (uint64_t)count;
+		p->stream_every_ms = (uint32_t)every;
+		p->stream_size = (uint32_t)size;
+		p->stream_next_at = now_ms(c);
+		n++;
+	}
+	if (!n) {
+		reply_err(cb, arg, -ENOTCONN, "no_session", "no session with that user");
+		return;
+	}
+	reply_ok(cb, arg, json_pack("{s:i}", "devices", n));
+}
+
+/* "always relay": never reveal our addresses; existing direct paths are given up. */
+static void nat_set_always_relay(struct pn_client *c, bool on)
+{
+	c->always_relay = on;
+	c->cands_gen++;
+	for (struct peer *p = c->peers; p; p = p->next) {
+		if (p->link.state != PN_LINK_UP)
+			continue;
+		if (on && pn_ice_selected(&p->ice)) {
+			pn_ice_stop(&p->ice);
+			nat_path_event(c, p);
+		}
+		if (on)
+			pn_ice_stop(&p->ice);
+		nat_send_cands(c, p);
+	}
 }
 
 /* ---- supernode frames ---------------------------------------------------------------- */
@@ -1934,8 +2343,10 @@ static void on_sn_frame(struct pn_client *c, const uint8_t *f, size_t n)
 		return;
 	switch (type) {
 	case PN_F_ATTACHED:
-		if (pn_addr_read(&r, &c->reflexive) == 0 && c->sn_state != SN_UP)
+		if (pn_addr_read(&r, &c->reflexive) == 0 && c->sn_state != SN_UP) {
+			c->nat_scan_at = now_ms(c); /* a new reflexive address goes to peers */
 			on_attached(c);
+		}
 		break;
 	case PN_F_PONG: {
 		uint64_t tok;
@@ -2434,6 +2845,8 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 	enum pn_link_event ev;
 	uint64_t now = now_ms(c);
 
+	if (len > 0 && buf[0] == PN_PKT_MEDIA && nat_on_direct(c, from, buf, len))
+		return;
 	if (pn_pkt_parse(&h, buf, len) || h.type == PN_PKT_HS1) {
 		c->rx_bad++;
 		return;
@@ -2532,6 +2945,8 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 		sodium_memzero(f, sizeof(f));
 		return;
 	}
+	if (nat_on_direct(c, from, buf, len))
+		return;
 	c->rx_bad++;
 }
 
@@ -2702,6 +3117,7 @@ static uint64_t cl_deadline(void *node)
 		for (struct outmsg *m = c->out; m; m = m->next)
 			t = min64(t, m->next_try);
 	t = min64(t, pres_deadline(c));
+	t = min64(t, nat_deadline(c));
 	return min64(t, calls_deadline(c));
 }
 
@@ -2904,6 +3320,7 @@ static void cl_tick(void *node)
 		tick_messages(c, now);
 	calls_tick(c, now);
 	pres_tick(c, now);
+	nat_tick(c, now);
 }
 
 const struct pn_node_ops pn_client_ops = {cl_recv, cl_deadline, cl_tick};
@@ -3580,8 +3997,21 @@ static void cmd_calls(struct pn_client *c, json_t *args, pn_client_reply_cb cb, 
 static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_reply_cb cb, void *arg)
 {
 	const char *from = arg_str(args, "calls_from");
+	json_t *relay = args ? json_object_get(args, "always_relay") : NULL;
 
-	if (set) {
+	if (set && relay) {
+		/* always_relay: true keeps our addresses from every peer (a relayed path) */
+		if (!json_is_boolean(relay)) {
+			reply_err(cb, arg, -EINVAL, "bad_request", "always_relay must be true or false");
+			return;
+		}
+		if (pn_cstore_kv_set(c->store, "always_relay", json_is_true(relay) ? "1" : "0", 1)) {
+			reply_err(cb, arg, -EIO, "internal", "settings store error");
+			return;
+		}
+		nat_set_always_relay(c, json_is_true(relay));
+	}
+	if (set && (from || !relay)) {
 		if (!from || (strcmp(from, "contacts") != 0 && strcmp(from, "anyone") != 0)) {
 			reply_err(cb, arg, -EINVAL, "bad_request",
 				  "calls_from must be \"contacts\" or \"anyone\"");
@@ -3593,8 +4023,9 @@ static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_
 		}
 		c->calls_from_anyone = from[0] == 'a';
 	}
-	reply_ok(cb, arg, json_pack("{s:s,s:b}", "calls_from",
-				    c->calls_from_anyone ? "anyone" : "contacts", "echo_bot", c->echo_bot));
+	reply_ok(cb, arg, json_pack("{s:s,s:b,s:b}", "calls_from",
+				    c->calls_from_anyone ? "anyone" : "contacts", "echo_bot", c->echo_bot,
+				    "always_relay", c->always_relay));
 }
 
 /* history.search {"text", "limit"?}: every word of text, as a word prefix, in any order;
@@ -3774,6 +4205,10 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 		cmd_presence(c, cmd[9] == 's', args, cb, arg);
 	else if (strcmp(cmd, "settings.get") == 0 || strcmp(cmd, "settings.set") == 0)
 		cmd_settings(c, cmd[9] == 's', args, cb, arg);
+	else if (strcmp(cmd, "paths") == 0)
+		cmd_paths(c, args, cb, arg);
+	else if (strcmp(cmd, "nat.stream") == 0)
+		cmd_nat_stream(c, args, cb, arg);
 	else if (strcmp(cmd, "shutdown") == 0) {
 		pres_going_offline(c);
 		c->want_exit = true;
@@ -3868,6 +4303,8 @@ int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
 			v[vl] = 0;
 			c->calls_from_anyone = strcmp(v, "anyone") == 0;
 		}
+		if (pn_cstore_kv_get(c->store, "always_relay", v, sizeof(v) - 1, &vl) == 0)
+			c->always_relay = vl == 1 && v[0] == '1';
 	}
 	c->env.random(c->env.ctx, &c->next_req, sizeof(c->next_req));
 	load_candidates(c);

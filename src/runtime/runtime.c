@@ -15,6 +15,8 @@
 #include "parley/runtime.h"
 
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,6 +46,7 @@ struct rt_udp {
 	uv_udp_t h;
 	struct pn_rt *rt;
 	bool v6; /* AF_INET6 socket: IPv4 peers are reached as v4-mapped addresses */
+	struct pn_addr local; /* what the socket is bound to (wildcard or one address) */
 };
 
 struct rt_conn {
@@ -206,6 +209,47 @@ static int env_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, siz
 	return r < 0 ? r : 0;
 }
 
+static bool addr_is_any(const struct pn_addr *a)
+{
+	static const uint8_t zero[16];
+
+	return memcmp(a->ip, zero, a->family == PN_AF_INET ? 4 : 16) == 0;
+}
+
+/* Host candidates: the socket's own address when it is bound to one, else every
+ * interface's (getifaddrs), with the socket's port. Loopback and IPv6 link-local
+ * addresses are of no use to a peer elsewhere; an IPv4 socket cannot send IPv6. */
+static unsigned env_local_addrs(void *ctx, struct pn_addr *out, unsigned max)
+{
+	struct pn_rt *rt = ctx;
+	struct ifaddrs *ifs, *i;
+	unsigned n = 0;
+
+	if (!rt->udp || max == 0)
+		return 0;
+	if (!addr_is_any(&rt->udp->local)) {
+		out[0] = rt->udp->local;
+		return 1;
+	}
+	if (getifaddrs(&ifs) != 0)
+		return 0;
+	for (i = ifs; i && n < max; i = i->ifa_next) {
+		struct pn_addr a;
+		if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		if (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)
+			continue;
+		addr_from_sockaddr(&a, i->ifa_addr);
+		if (a.family == PN_AF_INET6 &&
+		    (!rt->udp->v6 || (a.ip[0] == 0xfe && (a.ip[1] & 0xc0) == 0x80)))
+			continue;
+		a.port = rt->udp->local.port;
+		out[n++] = a;
+	}
+	freeifaddrs(ifs);
+	return n;
+}
+
 /* ---- timers and the exit check -------------------------------------------------------- */
 
 static void rt_rearm(struct pn_rt *rt);
@@ -348,12 +392,12 @@ int pn_rt_udp_bind(struct pn_rt *rt, const struct pn_addr *addr, struct pn_addr 
 	r = uv_udp_recv_start(&u->h, on_udp_alloc, on_udp_recv);
 	if (r < 0)
 		goto fail;
-	if (bound) {
-		r = uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &namelen);
-		if (r < 0)
-			goto fail;
-		addr_from_sockaddr(bound, (struct sockaddr *)&ss);
-	}
+	r = uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &namelen);
+	if (r < 0)
+		goto fail;
+	addr_from_sockaddr(&u->local, (struct sockaddr *)&ss);
+	if (bound)
+		*bound = u->local;
 	rt->udp = u;
 	return 0;
 fail:
@@ -679,7 +723,7 @@ int pn_rt_new(struct pn_rt **out)
 		free(rt);
 		return r;
 	}
-	rt->env = (struct pn_env){rt, env_now_ms, env_wall_s, env_random, env_send};
+	rt->env = (struct pn_env){rt, env_now_ms, env_wall_s, env_random, env_send, env_local_addrs};
 	uv_timer_init(&rt->loop, &rt->timer);
 	rt->timer.data = rt;
 	uv_check_init(&rt->loop, &rt->check);

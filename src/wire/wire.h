@@ -128,6 +128,8 @@ enum pn_frame_type {
 	PN_F_CALL_ACK = 0x43,  /* 16 call id | u32 seq */
 	PN_F_PRESENCE = 0x44,  /* u64 seq | u8 status (0 offline, 1 online, 2 away, 3 dnd) | str8 mood */
 	PN_F_CONTACT = 0x45,   /* u8 kind (1 request) | str8 note */
+	/* direct paths: candidates, connectivity checks, test stream (src/nat/ice.h) */
+	PN_F_NAT = 0x47,       /* u8 kind | body */
 };
 
 enum pn_status {
