@@ -210,6 +210,9 @@ void pn_ice_set_remote(struct pn_ice *ice, const struct pn_cand *c, unsigned n, 
 			ice->pairs[k].state = PN_PAIR_SUCCEEDED;
 			ice->pairs[k].nominating = false;
 			ice->selected = k;
+			/* something moved: see now whether the path in use still answers */
+			ice->consent_at = now;
+			ice->consent_sent_at = 0;
 		}
 	}
 	ice->active = true;
@@ -283,6 +286,10 @@ bool pn_ice_poll(struct pn_ice *ice, uint64_t now, struct pn_ice_out *out)
 			return true;
 		}
 	}
+	/* with a path in use the other pairs rest: it is kept until consent fails or the
+	 * peer's candidates change (a new round) */
+	if (ice->selected >= 0)
+		return false;
 	maybe_nominate(ice, now);
 	if (now < ice->next_check_at)
 		return false;
@@ -345,7 +352,7 @@ uint64_t pn_ice_deadline(const struct pn_ice *ice)
 			t = ice->consent_sent_at + PN_ICE_CONSENT_FAIL_MS;
 	}
 	bool nominating = false, succeeded = false;
-	for (unsigned i = 0; i < ice->n; i++) {
+	for (unsigned i = 0; i < ice->n && ice->selected < 0; i++) {
 		const struct pn_ice_pair *p = &ice->pairs[i];
 		uint64_t at;
 		if (p->state == PN_PAIR_WAITING || p->state == PN_PAIR_IN_PROGRESS || p->nominating) {
@@ -447,6 +454,12 @@ void pn_ice_on_rx(struct pn_ice *ice, uint64_t now, const struct pn_addr *from)
 {
 	if (ice->selected >= 0 && pn_addr_eq(from, &ice->pairs[ice->selected].remote))
 		ice->last_rx = now;
+}
+
+void pn_ice_recheck(struct pn_ice *ice, uint64_t now)
+{
+	if (ice->selected >= 0 && !ice->consent_sent_at)
+		ice->consent_at = now;
 }
 
 const struct pn_addr *pn_ice_selected(const struct pn_ice *ice)

@@ -9,7 +9,8 @@
  * check when, which pair to nominate and when a path has died.
  *
  * The frame (e2e frame 0x47, docs/PROTOCOL.md §3.7), u8 0x47 | u8 kind | body:
- *   kind 1 CANDS     u32 gen | u8 flags (1 = relay only) | u8 n | n x (u8 type | addr)
+ *   kind 1 CANDS     u32 gen | u8 flags (1 = relay only, 2 = send yours) | u8 n |
+ *                    n x (u8 type | addr)
  *   kind 2 CHECK     u64 tid | u8 flags (1 = nominate)
  *   kind 3 CHECK_OK  u64 tid | u8 flags (echoed) | addr (the check's source as seen)
  *   kind 4 STREAM    u32 seq | vec16 filler   (test traffic: an audio-sized stream)
@@ -30,6 +31,7 @@ enum pn_cand_type { PN_CAND_HOST = 1, PN_CAND_SRFLX = 2, PN_CAND_PRFLX = 3 };
 enum pn_ice_kind { PN_ICE_CANDS = 1, PN_ICE_CHECK = 2, PN_ICE_CHECK_OK = 3, PN_ICE_STREAM = 4 };
 enum pn_ice_flags {
 	PN_ICE_F_RELAY_ONLY = 1, /* CANDS: the sender reveals no address (always relay) */
+	PN_ICE_F_WANT = 2,       /* CANDS: send me yours (we just started accepting you) */
 	PN_ICE_F_NOMINATE = 1,   /* CHECK / CHECK_OK */
 };
 enum pn_ice_limits {
@@ -144,6 +146,9 @@ bool pn_ice_on_ok(struct pn_ice *ice, uint64_t now, const struct pn_addr *from, 
 		  uint8_t flags, const struct pn_addr *mapped);
 /* Any other authenticated packet from the peer that arrived directly (consent). */
 void pn_ice_on_rx(struct pn_ice *ice, uint64_t now, const struct pn_addr *from);
+/* Our own addresses changed: check the path in use now (a dead one is dropped within
+ * PN_ICE_CONSENT_FAIL_MS) instead of at the next keepalive. */
+void pn_ice_recheck(struct pn_ice *ice, uint64_t now);
 /* The direct path in use, or NULL (relay). */
 const struct pn_addr *pn_ice_selected(const struct pn_ice *ice);
 /* Whether `from` is one of the pairs' remote addresses. */

@@ -1899,15 +1899,31 @@ static bool nat_gather(struct pn_client *c)
 	return true;
 }
 
-static void nat_send_cands(struct pn_client *c, struct peer *p)
+static void nat_send_cands_flags(struct pn_client *c, struct peer *p, uint8_t flags)
 {
 	uint8_t f[PN_FRAME_MAX];
 	bool ok = nat_allowed(c, p);
-	int n = pn_ice_cands_encode(f, sizeof(f), c->cands_gen, ok ? 0 : PN_ICE_F_RELAY_ONLY,
-				    c->local, ok ? c->n_local : 0);
+	int n = pn_ice_cands_encode(f, sizeof(f), c->cands_gen,
+				    ok ? flags : PN_ICE_F_RELAY_ONLY, c->local, ok ? c->n_local : 0);
 
 	if (n > 0)
 		peer_send_frame(c, p, f, (size_t)n);
+}
+
+static void nat_send_cands(struct pn_client *c, struct peer *p)
+{
+	nat_send_cands_flags(c, p, 0);
+}
+
+/* A user just became our contact: sessions that are already up (a contact request opens
+ * one before the other side accepts) get our candidates now, and we ask for theirs (they
+ * may have sent them while we did not accept them yet, and we dropped them). */
+static void nat_on_contact(struct pn_client *c, const char *user)
+{
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->link.state == PN_LINK_UP && strcmp(p->username, user) == 0 &&
+		    nat_allowed(c, p))
+			nat_send_cands_flags(c, p, PN_ICE_F_WANT);
 }
 
 static void nat_path_event(struct pn_client *c, struct peer *p)
@@ -1978,6 +1994,8 @@ static void nat_on_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		return;
 	}
 	if (fr.kind == PN_ICE_CANDS) {
+		if (fr.flags & PN_ICE_F_WANT)
+			nat_send_cands(c, p); /* (without WANT: no ping-pong) */
 		if (fr.gen <= p->cands_gen && p->cands_gen)
 			return; /* old news */
 		p->cands_gen = fr.gen;
@@ -2083,8 +2101,10 @@ static void nat_tick(struct pn_client *c, uint64_t now)
 		c->nat_scan_at = now + 10000;
 		if (nat_gather(c))
 			for (struct peer *p = c->peers; p; p = p->next)
-				if (p->link.state == PN_LINK_UP && nat_allowed(c, p))
+				if (p->link.state == PN_LINK_UP && nat_allowed(c, p)) {
+					pn_ice_recheck(&p->ice, now);
 					nat_send_cands(c, p);
+				}
 	}
 	for (struct peer *p = c->peers; p; p = p->next) {
 		struct pn_ice_out o;
@@ -2131,6 +2151,10 @@ static json_t *nat_peer_json(struct pn_client *c, struct peer *p)
 	if (a && p->hs_at)
 		json_object_set_new(o, "direct_ms",
 				    json_integer((json_int_t)(p->ice.selected_at - p->hs_at)));
+	if (a && p->up_at && p->ice.selected_at >= p->up_at)
+		json_object_set_new(o, "ice_ms",
+				    json_integer((json_int_t)(p->ice.selected_at - p->up_at)));
+	json_object_set_new(o, "initiator", json_boolean(p->link.initiator));
 	json_object_set_new(o, "pairs", json_integer(p->ice.n));
 	json_object_set_new(o, "checks_sent", json_integer((json_int_t)p->ice.checks_sent));
 	json_object_set_new(o, "paths_lost", json_integer((json_int_t)p->ice.paths_lost));
@@ -3443,10 +3467,14 @@ static int rel_cb(void *arg, const struct pn_rel_row *r)
 
 /* The user becomes a contact of ours; they hear our presence (and, when they have not
  * accepted us yet, our request) once a session with one of their devices is up. */
+static void nat_on_contact(struct pn_client *c, const char *user);
+
 static int contact_make(struct pn_client *c, const char *user)
 {
 	int rc = pn_cstore_contact_add(c->store, user, wall_s(c));
 
+	if (rc == 0)
+		nat_on_contact(c, user);
 	if (rc == 0 && c->sn_state == SN_UP) {
 		struct pn_contact_row row = {0};
 		snprintf(row.username, sizeof(row.username), "%s", user);
