@@ -456,6 +456,18 @@ void pn_ice_on_rx(struct pn_ice *ice, uint64_t now, const struct pn_addr *from)
 		ice->last_rx = now;
 }
 
+void pn_ice_send_failed(struct pn_ice *ice, const struct pn_addr *to)
+{
+	int i = pair_find(ice, to);
+
+	/* no route there (a peer's private address seen from another network): the pair
+	 * can never work, and waiting for it would hold back the nomination */
+	if (i >= 0 && i != ice->selected && ice->pairs[i].state != PN_PAIR_SUCCEEDED) {
+		ice->pairs[i].state = PN_PAIR_FAILED;
+		ice->pairs[i].nominating = false;
+	}
+}
+
 void pn_ice_recheck(struct pn_ice *ice, uint64_t now)
 {
 	if (ice->selected >= 0 && !ice->consent_sent_at)

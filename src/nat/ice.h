@@ -52,7 +52,7 @@ enum pn_ice_timing {
 	PN_ICE_RTO_MS = 50,
 	PN_ICE_RTO_MAX_MS = 500,
 	PN_ICE_PAIR_FAIL_MS = 8000,
-	PN_ICE_NOMINATE_WAIT_MS = 100,
+	PN_ICE_NOMINATE_WAIT_MS = 50,
 	PN_ICE_ROUND_MS = 30000,
 	PN_ICE_CONSENT_MS = 15000,
 	PN_ICE_CONSENT_FAIL_MS = 3000,
@@ -146,6 +146,9 @@ bool pn_ice_on_ok(struct pn_ice *ice, uint64_t now, const struct pn_addr *from, 
 		  uint8_t flags, const struct pn_addr *mapped);
 /* Any other authenticated packet from the peer that arrived directly (consent). */
 void pn_ice_on_rx(struct pn_ice *ice, uint64_t now, const struct pn_addr *from);
+/* The host could not send a check to `to` at all (no route, address family): that pair
+ * fails now instead of after PN_ICE_PAIR_FAIL_MS. */
+void pn_ice_send_failed(struct pn_ice *ice, const struct pn_addr *to);
 /* Our own addresses changed: check the path in use now (a dead one is dropped within
  * PN_ICE_CONSENT_FAIL_MS) instead of at the next keepalive. */
 void pn_ice_recheck(struct pn_ice *ice, uint64_t now);

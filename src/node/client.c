@@ -1147,8 +1147,14 @@ static enum pn_call_policy call_policy(void *ctx, const char *from, const char *
 }
 
 /* The route media and signaling take to the peer, for the stats. */
-static const char *call_path(struct pn_client *c)
+/* The call's media path: the session's direct path when it has one, else the relay. */
+static const char *call_path(struct pn_client *c, struct pn_call *call)
 {
+	struct peer *p = call->peer_dev >= 0 ? peer_get(c, call->dev[call->peer_dev].id, false) : NULL;
+	const struct pn_addr *a = p ? pn_ice_selected(&p->ice) : NULL;
+
+	if (a)
+		return a->family == PN_AF_INET6 ? "direct-ipv6" : "direct-ipv4";
 	return c->sn.addr.family == PN_AF_INET6 ? "relayed-ipv6" : "relayed-ipv4";
 }
 
@@ -1167,7 +1173,7 @@ static json_t *call_json(struct pn_client *c, struct pn_call *call)
 		json_object_set_new(j, "duration_ms", json_integer((json_int_t)(end - call->answered_at)));
 	}
 	if (o && o->media) {
-		json_object_set_new(j, "path", json_string(call_path(c)));
+		json_object_set_new(j, "path", json_string(call_path(c, call)));
 		json_object_set_new(j, "stats", pn_callmedia_stats_json(o->media));
 	}
 	return j;
@@ -1962,14 +1968,17 @@ static void nat_out(struct pn_client *c, struct peer *p, const uint8_t *pkt, siz
 	}
 }
 
-static void nat_send_direct(struct pn_client *c, struct peer *p, const struct pn_addr *to,
-			    const uint8_t *f, size_t n)
+/* 0, or the host's error when it could not send at all (e.g. -ENETUNREACH). */
+static int nat_send_direct(struct pn_client *c, struct peer *p, const struct pn_addr *to,
+			   const uint8_t *f, size_t n)
 {
 	uint8_t pkt[PN_PKT_MAX];
 	size_t len;
+	int rc = pn_link_seal(&p->link, f, n, now_ms(c), pkt, sizeof(pkt), &len);
 
-	if (pn_link_seal(&p->link, f, n, now_ms(c), pkt, sizeof(pkt), &len) == 0)
-		c->env.send(c->env.ctx, to, pkt, len);
+	if (rc == 0)
+		rc = c->env.send(c->env.ctx, to, pkt, len);
+	return rc == -ENETUNREACH || rc == -EHOSTUNREACH || rc == -EAFNOSUPPORT || rc == -EINVAL ? rc : 0;
 }
 
 /* A 0x47 frame of session p; from is where it came from when it arrived directly. */
@@ -2118,8 +2127,8 @@ static void nat_tick(struct pn_client *c, uint64_t now)
 		while (pn_ice_poll(&p->ice, now, &o)) {
 			uint8_t f[32];
 			int k = pn_ice_check_encode(f, sizeof(f), false, o.tid, o.flags, NULL);
-			if (k > 0)
-				nat_send_direct(c, p, &o.to, f, (size_t)k);
+			if (k > 0 && nat_send_direct(c, p, &o.to, f, (size_t)k) < 0)
+				pn_ice_send_failed(&p->ice, &o.to);
 		}
 		if (had && !pn_ice_selected(&p->ice))
 			nat_path_event(c, p); /* consent lost: back on the relay */

@@ -322,6 +322,33 @@ static void renomination_on_new_candidates(void **state)
 	assert_true(pn_addr_eq(pn_ice_selected(&d.a), &d.b_seen));
 }
 
+/* A pair the host cannot send to at all (a private address of another network) fails at
+ * once, so the nomination does not wait for it. */
+static void unroutable_pair_fails_at_once(void **state)
+{
+	struct pn_ice ice;
+	struct pn_cand c[2] = {{PN_CAND_HOST, A("198.19.2.2:5000")},
+			       {PN_CAND_SRFLX, A("198.18.0.102:40001")}};
+	struct pn_ice_out o;
+	uint64_t now = 0;
+
+	pn_ice_init(&ice, true);
+	pn_ice_set_remote(&ice, c, 2, 1, now);
+	assert_true(pn_ice_poll(&ice, now, &o));
+	assert_true(pn_addr_eq(&o.to, &c[0].addr));
+	pn_ice_send_failed(&ice, &o.to);
+	assert_int_equal(ice.pairs[0].state, PN_PAIR_FAILED);
+	now += PN_ICE_TA_MS;
+	assert_true(pn_ice_poll(&ice, now, &o));
+	assert_true(pn_addr_eq(&o.to, &c[1].addr));
+	assert_false(pn_ice_on_ok(&ice, now + 1, &o.to, o.tid, 0, &o.to));
+	/* the only better pair failed: the nomination goes out at once, no wait */
+	assert_true(pn_ice_poll(&ice, now + PN_ICE_TA_MS, &o));
+	assert_int_equal(o.flags, PN_ICE_F_NOMINATE);
+	assert_true(pn_ice_on_ok(&ice, now + PN_ICE_TA_MS + 1, &o.to, o.tid, o.flags, &o.to));
+	assert_non_null(pn_ice_selected(&ice));
+}
+
 static void stop_forgets_everything(void **state)
 {
 	struct duo d;
@@ -351,6 +378,7 @@ int main(void)
 		cmocka_unit_test(stale_and_foreign_answers_ignored),
 		cmocka_unit_test(consent_lost_and_keepalive),
 		cmocka_unit_test(renomination_on_new_candidates),
+		cmocka_unit_test(unroutable_pair_fails_at_once),
 		cmocka_unit_test(stop_forgets_everything),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
