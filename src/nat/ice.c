@@ -128,11 +128,21 @@ void pn_ice_stop(struct pn_ice *ice)
 	pn_ice_init(ice, ice->controlling);
 }
 
-/* Keepalives from both ends should not fall into lockstep: 0..5 s of jitter, taken from
- * the transaction counter (this module has no randomness of its own). */
+/* Only the controlling side sends keepalives (its check and the answer refresh the NAT
+ * bindings on both sides); 0..5 s of jitter, taken from the transaction counter (this
+ * module has no randomness of its own). The controlled side checks only when asked
+ * (pn_ice_recheck) and otherwise watches what arrives. */
 static uint64_t consent_next(struct pn_ice *ice, uint64_t now)
 {
+	if (!ice->controlling)
+		return UINT64_MAX;
 	return now + PN_ICE_CONSENT_MS + (ice->ctr * 2654435761u) % 5000u;
+}
+
+/* The controlled side's limit: no keepalive from the controlling side for this long. */
+static uint64_t quiet_limit(const struct pn_ice *ice)
+{
+	return ice->last_rx + PN_ICE_CONSENT_MS + 5000 + 2 * PN_ICE_CONSENT_FAIL_MS;
 }
 
 static int pair_find(const struct pn_ice *ice, const struct pn_addr *a)
@@ -270,8 +280,9 @@ bool pn_ice_poll(struct pn_ice *ice, uint64_t now, struct pn_ice_out *out)
 		return false;
 	if (ice->selected >= 0) {
 		struct pn_ice_pair *s = &ice->pairs[ice->selected];
-		if (ice->consent_sent_at && ice->last_rx < ice->consent_sent_at &&
-		    now >= ice->consent_sent_at + PN_ICE_CONSENT_FAIL_MS) {
+		if ((ice->consent_sent_at && ice->last_rx < ice->consent_sent_at &&
+		     now >= ice->consent_sent_at + PN_ICE_CONSENT_FAIL_MS) ||
+		    (!ice->controlling && now >= quiet_limit(ice))) {
 			path_lost(ice, now);
 		} else if (now >= ice->consent_at) {
 			if (!ice->consent_sent_at) {
@@ -350,6 +361,8 @@ uint64_t pn_ice_deadline(const struct pn_ice *ice)
 		if (ice->consent_sent_at && ice->last_rx < ice->consent_sent_at &&
 		    ice->consent_sent_at + PN_ICE_CONSENT_FAIL_MS < t)
 			t = ice->consent_sent_at + PN_ICE_CONSENT_FAIL_MS;
+		if (!ice->controlling && quiet_limit(ice) < t)
+			t = quiet_limit(ice);
 	}
 	bool nominating = false, succeeded = false;
 	for (unsigned i = 0; i < ice->n && ice->selected < 0; i++) {

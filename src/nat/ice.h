@@ -42,11 +42,13 @@ enum pn_ice_limits {
 /* Timing (ms). Checks are paced Ta apart; each pair is retried with a doubling timeout
  * from PN_ICE_RTO_MS up to PN_ICE_RTO_MAX_MS until PN_ICE_PAIR_FAIL_MS after its first
  * check; a round with no success is tried again PN_ICE_ROUND_MS later (the session stays
- * on the relay meanwhile). A selected path is checked every PN_ICE_CONSENT_MS plus up to
- * 5 s of jitter (a keepalive that holds NAT bindings, 15-20 s: Linux conntrack forgets an
- * unreplied UDP flow after 30 s); when nothing authenticated came back from it for
- * PN_ICE_CONSENT_FAIL_MS after such a check, the path is dropped and traffic goes back to
- * the relay. */
+ * on the relay meanwhile). The controlling side checks the selected path every
+ * PN_ICE_CONSENT_MS plus up to 5 s of jitter (a keepalive that holds the NAT bindings of
+ * both sides, 20-25 s: Linux conntrack keeps a UDP flow 30 s before it saw an answer,
+ * 120 s after); when nothing authenticated came back from it for PN_ICE_CONSENT_FAIL_MS
+ * after such a check, the path is dropped and traffic goes back to the relay. The
+ * controlled side drops it when nothing authenticated arrived on it for
+ * PN_ICE_CONSENT_MS + 5 s + 2 x PN_ICE_CONSENT_FAIL_MS. */
 enum pn_ice_timing {
 	PN_ICE_TA_MS = 20,
 	PN_ICE_RTO_MS = 50,
@@ -54,7 +56,7 @@ enum pn_ice_timing {
 	PN_ICE_PAIR_FAIL_MS = 8000,
 	PN_ICE_NOMINATE_WAIT_MS = 50,
 	PN_ICE_ROUND_MS = 30000,
-	PN_ICE_CONSENT_MS = 15000,
+	PN_ICE_CONSENT_MS = 20000,
 	PN_ICE_CONSENT_FAIL_MS = 3000,
 };
 

@@ -1885,19 +1885,31 @@ static bool nat_gather(struct pn_client *c)
 	struct pn_cand l[PN_ICE_MAX_CANDS];
 	struct pn_addr a[PN_ICE_MAX_CANDS];
 	unsigned n = 0, na = 0;
+	bool same;
+
+	memset(l, 0, sizeof(l));
+	memset(a, 0, sizeof(a));
 
 	if (c->env.local_addrs)
 		na = c->env.local_addrs(c->env.ctx, a, PN_ICE_MAX_CANDS - 1);
-	for (unsigned i = 0; i < na && n < PN_ICE_MAX_CANDS - 1; i++)
-		l[n++] = (struct pn_cand){PN_CAND_HOST, a[i]};
+	for (unsigned i = 0; i < na && n < PN_ICE_MAX_CANDS - 1; i++) {
+		l[n].type = PN_CAND_HOST;
+		l[n++].addr = a[i];
+	}
 	if (c->sn_state == SN_UP && c->reflexive.family) {
 		bool dup = false;
 		for (unsigned i = 0; i < n; i++)
 			dup |= pn_addr_eq(&l[i].addr, &c->reflexive);
-		if (!dup)
-			l[n++] = (struct pn_cand){PN_CAND_SRFLX, c->reflexive};
+		if (!dup) {
+			l[n].type = PN_CAND_SRFLX;
+			l[n++].addr = c->reflexive;
+		}
 	}
-	if (n == c->n_local && memcmp(l, c->local, n * sizeof(l[0])) == 0)
+	/* field by field: struct padding is not part of a candidate */
+	same = n == c->n_local;
+	for (unsigned i = 0; same && i < n; i++)
+		same = l[i].type == c->local[i].type && pn_addr_eq(&l[i].addr, &c->local[i].addr);
+	if (same)
 		return false;
 	memcpy(c->local, l, n * sizeof(l[0]));
 	c->n_local = n;

@@ -245,7 +245,8 @@ static void test_always_relay_hides_addresses(void **state)
 }
 
 /* A direct path that stops answering: consent fails, the session is back on the relay
- * within PN_ICE_CONSENT_MS + jitter + 3 s, and messages keep arriving. */
+ * within PN_ICE_CONSENT_MS + jitter + 3 s (controlling side) or + 6 s (controlled side),
+ * and messages keep arriving. */
 static void test_consent_lost_falls_back(void **state)
 {
 	struct sc_net n;
@@ -265,13 +266,30 @@ static void test_consent_lost_falls_back(void **state)
 	p = path_of(&n, a, "bob");
 	assert_string_equal(path_kind(p), "direct");
 	json_decref(p);
+	/* idle for a minute: only keepalives, from the controlling side, every 20-25 s (no
+	 * candidates resent, no re-checks) */
+	{
+		json_t *pa0 = path_of(&n, a, "bob"), *pb0 = path_of(&n, b, "alice"), *pa1, *pb1;
+		json_int_t d;
+		pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 60000);
+		pa1 = path_of(&n, a, "bob");
+		pb1 = path_of(&n, b, "alice");
+		d = num(pa1, "checks_sent") - num(pa0, "checks_sent") + num(pb1, "checks_sent") -
+		    num(pb0, "checks_sent");
+		if (d < 2 || d > 3)
+			fail_msg("%lld keepalives in an idle minute", (long long)d);
+		json_decref(pa0);
+		json_decref(pb0);
+		json_decref(pa1);
+		json_decref(pb1);
+	}
 	/* the direct path breaks (both directions); the relay still works */
 	assert_int_equal(pn_addr_parse(&pa4, "198.18.1.1:5000"), 0);
 	assert_int_equal(pn_addr_parse(&pb4, "198.18.1.2:5000"), 0);
 	assert_int_equal(pn_sim_set_link(n.sim, &pa4, &pb4, &dead), 0);
 	assert_int_equal(pn_sim_set_link(n.sim, &pb4, &pa4, &dead), 0);
 	ev0 = n.n_events;
-	k = sc_wait_event(&n, a, "path.changed", ev0, 25000);
+	k = sc_wait_event(&n, a, "path.changed", ev0, 35000);
 	assert_true(k >= 0);
 	assert_string_equal(json_string_value(json_object_get(n.events[k].data, "path")), "relay");
 	sc_exchange(&n, a, b, "bob", "after the path died");
