@@ -1859,7 +1859,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
  * is learned from where its checks come from. When the controlling side nominates a
  * pair, every later packet of the session (frames and call media) goes that way; packets
  * already on the relay still arrive, because the session's keys and replay window do
- * not depend on the path. Consent checks every 15-20 s hold the NAT bindings; a path that
+ * not depend on the path. Keepalive checks every 20-25 s hold the NAT bindings; a path that
  * stops answering is dropped and the session is back on the relay at once. */
 
 static bool nat_allowed(struct pn_client *c, const struct peer *p)
