@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "base/addr.h"
+#include "parley/supernode.h"
 #include "scenario.h"
 #include "wire/wire.h"
 
@@ -385,6 +386,52 @@ static void test_spoofed_checks_rejected(void **state)
 	sc_net_free(&n);
 }
 
+/* A call between contacts behind a port-restricted and a full-cone NAT: the media goes
+ * on the direct path (the call reports it, the receiver gets 50 packets a second, and
+ * the supernode forwards next to nothing while it runs). */
+static void test_call_media_goes_direct(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link base = {.delay_ms = 10};
+	struct pn_supernode_stats s0, s1;
+	struct sc_reply r;
+	int a, b, k;
+	unsigned ev0;
+	json_t *st;
+
+	assert_int_equal(sc_net_init(&n, 85, &base), 0);
+	a = add_site(&n, "198.19.1.2:5000", "198.18.0.101:0", PN_SIM_NAT_PRC, "alice");
+	b = add_site(&n, "198.19.2.2:5000", "198.18.0.102:0", PN_SIM_NAT_FULLCONE, "bob");
+	contact(&n, a, "bob");
+	contact(&n, b, "alice");
+	sc_exchange(&n, a, b, "bob", "call me");
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	ev0 = n.n_events;
+	assert_true(sc_call(&n, a, "call", sc_args2("username", "bob", NULL, NULL), &r, 5000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	k = sc_wait_event(&n, b, "call.state", ev0, 5000);
+	assert_true(k >= 0);
+	assert_true(sc_call(&n, b, "call.answer", NULL, &r, 1000));
+	assert_int_equal(r.err, 0);
+	sc_reply_clear(&r);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 1000);
+	pn_supernode_stats(n.sn, &s0);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000);
+	pn_supernode_stats(n.sn, &s1);
+	assert_true(sc_call(&n, b, "call.stats", NULL, &r, 1000));
+	assert_string_equal(json_string_value(json_object_get(r.result, "path")), "direct-ipv4");
+	st = json_object_get(r.result, "stats");
+	if (json_integer_value(json_object_get(st, "rx_packets")) < 250)
+		fail_msg("bob received %lld media packets", (long long)json_integer_value(json_object_get(st, "rx_packets")));
+	sc_reply_clear(&r);
+	/* 5 s of a call is 500 media packets both ways; the relay saw at most signaling */
+	if (s1.forwarded - s0.forwarded > 20)
+		fail_msg("the supernode forwarded %llu packets during the call",
+			 (unsigned long long)(s1.forwarded - s0.forwarded));
+	sc_net_free(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -398,6 +445,7 @@ int main(void)
 		cmocka_unit_test(test_always_relay_hides_addresses),
 		cmocka_unit_test(test_consent_lost_falls_back),
 		cmocka_unit_test(test_spoofed_checks_rejected),
+		cmocka_unit_test(test_call_media_goes_direct),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
