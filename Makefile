@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 MESON_OPTS ?=
 
-.PHONY: all deps demo check check-unit check-e2e check-net check-asan check-fuzz bench fuzz clean help
+.PHONY: all deps demo check check-unit check-e2e check-net check-asan check-fuzz bench fuzz clean help nat-matrix
 
 all: deps
 	@test -f $(BUILD)/build.ninja || meson setup $(BUILD) $(MESON_OPTS)
@@ -19,6 +19,7 @@ help:
 	@echo "make demo     build, then run a whole network on loopback and show it working"
 	@echo "make check    unit + simulator + end-to-end + NAT lab tests, again under ASan+UBSan, fuzz smoke"
 	@echo "make check-net  the NAT lab tests alone (tests/net, needs root)"
+	@echo "make nat-matrix the NAT traversal matrix (5 runs), written into docs/NAT.md (root)"
 	@echo "make bench    benchmarks (docs/BENCHMARKS.md); JSON lines in bench/results/"
 	@echo "make fuzz     run every libFuzzer target (FUZZ_SECONDS each, default 60)"
 
@@ -51,6 +52,10 @@ check-net:
 		case $$t in */lab.sh) continue ;; esac; \
 		echo "== $$t"; $$t $(BUILD)/cmd || exit 1; \
 	done
+
+# The NAT traversal matrix with measured times, regenerated into docs/NAT.md.
+nat-matrix: all
+	NAT_RUNS=$${NAT_RUNS:-5} tests/net/nat_matrix.sh $(BUILD)/cmd --doc docs/NAT.md
 
 check-asan:
 	@test -f $(ASAN_BUILD)/build.ninja || meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined \

@@ -692,7 +692,7 @@ int main(int argc, char **argv)
 	memcpy(net.supernodes[0].key, b->sn_key, 32);
 	net.supernodes[0].has_key = true;
 	net.n_supernodes = 1;
-	b->env = (struct pn_env){b, env_now_ms, env_wall_s, env_random, env_send};
+	b->env = (struct pn_env){b, env_now_ms, env_wall_s, env_random, env_send, NULL};
 	memset(&sc, 0, sizeof(sc));
 	sc.env = &b->env;
 	sc.net = &net;

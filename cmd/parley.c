@@ -217,12 +217,21 @@ static const struct cmd_help cmd_helps[] = {
 	{"settings", "usage: parley settings [calls-from contacts|anyone]\n"
 		     "       parley settings [messages-from contacts|anyone]\n"
 		     "       parley settings [mailbox-ttl SECONDS]\n"
+		     "       parley settings [always-relay on|off]\n"
 		     "Shows the settings, or sets who may call, and whose messages go straight to\n"
 		     "your history: only contacts (the default) or anyone. A message from someone\n"
 		     "else is held as a message request (`parley contacts requests'); accepting\n"
 		     "them moves it into the history, declining or blocking deletes it.\n"
 		     "mailbox-ttl: how long your messages wait in an offline recipient's mailbox\n"
-		     "(60 to 7776000 seconds, default 2592000 = 30 days).\n"},
+		     "(60 to 7776000 seconds, default 2592000 = 30 days).\n"
+		     "always-relay: never tell anyone, contacts included, our addresses (every\n"
+		     "session then goes through the supernodes).\n"},
+	{"paths", "usage: parley paths [USER]\n"
+		  "Shows each end-to-end session and whether it goes directly or through the\n"
+		  "supernodes' relay, with the time the session and the direct path took.\n"},
+	{"nat-stream", "usage: parley nat-stream USER [--count N]\n"
+		       "Test traffic: sends N (default 500) 160-byte frames, one every 20 ms, over\n"
+		       "the session with USER's devices; `parley paths' on their side counts them.\n"},
 	{"events", "usage: parley events [--count N]\n"
 		   "Prints events (messages, delivery states, status changes) as they happen,\n"
 		   "until N events were printed or it is interrupted.\n"},
@@ -1084,11 +1093,28 @@ static void show_result(const char *cmd, const char *sub, json_t *r)
 			}
 			putchar('\n');
 		}
+	} else if (strcmp(cmd, "paths") == 0) {
+		json_t *e;
+		size_t i;
+		json_array_foreach(json_object_get(r, "sessions"), i, e) {
+			put_clean(stdout, jstr(e, "user"));
+			printf(" %.8s  %s", jstr(e, "device"), jstr(e, "path"));
+			if (*jstr(e, "address"))
+				printf(" %s", jstr(e, "address"));
+			if (json_object_get(e, "direct_ms"))
+				printf("  (direct after %lld ms)",
+				       (long long)json_integer_value(json_object_get(e, "direct_ms")));
+			putchar('\n');
+		}
+	} else if (strcmp(cmd, "nat-stream") == 0) {
+		printf("streaming to %lld device(s)\n", (long long)json_integer_value(json_object_get(r, "devices")));
 	} else if (strcmp(cmd, "settings") == 0) {
 		printf("calls from: %s\n", jstr(r, "calls_from"));
 		printf("messages from: %s\n", jstr(r, "messages_from"));
 		printf("mailbox time to live: %lld s\n",
 		       (long long)json_integer_value(json_object_get(r, "mailbox_ttl_s")));
+		if (json_is_true(json_object_get(r, "always_relay")))
+			printf("always relay: on (no address of ours goes to anyone)\n");
 		if (json_is_true(json_object_get(r, "echo_bot")))
 			printf("echo test service: on\n");
 	} else if (strcmp(cmd, "ping") == 0) {
@@ -1192,6 +1218,8 @@ static const struct cmd_spec cmd_specs[] = {
 	{"presence", 0, 1, OPT_MOOD},
 	{"devices", 0, 2, 0},
 	{"events", 0, 0, OPT_COUNT},
+	{"paths", 0, 1, 0},
+	{"nat-stream", 1, 1, OPT_COUNT},
 	{"ping", 0, 0, 0},
 	{"shutdown", 0, 0, 0},
 };
@@ -1802,6 +1830,21 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "calls") == 0) {
 		if (used_opts & OPT_LIMIT)
 			json_object_set_new(args, "limit", json_integer((json_int_t)limit));
+	} else if (strcmp(cmd, "paths") == 0) {
+		if (nargs == 1 && add_str(args, "user", pos[0]) < 0)
+			goto out;
+	} else if (strcmp(cmd, "nat-stream") == 0) {
+		if (add_str(args, "user", pos[0]) < 0)
+			goto out;
+		if (used_opts & OPT_COUNT)
+			json_object_set_new(args, "count", json_integer((json_int_t)count));
+	} else if (strcmp(cmd, "settings") == 0 && nargs == 2 && strcmp(pos[0], "always-relay") == 0) {
+		if (strcmp(pos[1], "on") != 0 && strcmp(pos[1], "off") != 0) {
+			fprintf(stderr, "parley: always-relay is on or off, not `%s'\n", pos[1]);
+			goto out;
+		}
+		sub = "set";
+		json_object_set_new(args, "always_relay", json_boolean(strcmp(pos[1], "on") == 0));
 	} else if (strcmp(cmd, "settings") == 0) {
 		if (nargs == 1 || (nargs == 2 && strcmp(pos[0], "calls-from") != 0 &&
 				   strcmp(pos[0], "messages-from") != 0 &&
@@ -1880,6 +1923,8 @@ int main(int argc, char **argv)
 			snprintf(api_cmd, sizeof(api_cmd), "devices%s", *sub ? ".revoke" : "");
 		else if (strcmp(cmd, "search-history") == 0)
 			snprintf(api_cmd, sizeof(api_cmd), "history.search");
+		else if (strcmp(cmd, "nat-stream") == 0)
+			snprintf(api_cmd, sizeof(api_cmd), "nat.stream");
 		else if (strcmp(cmd, "settings") == 0 || strcmp(cmd, "presence") == 0)
 			snprintf(api_cmd, sizeof(api_cmd), "%s.%s", cmd, *sub ? "set" : "get");
 		else

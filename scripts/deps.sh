@@ -7,7 +7,7 @@ pkgs=(meson ninja-build pkg-config gcc g++ libsodium-dev libuv1-dev libsqlite3-d
 	libopus-dev libsndfile1-dev libspeexdsp-dev portaudio19-dev)
 case "$what" in
   check) pkgs+=(libcmocka-dev clang libclang-rt-14-dev python3 jq espeak-ng nftables iproute2 coturn) ;;
-  bench) pkgs+=(libcmocka-dev python3 jq valgrind hyperfine espeak-ng gnuplot-nox coturn bc nftables iproute2) ;;
+  bench) pkgs+=(libcmocka-dev python3 jq valgrind hyperfine espeak-ng gnuplot-nox coturn bc nftables iproute2 strace) ;;
   build) ;;
   *) echo "deps.sh: unknown set \`$what' (want build, check or bench)" >&2; exit 2 ;;
 esac

@@ -35,6 +35,11 @@ struct pn_env {
 	void (*random)(void *ctx, void *buf, size_t len);
 	/* Send one datagram. Returns 0 or a negative errno; a datagram may be lost either way. */
 	int (*send)(void *ctx, const struct pn_addr *to, const uint8_t *buf, size_t len);
+	/* Optional (NULL: the host cannot tell). The host's own addresses, for host
+	 * candidates (src/nat/ice.h): every interface's IPv4 and IPv6 addresses (not
+	 * loopback, not IPv6 link-local) that the node's socket can send from, each with the
+	 * node's UDP port. Writes at most max into out, returns how many. */
+	unsigned (*local_addrs)(void *ctx, struct pn_addr *out, unsigned max);
 };
 
 /* The host side of every node (login server, supernode, client): how a runtime or the

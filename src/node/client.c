@@ -26,6 +26,7 @@
 #include "im/group.h"
 #include "im/histsync.h"
 #include "im/store.h"
+#include "nat/ice.h"
 #include "session/link.h"
 #include "wire/wire.h"
 #include "wire/mbox.h"
@@ -163,6 +164,14 @@ struct peer {
 	struct histtx *hist;  /* our history on its way to this device of our account */
 	uint32_t hist_rx_next; /* the next HIST chunk we expect from it */
 	unsigned hist_rx_msgs, hist_rx_contacts; /* what its transfer added here so far */
+	bool csync_sent; /* our contact-list stamps went on this session */
+	/* direct path (the "direct paths" section): the session is not tied to a path */
+	struct pn_ice ice;
+	uint32_t cands_gen;     /* the last candidate generation taken from the peer */
+	uint64_t hs_at, up_at;  /* handshake begun, session up (time to session) */
+	uint64_t stream_rx, stream_left, stream_next_at, stream_sent; /* test stream */
+	uint32_t stream_seq, stream_every_ms, stream_size;
+	uint64_t direct_rx, direct_tx;
 };
 
 /* History transfer to another device of our account (see src/im/histsync.h): one chunk in
@@ -338,7 +347,7 @@ struct pn_client {
 	struct tbucket requests; /* incoming contact requests from new people */
 	uint64_t requests_dropped, blocked_dropped, msgs_held, revoked_refused;
 	/* counters for the status command */
-	uint64_t rx_bad, rx_e2e_bad;
+	uint64_t rx_bad, rx_e2e_bad, rx_e2e_early;
 	/* group chats */
 	struct cgroup *groups;
 	struct pn_group_asm *gasm[CL_GROUP_ASM_MAX]; /* snapshots arriving in chunks */
@@ -357,6 +366,13 @@ struct pn_client {
 	uint64_t mb_ack_at;
 	struct mbrcpt *mb_rcpts;
 	uint64_t mb_in, mb_bad, mb_dup, mb_receipts_bad, mb_refused;
+	/* direct paths: our candidates, the "always relay" setting, rejected direct input */
+	bool always_relay;
+	struct pn_cand local[PN_ICE_MAX_CANDS];
+	unsigned n_local;
+	uint32_t cands_gen;
+	uint64_t nat_scan_at;
+	uint64_t direct_bad, direct_refused;
 };
 
 /* A call's media options and running media (struct pn_call.user). */
@@ -823,6 +839,7 @@ static struct peer *peer_get(struct pn_client *c, const uint8_t id[16], bool cre
 	if (!p)
 		return NULL;
 	memcpy(p->device_id, id, 16);
+	pn_ice_init(&p->ice, false); /* on the relay until a session is up and a path wins */
 	p->next = c->peers;
 	c->peers = p;
 	return p;
@@ -858,20 +875,25 @@ static void forward(struct pn_client *c, const uint8_t dst[16], const uint8_t *p
 	sn_send_frame(c, f, w.len);
 }
 
+static void nat_out(struct pn_client *c, struct peer *p, const uint8_t *pkt, size_t n);
+static void nat_on_session_up(struct pn_client *c, struct peer *p);
+
 static void peer_send_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
 {
 	uint8_t pkt[PN_PKT_MAX];
 	size_t len;
 
 	if (pn_link_seal(&p->link, f, n, now_ms(c), pkt, sizeof(pkt), &len) == 0)
-		forward(c, p->device_id, pkt, len);
+		nat_out(c, p, pkt, len);
 }
 
 static void peer_connect(struct pn_client *c, struct peer *p, const struct pn_cert *cert)
 {
 	/* IK: the directory gave us the device's static key */
-	if (link_start(c, &p->link, PN_PURPOSE_E2E, cert->dh_pk, true) == 0)
+	if (link_start(c, &p->link, PN_PURPOSE_E2E, cert->dh_pk, true) == 0) {
+		p->hs_at = now_ms(c);
 		forward(c, p->device_id, p->link.hs_pkt, p->link.hs_pkt_len);
+	}
 }
 
 static void group_send_entry(struct pn_client *c, struct peer *p, const struct outmsg *m);
@@ -1385,8 +1407,14 @@ static enum pn_call_policy call_policy(void *ctx, const char *from, const char *
 }
 
 /* The route media and signaling take to the peer, for the stats. */
-static const char *call_path(struct pn_client *c)
+/* The call's media path: the session's direct path when it has one, else the relay. */
+static const char *call_path(struct pn_client *c, struct pn_call *call)
 {
+	struct peer *p = call->peer_dev >= 0 ? peer_get(c, call->dev[call->peer_dev].id, false) : NULL;
+	const struct pn_addr *a = p ? pn_ice_selected(&p->ice) : NULL;
+
+	if (a)
+		return a->family == PN_AF_INET6 ? "direct-ipv6" : "direct-ipv4";
 	return c->sn.addr.family == PN_AF_INET6 ? "relayed-ipv6" : "relayed-ipv4";
 }
 
@@ -1405,7 +1433,7 @@ static json_t *call_json(struct pn_client *c, struct pn_call *call)
 		json_object_set_new(j, "duration_ms", json_integer((json_int_t)(end - call->answered_at)));
 	}
 	if (o && o->media) {
-		json_object_set_new(j, "path", json_string(call_path(c)));
+		json_object_set_new(j, "path", json_string(call_path(c, call)));
 		json_object_set_new(j, "stats", pn_callmedia_stats_json(o->media));
 	}
 	return j;
@@ -1571,7 +1599,12 @@ struct media_tx {
 static void media_tx(void *arg, const uint8_t *pkt, size_t n)
 {
 	struct media_tx *t = arg;
-	forward(t->c, t->dev, pkt, n);
+	struct peer *p = peer_get(t->c, t->dev, false);
+
+	if (p)
+		nat_out(t->c, p, pkt, n); /* the direct path when there is one */
+	else
+		forward(t->c, t->dev, pkt, n);
 }
 
 static void calls_tick(struct pn_client *c, uint64_t now)
@@ -1982,22 +2015,35 @@ static bool own_device(struct pn_client *c, const struct peer *p)
 	       memcmp(p->device_id, c->device_id, 16) != 0;
 }
 
-static void csync_on_session_up(struct pn_client *c, struct peer *p)
+static void csync_send_all(struct pn_client *c, struct peer *p)
 {
-	struct csync_out *o;
+	struct csync_out *o = calloc(1, sizeof(*o));
 
-	if (!own_device(c, p) || !(o = calloc(1, sizeof(*o))))
+	if (!o)
 		return;
 	o->c = c;
 	o->p = p;
 	pn_csync_begin(&o->hw, o->buf, sizeof(o->buf));
 	pn_cstore_csync_list(c->store, csync_out_cb, o);
-	if (o->hw.n) {
+	/* the last (or only) frame goes even when empty: it is also the answer */
+	{
 		size_t n = pn_csync_finish(&o->hw);
 		if (n)
 			peer_send_frame(c, p, o->buf, n);
 	}
+	p->csync_sent = true;
 	free(o);
+}
+
+/* A session with another of our devices came up: the initiator sends its stamps first
+ * (its DATA can only follow the handshake's answer), the responder answers with its own
+ * when they arrive (a responder's frame sent at once could overtake the handshake answer
+ * and be lost: CSYNC is not retransmitted). */
+static void csync_on_session_up(struct pn_client *c, struct peer *p)
+{
+	p->csync_sent = false;
+	if (own_device(c, p) && p->link.initiator)
+		csync_send_all(c, p);
 }
 
 /* A change made here: stamped and sent to our other devices with a session. */
@@ -2030,12 +2076,8 @@ static int csync_apply_cb(void *arg, const char *user, uint8_t state, uint64_t a
 	if (state == CS_CONTACT) {
 		if (has_rel && rel.kind != PN_REL_REQUEST_OUT)
 			pn_cstore_rel_del(c->store, user); /* a request taken, or a block lifted */
-		/* stored only: our presence reaches the new contact with the next presence
-		 * round (5 min) or when a session with them comes up. (Pushing it at once
-		 * here made a second device that had just logged in miss its first messages
-		 * in tests/sim/test_mailbox.c, test_other_device_catches_up; not understood
-		 * yet, see docs/ARCHITECTURE.md.) */
-		pn_cstore_contact_add(c->store, user, wall_s(c));
+		if (!pn_cstore_contact_has(c->store, user))
+			contact_make(c, user); /* they hear our presence now */
 		held_settle(c, user, true);
 	} else if (state == CS_REMOVED) {
 		pn_cstore_contact_remove(c->store, user);
@@ -2059,6 +2101,8 @@ static void on_csync(struct pn_client *c, struct peer *p, const uint8_t *f, size
 		return;
 	}
 	pn_csync_decode(f, n, csync_apply_cb, c);
+	if (!p->csync_sent)
+		csync_send_all(c, p); /* the answer to the initiator's */
 }
 
 /* ---- history transfer between our own devices ------------------------------------------- */
@@ -2186,6 +2230,8 @@ static void hist_on_session_up(struct pn_client *c, struct peer *p)
 /* The lookup of our own name named our other devices: each gets a session if it has none
  * (its coming up sends the contact-list stamps, revocations and, once, our history); one
  * with a session up that has not had our history yet gets it now. */
+static void csync_send_all(struct pn_client *c, struct peer *p);
+
 static void hist_reach_own(struct pn_client *c, struct ruser *me)
 {
 	char key[64];
@@ -2193,12 +2239,15 @@ static void hist_reach_own(struct pn_client *c, struct ruser *me)
 	for (unsigned i = 0; i < me->n; i++) {
 		struct peer *p = peer_for(c, me, i);
 
-		if (!p || p->hist)
+		if (!p)
 			continue;
 		if (p->link.state == PN_LINK_UP) {
 			hist_kv_key(key, me->certs[i].device_id);
-			if (pn_cstore_kv_get(c->store, key, NULL, 0, NULL) == -ENOENT)
+			if (!p->hist && pn_cstore_kv_get(c->store, key, NULL, 0, NULL) == -ENOENT)
 				hist_on_session_up(c, p);
+			/* CSYNC is not retransmitted: each own lookup (at attach, every 5 min)
+			 * sends the stamps again to the devices we have a session with */
+			csync_send_all(c, p);
 		} else if (p->link.state != PN_LINK_WAIT_HS2) {
 			peer_connect(c, p, &me->certs[i]);
 		}
@@ -2242,8 +2291,9 @@ static int hist_item_cb(void *arg, const struct pn_hist_item *it)
 
 	if (it->kind == PN_HIST_ITEM_CONTACT) {
 		if (strcmp(it->msg.peer, c->username) != 0 && !is_blocked(c, it->msg.peer) &&
-		    pn_cstore_contact_add(c->store, it->msg.peer, wall_s(c)) == 0)
-			p->hist_rx_contacts++; /* stored only, as for CSYNC */
+		    !pn_cstore_contact_has(c->store, it->msg.peer) &&
+		    contact_make(c, it->msg.peer) == 0)
+			p->hist_rx_contacts++;
 		return 0;
 	}
 	{
@@ -2323,6 +2373,8 @@ static uint64_t hist_deadline(struct pn_client *c)
 
 static void group_on_frame(struct pn_client *c, struct peer *p, uint8_t type, const uint8_t *f,
 			   size_t n);
+static void nat_on_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n,
+			 const struct pn_addr *from);
 
 static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n)
 {
@@ -2354,6 +2406,8 @@ static void on_e2e_frame(struct pn_client *c, struct peer *p, const uint8_t *f, 
 		group_on_frame(c, p, type, f, n);
 	else if (type == PN_F_MBOX_PASS)
 		mb_on_pass(c, p, &r);
+	else if (type == PN_F_NAT)
+		nat_on_frame(c, p, f, n, NULL);
 	else
 		c->rx_e2e_bad++;
 }
@@ -2500,6 +2554,8 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 			if (u && u->found)
 				flush_user(c, u);
 		}
+		p->hs_at = now_ms(c);
+		nat_on_session_up(c, p);
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
@@ -2517,6 +2573,14 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 			if (u)
 				flush_user(c, u);
 		}
+		return;
+	}
+	if (h.type == PN_PKT_DATA && p && p->link.state == PN_LINK_WAIT_HS2 &&
+	    h.receiver_idx == p->link.local_idx) {
+		/* The responder's first frames overtook its handshake answer (they leave
+		 * together; paths may reorder them). Dropped, but no RESET: that would kill
+		 * the session the answer is about to bring up. Its senders retransmit. */
+		c->rx_e2e_early++;
 		return;
 	}
 	if (h.type == PN_PKT_DATA && (!p || p->link.state != PN_LINK_UP ||
@@ -2540,6 +2604,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 			c->rx_e2e_bad++;
 			return;
 		}
+		nat_on_session_up(c, p);
 		u = ruser_get(c, p->username, false);
 		if (u)
 			flush_user(c, u);
@@ -3160,6 +3225,420 @@ static uint64_t mb_deadline(struct pn_client *c)
 	return t;
 }
 
+/* ---- direct paths ---------------------------------------------------------------------- */
+/* An end-to-end session starts on the relay (FORWARD/DELIVER through the supernodes) and
+ * stays usable there. Once it is up, each side sends its candidates (host addresses of
+ * every interface from the host, the reflexive address our supernode saw) inside it, but
+ * only to peers we accept: our contacts and our own other devices, and nobody when the
+ * user chose "always relay". Both sides then check every pair at once, straight to the
+ * peer's addresses, with DATA packets of the same session (src/nat/ice.h): a check is as
+ * authenticated as any message, and whatever the peer's NAT does to our source address
+ * is learned from where its checks come from. When the controlling side nominates a
+ * pair, every later packet of the session (frames and call media) goes that way; packets
+ * already on the relay still arrive, because the session's keys and replay window do
+ * not depend on the path. Keepalive checks every 20-25 s hold the NAT bindings; a path that
+ * stops answering is dropped and the session is back on the relay at once. */
+
+static bool nat_allowed(struct pn_client *c, const struct peer *p)
+{
+	if (c->always_relay || !c->logged_in || !p->username[0])
+		return false;
+	return strcmp(p->username, c->username) == 0 || pn_cstore_contact_has(c->store, p->username);
+}
+
+static unsigned nat_fams(const struct pn_client *c)
+{
+	unsigned f = 0;
+
+	for (unsigned i = 0; i < c->n_local; i++)
+		f |= c->local[i].addr.family == PN_AF_INET ? 1 : 2;
+	return f;
+}
+
+/* Our candidates now: the host's addresses and the supernode's view of us. True when
+ * they differ from what we last told peers. */
+static bool nat_gather(struct pn_client *c)
+{
+	struct pn_cand l[PN_ICE_MAX_CANDS];
+	struct pn_addr a[PN_ICE_MAX_CANDS];
+	unsigned n = 0, na = 0;
+	bool same;
+
+	memset(l, 0, sizeof(l));
+	memset(a, 0, sizeof(a));
+
+	if (c->env.local_addrs)
+		na = c->env.local_addrs(c->env.ctx, a, PN_ICE_MAX_CANDS - 1);
+	for (unsigned i = 0; i < na && n < PN_ICE_MAX_CANDS - 1; i++) {
+		l[n].type = PN_CAND_HOST;
+		l[n++].addr = a[i];
+	}
+	if (c->sn_state == SN_UP && c->reflexive.family) {
+		bool dup = false;
+		for (unsigned i = 0; i < n; i++)
+			dup |= pn_addr_eq(&l[i].addr, &c->reflexive);
+		if (!dup) {
+			l[n].type = PN_CAND_SRFLX;
+			l[n++].addr = c->reflexive;
+		}
+	}
+	/* field by field: struct padding is not part of a candidate */
+	same = n == c->n_local;
+	for (unsigned i = 0; same && i < n; i++)
+		same = l[i].type == c->local[i].type && pn_addr_eq(&l[i].addr, &c->local[i].addr);
+	if (same)
+		return false;
+	memcpy(c->local, l, n * sizeof(l[0]));
+	c->n_local = n;
+	c->cands_gen++;
+	return true;
+}
+
+static void nat_send_cands_flags(struct pn_client *c, struct peer *p, uint8_t flags)
+{
+	uint8_t f[PN_FRAME_MAX];
+	bool ok = nat_allowed(c, p);
+	int n = pn_ice_cands_encode(f, sizeof(f), c->cands_gen,
+				    ok ? flags : PN_ICE_F_RELAY_ONLY, c->local, ok ? c->n_local : 0);
+
+	if (n > 0)
+		peer_send_frame(c, p, f, (size_t)n);
+}
+
+static void nat_send_cands(struct pn_client *c, struct peer *p)
+{
+	nat_send_cands_flags(c, p, 0);
+}
+
+/* A user just became our contact: sessions that are already up (a contact request opens
+ * one before the other side accepts) get our candidates now, and we ask for theirs (they
+ * may have sent them while we did not accept them yet, and we dropped them). */
+static void nat_on_contact(struct pn_client *c, const char *user)
+{
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->link.state == PN_LINK_UP && strcmp(p->username, user) == 0 &&
+		    nat_allowed(c, p))
+			nat_send_cands_flags(c, p, PN_ICE_F_WANT);
+}
+
+static void nat_path_event(struct pn_client *c, struct peer *p)
+{
+	const struct pn_addr *a = pn_ice_selected(&p->ice);
+	char s[PN_ADDR_STRLEN], did[33];
+
+	pn_info("path to %s: %s", p->username, a ? pn_addr_str(a, s) : "relay");
+	emit(c, "path.changed",
+	     json_pack("{s:s,s:s,s:s,s:s?}", "user", p->username, "device",
+		       pn_hex_encode(did, sizeof(did), p->device_id, 16), "path",
+		       a ? "direct" : "relay", "address", a ? pn_addr_str(a, s) : NULL));
+}
+
+static void nat_on_session_up(struct pn_client *c, struct peer *p)
+{
+	p->up_at = now_ms(c);
+	p->cands_gen = 0;
+	pn_ice_init(&p->ice, memcmp(c->device_id, p->device_id, 16) < 0);
+	nat_gather(c);
+	/* strangers get nothing at all; they stay on the relay */
+	if (nat_allowed(c, p))
+		nat_send_cands(c, p);
+}
+
+/* Sends an end-to-end packet of session p: on its direct path when it has one. */
+static void nat_out(struct pn_client *c, struct peer *p, const uint8_t *pkt, size_t n)
+{
+	const struct pn_addr *a = pn_ice_selected(&p->ice);
+
+	if (a) {
+		p->direct_tx++;
+		c->env.send(c->env.ctx, a, pkt, n);
+	} else {
+		forward(c, p->device_id, pkt, n);
+	}
+}
+
+/* 0, or the host's error when it could not send at all (e.g. -ENETUNREACH). */
+static int nat_send_direct(struct pn_client *c, struct peer *p, const struct pn_addr *to,
+			   const uint8_t *f, size_t n)
+{
+	uint8_t pkt[PN_PKT_MAX];
+	size_t len;
+	int rc = pn_link_seal(&p->link, f, n, now_ms(c), pkt, sizeof(pkt), &len);
+
+	if (rc == 0)
+		rc = c->env.send(c->env.ctx, to, pkt, len);
+	return rc == -ENETUNREACH || rc == -EHOSTUNREACH || rc == -EAFNOSUPPORT || rc == -EINVAL ? rc : 0;
+}
+
+/* A 0x47 frame of session p; from is where it came from when it arrived directly. */
+static void nat_on_frame(struct pn_client *c, struct peer *p, const uint8_t *f, size_t n,
+			 const struct pn_addr *from)
+{
+	struct pn_ice_frame fr;
+	uint64_t now = now_ms(c);
+	bool changed = false;
+
+	if (pn_ice_frame_decode(&fr, f, n)) {
+		c->rx_e2e_bad++;
+		return;
+	}
+	if (fr.kind == PN_ICE_STREAM) {
+		p->stream_rx++;
+		return;
+	}
+	if (!nat_allowed(c, p)) {
+		/* we never check towards peers we do not accept: a check reveals our address */
+		c->direct_refused++;
+		return;
+	}
+	if (fr.kind == PN_ICE_CANDS) {
+		if (fr.flags & PN_ICE_F_WANT)
+			nat_send_cands(c, p); /* (without WANT: no ping-pong) */
+		if (fr.gen <= p->cands_gen && p->cands_gen)
+			return; /* old news */
+		p->cands_gen = fr.gen;
+		if (fr.flags & PN_ICE_F_RELAY_ONLY)
+			pn_ice_stop(&p->ice);
+		else
+			pn_ice_set_remote(&p->ice, fr.cands, fr.n, nat_fams(c), now);
+		return;
+	}
+	if (!from) {
+		c->rx_e2e_bad++; /* checks only make sense on the path they test */
+		return;
+	}
+	if (fr.kind == PN_ICE_CHECK) {
+		uint8_t ok[64];
+		int k = pn_ice_check_encode(ok, sizeof(ok), true, fr.tid, fr.flags, from);
+		if (k > 0)
+			nat_send_direct(c, p, from, ok, (size_t)k);
+		changed = pn_ice_on_check(&p->ice, now, from, fr.flags);
+	} else if (fr.kind == PN_ICE_CHECK_OK) {
+		changed = pn_ice_on_ok(&p->ice, now, from, fr.tid, fr.flags, &fr.mapped);
+	}
+	if (changed)
+		nat_path_event(c, p);
+}
+
+static struct peer *nat_peer_by_idx(struct pn_client *c, uint32_t idx)
+{
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->link.state == PN_LINK_UP && p->link.local_idx == idx)
+			return p;
+	return NULL;
+}
+
+/* A datagram from an address that is neither the login server nor a supernode of ours:
+ * a packet of an end-to-end session that arrived directly. Anything that does not
+ * authenticate as such is dropped and counted (spoofed or stale checks end here). */
+static bool nat_on_direct(struct pn_client *c, const struct pn_addr *from, const uint8_t *buf,
+			  size_t len)
+{
+	struct pn_pkt_hdr h;
+	struct peer *p;
+	uint8_t f[PN_PKT_RX_MAX];
+	size_t n;
+	enum pn_link_event ev;
+
+	if (len > 0 && buf[0] == PN_PKT_MEDIA) {
+		/* media is keyed per call; here we only learn which device it is from */
+		for (p = c->peers; p; p = p->next) {
+			const struct pn_addr *a = pn_ice_selected(&p->ice);
+			if (a && pn_addr_eq(a, from)) {
+				p->direct_rx++;
+				on_media_packet(c, p->device_id, buf, len);
+				return true;
+			}
+		}
+		c->direct_bad++;
+		return true;
+	}
+	if (pn_pkt_parse(&h, buf, len) || h.type != PN_PKT_DATA)
+		return false;
+	p = nat_peer_by_idx(c, h.receiver_idx);
+	if (!p) {
+		c->direct_bad++;
+		return true;
+	}
+	if (pn_link_input(&p->link, &h, now_ms(c), f, sizeof(f), &n, &ev) || ev != PN_LINK_EV_DATA) {
+		c->direct_bad++;
+		return true;
+	}
+	if (!nat_allowed(c, p)) {
+		c->direct_refused++;
+	} else if (n > 0 && f[0] == PN_F_NAT) {
+		p->direct_rx++;
+		nat_on_frame(c, p, f, n, from);
+	} else {
+		p->direct_rx++;
+		pn_ice_on_rx(&p->ice, now_ms(c), from);
+		on_e2e_frame(c, p, f, n);
+	}
+	sodium_memzero(f, sizeof(f));
+	return true;
+}
+
+static uint64_t nat_deadline(struct pn_client *c)
+{
+	uint64_t t = c->logged_in ? c->nat_scan_at : UINT64_MAX;
+
+	for (struct peer *p = c->peers; p; p = p->next) {
+		if (p->link.state != PN_LINK_UP)
+			continue;
+		t = min64(t, pn_ice_deadline(&p->ice));
+		if (p->stream_left)
+			t = min64(t, p->stream_next_at);
+	}
+	return t;
+}
+
+static void nat_tick(struct pn_client *c, uint64_t now)
+{
+	/* the host's addresses may change (a new network): tell every peer */
+	if (c->logged_in && now >= c->nat_scan_at) {
+		c->nat_scan_at = now + 10000;
+		if (nat_gather(c))
+			for (struct peer *p = c->peers; p; p = p->next)
+				if (p->link.state == PN_LINK_UP && nat_allowed(c, p)) {
+					pn_ice_recheck(&p->ice, now);
+					nat_send_cands(c, p);
+				}
+	}
+	for (struct peer *p = c->peers; p; p = p->next) {
+		struct pn_ice_out o;
+		const struct pn_addr *before;
+		bool had;
+
+		if (p->link.state != PN_LINK_UP)
+			continue;
+		before = pn_ice_selected(&p->ice);
+		had = before != NULL;
+		while (pn_ice_poll(&p->ice, now, &o)) {
+			uint8_t f[32];
+			int k = pn_ice_check_encode(f, sizeof(f), false, o.tid, o.flags, NULL);
+			if (k > 0 && nat_send_direct(c, p, &o.to, f, (size_t)k) < 0)
+				pn_ice_send_failed(&p->ice, &o.to);
+		}
+		if (had && !pn_ice_selected(&p->ice))
+			nat_path_event(c, p); /* consent lost: back on the relay */
+		while (p->stream_left && now >= p->stream_next_at) {
+			uint8_t f[PN_FRAME_MAX];
+			int k = pn_ice_stream_encode(f, sizeof(f), p->stream_seq++, p->stream_size);
+			if (k > 0)
+				peer_send_frame(c, p, f, (size_t)k);
+			p->stream_left--;
+			p->stream_sent++;
+			p->stream_next_at += p->stream_every_ms;
+		}
+	}
+}
+
+static json_t *nat_peer_json(struct pn_client *c, struct peer *p)
+{
+	const struct pn_addr *a = pn_ice_selected(&p->ice);
+	char s[PN_ADDR_STRLEN], did[33];
+	json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:s}", "user", p->username, "device",
+			      pn_hex_encode(did, sizeof(did), p->device_id, 16), "path",
+			      a ? "direct" : "relay", "controlling", p->ice.controlling, "session",
+			      p->link.state == PN_LINK_UP ? "up" : "down");
+
+	if (a)
+		json_object_set_new(o, "address", json_string(pn_addr_str(a, s)));
+	if (p->up_at && p->hs_at)
+		json_object_set_new(o, "session_ms", json_integer((json_int_t)(p->up_at - p->hs_at)));
+	if (a && p->hs_at)
+		json_object_set_new(o, "direct_ms",
+				    json_integer((json_int_t)(p->ice.selected_at - p->hs_at)));
+	if (a && p->up_at && p->ice.selected_at >= p->up_at)
+		json_object_set_new(o, "ice_ms",
+				    json_integer((json_int_t)(p->ice.selected_at - p->up_at)));
+	json_object_set_new(o, "initiator", json_boolean(p->link.initiator));
+	json_object_set_new(o, "pairs", json_integer(p->ice.n));
+	json_object_set_new(o, "checks_sent", json_integer((json_int_t)p->ice.checks_sent));
+	json_object_set_new(o, "paths_lost", json_integer((json_int_t)p->ice.paths_lost));
+	json_object_set_new(o, "direct_rx", json_integer((json_int_t)p->direct_rx));
+	json_object_set_new(o, "direct_tx", json_integer((json_int_t)p->direct_tx));
+	json_object_set_new(o, "stream_rx", json_integer((json_int_t)p->stream_rx));
+	json_object_set_new(o, "stream_sent", json_integer((json_int_t)p->stream_sent));
+	return o;
+}
+
+/* paths: every end-to-end session and the path it uses. */
+static void cmd_paths(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	json_t *arr = json_array(), *local = json_array();
+	const char *user = args ? json_string_value(json_object_get(args, "user")) : NULL;
+	char s[PN_ADDR_STRLEN];
+
+	for (struct peer *p = c->peers; p; p = p->next)
+		if (p->username[0] && (!user || strcmp(user, p->username) == 0))
+			json_array_append_new(arr, nat_peer_json(c, p));
+	for (unsigned i = 0; i < c->n_local; i++)
+		json_array_append_new(local, json_pack("{s:s,s:s}", "type",
+						       c->local[i].type == PN_CAND_HOST ? "host" : "srflx",
+						       "address", pn_addr_str(&c->local[i].addr, s)));
+	reply_ok(cb, arg, json_pack("{s:o,s:o,s:b,s:I,s:I}", "sessions", arr, "candidates", local,
+				    "always_relay", c->always_relay, "direct_rejected",
+				    (json_int_t)c->direct_bad, "direct_refused",
+				    (json_int_t)c->direct_refused));
+}
+
+/* nat.stream {"user", "count"?, "interval_ms"?, "size"?}: a test stream of `count` frames of
+ * `size` filler bytes, one every interval_ms (default 500 x 160 bytes every 20 ms, the
+ * shape of 10 s of voice), to every device of user we hold an up session with. The
+ * receiver counts them (paths: stream_rx). */
+static void cmd_nat_stream(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
+{
+	const char *user = args ? json_string_value(json_object_get(args, "user")) : NULL;
+	json_int_t count = 500, every = 20, size = 160;
+	unsigned n = 0;
+
+	if (args && json_is_integer(json_object_get(args, "count")))
+		count = json_integer_value(json_object_get(args, "count"));
+	if (args && json_is_integer(json_object_get(args, "interval_ms")))
+		every = json_integer_value(json_object_get(args, "interval_ms"));
+	if (args && json_is_integer(json_object_get(args, "size")))
+		size = json_integer_value(json_object_get(args, "size"));
+	if (!user || count < 1 || count > 100000 || every < 1 || every > 10000 || size < 0 ||
+	    size > PN_ICE_STREAM_MAX) {
+		reply_err(cb, arg, -EINVAL, "bad_request",
+			  "nat.stream needs user, count 1..100000, interval_ms 1..10000, size 0..1200");
+		return;
+	}
+	for (struct peer *p = c->peers; p; p = p->next) {
+		if (p->link.state != PN_LINK_UP || strcmp(p->username, user) != 0)
+			continue;
+		p->stream_left = (uint64_t)count;
+		p->stream_every_ms = (uint32_t)every;
+		p->stream_size = (uint32_t)size;
+		p->stream_next_at = now_ms(c);
+		n++;
+	}
+	if (!n) {
+		reply_err(cb, arg, -ENOTCONN, "no_session", "no session with that user");
+		return;
+	}
+	reply_ok(cb, arg, json_pack("{s:i}", "devices", n));
+}
+
+/* "always relay": never reveal our addresses; existing direct paths are given up. */
+static void nat_set_always_relay(struct pn_client *c, bool on)
+{
+	c->always_relay = on;
+	c->cands_gen++;
+	for (struct peer *p = c->peers; p; p = p->next) {
+		if (p->link.state != PN_LINK_UP)
+			continue;
+		if (on && pn_ice_selected(&p->ice)) {
+			pn_ice_stop(&p->ice);
+			nat_path_event(c, p);
+		}
+		if (on)
+			pn_ice_stop(&p->ice);
+		nat_send_cands(c, p);
+	}
+}
+
 /* ---- supernode frames ---------------------------------------------------------------- */
 
 static json_t *devices_json(struct ruser *u)
@@ -3332,8 +3811,10 @@ static void on_sn_frame(struct pn_client *c, const uint8_t *f, size_t n)
 		return;
 	switch (type) {
 	case PN_F_ATTACHED:
-		if (pn_addr_read(&r, &c->reflexive) == 0 && c->sn_state != SN_UP)
+		if (pn_addr_read(&r, &c->reflexive) == 0 && c->sn_state != SN_UP) {
+			c->nat_scan_at = now_ms(c); /* a new reflexive address goes to peers */
 			on_attached(c);
+		}
 		break;
 	case PN_F_PONG: {
 		uint64_t tok;
@@ -3843,6 +4324,8 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 	enum pn_link_event ev;
 	uint64_t now = now_ms(c);
 
+	if (len > 0 && buf[0] == PN_PKT_MEDIA && nat_on_direct(c, from, buf, len))
+		return;
 	if (pn_pkt_parse(&h, buf, len) || h.type == PN_PKT_HS1) {
 		c->rx_bad++;
 		return;
@@ -3947,6 +4430,8 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 		sodium_memzero(f, sizeof(f));
 		return;
 	}
+	if (nat_on_direct(c, from, buf, len))
+		return;
 	c->rx_bad++;
 }
 
@@ -4138,6 +4623,7 @@ static uint64_t cl_deadline(void *node)
 	t = min64(t, mb_deadline(c));
 	t = min64(t, pres_deadline(c));
 	t = min64(t, hist_deadline(c));
+	t = min64(t, nat_deadline(c));
 	return min64(t, calls_deadline(c));
 }
 
@@ -4345,6 +4831,7 @@ static void cl_tick(void *node)
 	calls_tick(c, now);
 	pres_tick(c, now);
 	hist_tick(c, now);
+	nat_tick(c, now);
 }
 
 const struct pn_node_ops pn_client_ops = {cl_recv, cl_deadline, cl_tick};
@@ -4508,10 +4995,14 @@ static int rel_cb(void *arg, const struct pn_rel_row *r)
 
 /* The user becomes a contact of ours; they hear our presence (and, when they have not
  * accepted us yet, our request) once a session with one of their devices is up. */
+static void nat_on_contact(struct pn_client *c, const char *user);
+
 static int contact_make(struct pn_client *c, const char *user)
 {
 	int rc = pn_cstore_contact_add(c->store, user, wall_s(c));
 
+	if (rc == 0)
+		nat_on_contact(c, user);
 	if (rc == 0 && c->sn_state == SN_UP) {
 		struct pn_contact_row row = {0};
 		snprintf(row.username, sizeof(row.username), "%s", user);
@@ -5112,7 +5603,14 @@ static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_
 		/* check everything before changing anything */
 		json_object_foreach(args, key, v) {
 			const char *val = json_string_value(v);
-			if (strcmp(key, "mailbox_ttl_s") == 0) {
+			if (strcmp(key, "always_relay") == 0) {
+				/* true keeps our addresses from every peer (a relayed path) */
+				if (!json_is_boolean(v)) {
+					reply_err(cb, arg, -EINVAL, "bad_request",
+						  "always_relay must be true or false");
+					return;
+				}
+			} else if (strcmp(key, "mailbox_ttl_s") == 0) {
 				/* how long our messages wait in a mailbox for an offline recipient */
 				json_int_t t = json_is_integer(v) ? json_integer_value(v) : -1;
 				if (t < 60 || t > PN_MB_TTL_MAX_S) {
@@ -5122,7 +5620,7 @@ static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_
 				}
 			} else if (!setting_flag(c, key)) {
 				reply_err(cb, arg, -EINVAL, "bad_request",
-					  "unknown setting (known: calls_from, messages_from, mailbox_ttl_s)");
+					  "unknown setting (known: calls_from, messages_from, mailbox_ttl_s, always_relay)");
 				return;
 			} else if (!val || (strcmp(val, "contacts") != 0 && strcmp(val, "anyone") != 0)) {
 				reply_err(cb, arg, -EINVAL, "bad_request",
@@ -5133,12 +5631,21 @@ static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_
 		}
 		if (!any) {
 			reply_err(cb, arg, -EINVAL, "bad_request",
-				  "name a setting: calls_from, messages_from or mailbox_ttl_s");
+				  "name a setting: calls_from, messages_from, mailbox_ttl_s or always_relay");
 			return;
 		}
 		json_object_foreach(args, key, v) {
 			char num[24];
 			const char *val = json_string_value(v);
+			if (strcmp(key, "always_relay") == 0) {
+				if (pn_cstore_kv_set(c->store, "always_relay",
+						     json_is_true(v) ? "1" : "0", 1)) {
+					reply_err(cb, arg, -EIO, "internal", "settings store error");
+					return;
+				}
+				nat_set_always_relay(c, json_is_true(v));
+				continue;
+			}
 			if (!val) {
 				snprintf(num, sizeof(num), "%lld", (long long)json_integer_value(v));
 				val = num;
@@ -5154,8 +5661,8 @@ static void cmd_settings(struct pn_client *c, bool set, json_t *args, pn_client_
 		}
 	}
 	{
-		json_t *o = json_pack("{s:b,s:I}", "echo_bot", c->echo_bot, "mailbox_ttl_s",
-				      (json_int_t)c->mb_ttl_s);
+		json_t *o = json_pack("{s:b,s:I,s:b}", "echo_bot", c->echo_bot, "mailbox_ttl_s",
+				      (json_int_t)c->mb_ttl_s, "always_relay", c->always_relay);
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 			json_object_set_new(o, names[i],
 					    json_string(*setting_flag(c, names[i]) ? "anyone" : "contacts"));
@@ -6224,6 +6731,10 @@ void pn_client_request(struct pn_client *c, const char *cmd, json_t *args, pn_cl
 		cmd_settings(c, cmd[9] == 's', args, cb, arg);
 	else if (strncmp(cmd, "group.", 6) == 0)
 		cmd_group(c, cmd + 6, args, cb, arg);
+	else if (strcmp(cmd, "paths") == 0)
+		cmd_paths(c, args, cb, arg);
+	else if (strcmp(cmd, "nat.stream") == 0)
+		cmd_nat_stream(c, args, cb, arg);
 	else if (strcmp(cmd, "shutdown") == 0) {
 		pres_going_offline(c);
 		c->want_exit = true;
@@ -6343,6 +6854,8 @@ int pn_client_new(struct pn_client **out, const struct pn_client_config *cfg)
 			v[vl] = 0;
 			c->msgs_from_anyone = strcmp(v, "anyone") == 0;
 		}
+		if (pn_cstore_kv_get(c->store, "always_relay", v, sizeof(v) - 1, &vl) == 0)
+			c->always_relay = vl == 1 && v[0] == '1';
 	}
 	c->env.random(c->env.ctx, &c->next_req, sizeof(c->next_req));
 	c->mb_ttl_s = PN_MB_TTL_DEFAULT_S;

@@ -2,9 +2,15 @@
  * loop (docs/ARCHITECTURE.md). One runtime drives one node:
  *
  *   - struct pn_env: monotonic clock (uv_hrtime), wall clock (time), randomness
- *     (libsodium), datagram sends (uv_udp_try_send: a datagram that does not fit in the
- *     kernel buffer right now is dropped, as UDP may drop it anyway);
- *   - one UDP socket; every datagram goes to ops->recv;
+ *     (libsodium), datagram sends (sendmsg with MSG_DONTWAIT: a datagram that does not fit
+ *     in the kernel buffer right now is dropped, as UDP may drop it anyway), the host's
+ *     addresses (getifaddrs, for host candidates);
+ *   - one UDP socket, watched with uv_poll and read with recvmsg (at most RT_RX_BATCH
+ *     datagrams per wake-up); every datagram goes to ops->recv. A socket bound to a
+ *     wildcard address learns each datagram's destination address (IP_PKTINFO /
+ *     IPV6_PKTINFO) and answers that peer from the same address: on a host with several
+ *     addresses the kernel's own choice may be another one, which a NAT or stateful
+ *     firewall in front of the peer then drops;
  *   - one uv_timer re-armed at ops->next_deadline() after every input and every tick
  *     (the pull-based timer model of include/parley/env.h);
  *   - the control API on a Unix socket (mode 0600) feeding src/api;
@@ -15,11 +21,14 @@
 #include "parley/runtime.h"
 
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -40,10 +49,24 @@ enum rt_limits {
 	RT_API_BACKLOG = 16,
 };
 
+/* Which of our addresses a peer last wrote to, for answering from it: a direct-mapped
+ * cache (a collision only means the kernel picks the source address for that peer). */
+enum { RT_SRC_CACHE = 4096, RT_RX_BATCH = 32 };
+struct rt_src {
+	struct pn_addr peer;
+	uint8_t local[16]; /* IPv6, or v4-mapped IPv4 on a dual-stack socket, or IPv4 */
+	bool used;
+};
+
 struct rt_udp {
-	uv_udp_t h;
+	uv_poll_t h;
+	int fd;
 	struct pn_rt *rt;
 	bool v6; /* AF_INET6 socket: IPv4 peers are reached as v4-mapped addresses */
+	bool any; /* bound to a wildcard address: answer from the arrival address */
+	struct pn_addr local; /* what the socket is bound to (wildcard or one address) */
+	struct rt_src *src;   /* RT_SRC_CACHE entries when any */
+	uint64_t pktinfo_sends;
 };
 
 struct rt_conn {
@@ -189,21 +212,112 @@ static void env_random(void *ctx, void *buf, size_t len)
 	randombytes_buf(buf, len);
 }
 
+static size_t src_slot(const struct pn_addr *a)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < 16; i++)
+		h = (h ^ a->ip[i]) * 16777619u;
+	h = (h ^ a->port) * 16777619u;
+	return h % RT_SRC_CACHE;
+}
+
 static int env_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, size_t len)
 {
 	struct pn_rt *rt = ctx;
+	struct rt_udp *u = rt->udp;
 	struct sockaddr_storage ss;
-	uv_buf_t b;
+	struct iovec iov = {(void *)buf, len};
+	struct msghdr mh;
+	union {
+		char b[CMSG_SPACE(sizeof(struct in6_pktinfo))];
+		struct cmsghdr align;
+	} cm;
 	int r;
 
-	if (!rt->udp)
+	if (!u)
 		return -ENOTCONN;
-	r = addr_to_sockaddr(&ss, to, rt->udp->v6);
+	r = addr_to_sockaddr(&ss, to, u->v6);
 	if (r < 0)
 		return r;
-	b = uv_buf_init((char *)buf, (unsigned)len);
-	r = uv_udp_try_send(&rt->udp->h, &b, 1, (const struct sockaddr *)&ss);
-	return r < 0 ? r : 0;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_name = &ss;
+	mh.msg_namelen = u->v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	if (u->any && u->src) {
+		const struct rt_src *e = &u->src[src_slot(to)];
+		if (e->used && pn_addr_eq(&e->peer, to)) {
+			struct cmsghdr *c;
+			memset(&cm, 0, sizeof(cm));
+			mh.msg_control = cm.b;
+			if (u->v6) {
+				/* also for v4-mapped peers: the kernel takes a v4-mapped source */
+				struct in6_pktinfo pi = {0};
+				memcpy(&pi.ipi6_addr, e->local, 16);
+				mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+				c = CMSG_FIRSTHDR(&mh);
+				c->cmsg_level = IPPROTO_IPV6;
+				c->cmsg_type = IPV6_PKTINFO;
+				c->cmsg_len = CMSG_LEN(sizeof(pi));
+				memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			} else {
+				struct in_pktinfo pi = {0};
+				memcpy(&pi.ipi_spec_dst, e->local, 4);
+				mh.msg_controllen = CMSG_SPACE(sizeof(pi));
+				c = CMSG_FIRSTHDR(&mh);
+				c->cmsg_level = IPPROTO_IP;
+				c->cmsg_type = IP_PKTINFO;
+				c->cmsg_len = CMSG_LEN(sizeof(pi));
+				memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+			}
+			u->pktinfo_sends++;
+		}
+	}
+	if (sendmsg(u->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		return -errno;
+	return 0;
+}
+
+static bool addr_is_any(const struct pn_addr *a)
+{
+	static const uint8_t zero[16];
+
+	return memcmp(a->ip, zero, a->family == PN_AF_INET ? 4 : 16) == 0;
+}
+
+/* Host candidates: the socket's own address when it is bound to one, else every
+ * interface's (getifaddrs), with the socket's port. Loopback and IPv6 link-local
+ * addresses are of no use to a peer elsewhere; an IPv4 socket cannot send IPv6. */
+static unsigned env_local_addrs(void *ctx, struct pn_addr *out, unsigned max)
+{
+	struct pn_rt *rt = ctx;
+	struct ifaddrs *ifs, *i;
+	unsigned n = 0;
+
+	if (!rt->udp || max == 0)
+		return 0;
+	if (!addr_is_any(&rt->udp->local)) {
+		out[0] = rt->udp->local;
+		return 1;
+	}
+	if (getifaddrs(&ifs) != 0)
+		return 0;
+	for (i = ifs; i && n < max; i = i->ifa_next) {
+		struct pn_addr a;
+		if (!i->ifa_addr || !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		if (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)
+			continue;
+		addr_from_sockaddr(&a, i->ifa_addr);
+		if (a.family == PN_AF_INET6 &&
+		    (!rt->udp->v6 || (a.ip[0] == 0xfe && (a.ip[1] & 0xc0) == 0x80)))
+			continue;
+		a.port = rt->udp->local.port;
+		out[n++] = a;
+	}
+	freeifaddrs(ifs);
+	return n;
 }
 
 /* ---- timers and the exit check -------------------------------------------------------- */
@@ -262,60 +376,103 @@ static void on_signal(uv_signal_t *s, int signum)
 
 /* ---- UDP ------------------------------------------------------------------------------- */
 
-static void on_udp_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+/* The destination address of a received datagram, from its IP_PKTINFO / IPV6_PKTINFO. */
+static bool rx_local(struct msghdr *mh, bool v6, uint8_t out[16])
 {
-	struct rt_udp *u = h->data;
-	struct pn_rt *rt = u->rt;
-
-	/* Datagrams are handed to the node synchronously, so one buffer serves all reads. */
-	if (rt->rbuf_busy) {
-		*buf = uv_buf_init(NULL, 0);
-		return;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+			struct in6_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			memcpy(out, &pi.ipi6_addr, 16);
+			return true;
+		}
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			memset(out, 0, 16);
+			if (v6) { /* a v4-mapped source for a dual-stack socket */
+				out[10] = out[11] = 0xff;
+				memcpy(out + 12, &pi.ipi_addr, 4);
+			} else {
+				memcpy(out, &pi.ipi_addr, 4);
+			}
+			return true;
+		}
 	}
-	rt->rbuf_busy = true;
-	*buf = uv_buf_init(rt->rbuf, sizeof(rt->rbuf));
+	return false;
 }
 
-static void on_udp_recv(uv_udp_t *h, ssize_t nread, const uv_buf_t *buf,
-			const struct sockaddr *sa, unsigned flags)
+static void on_udp_readable(uv_poll_t *h, int status, int events)
 {
 	struct rt_udp *u = h->data;
 	struct pn_rt *rt = u->rt;
-	struct pn_addr from;
 
-	if (buf->base == rt->rbuf)
-		rt->rbuf_busy = false;
-	if (nread < 0) {
-		pn_dbg("udp receive: %s", uv_strerror((int)nread));
+	if (status < 0) {
+		pn_dbg("udp poll: %s", uv_strerror(status));
 		return;
 	}
-	if (!sa || rt->stop)
-		return; /* nothing (more) to read */
-	if (flags & UV_UDP_PARTIAL) {
-		pn_dbg("udp: dropped a truncated datagram");
-		return;
+	/* bounded work per wake-up; the rest waits for the next loop iteration */
+	for (int k = 0; k < RT_RX_BATCH && !rt->stop && rt->udp == u; k++) {
+		struct sockaddr_storage ss;
+		struct iovec iov = {rt->rbuf, sizeof(rt->rbuf)};
+		union {
+			char b[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo))];
+			struct cmsghdr align;
+		} cm;
+		struct msghdr mh = {0};
+		struct pn_addr from;
+		uint8_t local[16];
+		ssize_t n;
+
+		mh.msg_name = &ss;
+		mh.msg_namelen = sizeof(ss);
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		mh.msg_control = cm.b;
+		mh.msg_controllen = sizeof(cm.b);
+		n = recvmsg(u->fd, &mh, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				pn_dbg("udp receive: %s", strerror(errno)); /* e.g. ICMP errors */
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			continue;
+		}
+		if (mh.msg_flags & MSG_TRUNC) {
+			pn_dbg("udp: dropped a truncated datagram");
+			continue;
+		}
+		addr_from_sockaddr(&from, (struct sockaddr *)&ss);
+		if (!from.family)
+			continue;
+		if (u->any && u->src && rx_local(&mh, u->v6, local)) {
+			struct rt_src *e = &u->src[src_slot(&from)];
+			e->peer = from;
+			memcpy(e->local, local, 16);
+			e->used = true;
+		}
+		if (rt->ops && rt->ops->recv)
+			rt->ops->recv(rt->node, &from, (const uint8_t *)rt->rbuf, (size_t)n);
 	}
-	addr_from_sockaddr(&from, sa);
-	if (!from.family)
-		return;
-	if (rt->ops && rt->ops->recv)
-		rt->ops->recv(rt->node, &from, (const uint8_t *)buf->base, (size_t)nread);
 	rt_rearm(rt);
 	rt_run_exit_check(rt);
 }
 
 static void on_udp_close(uv_handle_t *h)
 {
-	free(h->data);
+	struct rt_udp *u = h->data;
+
+	close(u->fd);
+	free(u->src);
+	free(u);
 }
 
 int pn_rt_udp_bind(struct pn_rt *rt, const struct pn_addr *addr, struct pn_addr *bound)
 {
 	struct sockaddr_storage ss;
 	struct rt_udp *u = NULL;
-	int namelen = sizeof(ss);
-	uv_os_fd_t fd;
-	int r, off = 0;
+	socklen_t namelen = sizeof(ss);
+	int r, off = 0, on = 1, fd;
 	char as[PN_ADDR_STRLEN];
 
 	if (!rt || !addr)
@@ -325,40 +482,68 @@ int pn_rt_udp_bind(struct pn_rt *rt, const struct pn_addr *addr, struct pn_addr 
 	r = addr_to_sockaddr(&ss, addr, addr->family == PN_AF_INET6);
 	if (r < 0)
 		return r;
+	fd = socket(addr->family == PN_AF_INET6 ? AF_INET6 : AF_INET,
+		    SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
 	u = calloc(1, sizeof(*u));
-	if (!u)
+	if (!u) {
+		close(fd);
 		return -ENOMEM;
+	}
+	u->fd = fd;
 	u->rt = rt;
 	u->v6 = addr->family == PN_AF_INET6;
 	u->h.data = u;
-	r = uv_udp_init_ex(&rt->loop, &u->h, u->v6 ? AF_INET6 : AF_INET);
-	if (r < 0) {
+	/* Dual stack regardless of the net.ipv6.bindv6only sysctl. */
+	if (u->v6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	if (bind(fd, (const struct sockaddr *)&ss,
+		 u->v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in)) < 0) {
+		r = -errno;
+		pn_err("cannot bind UDP to `%s': %s", pn_addr_str(addr, as), strerror(-r));
+		close(fd);
 		free(u);
 		return r;
 	}
-	if (u->v6 && uv_fileno((uv_handle_t *)&u->h, &fd) == 0) {
-		/* Dual stack regardless of the net.ipv6.bindv6only sysctl. */
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	if (getsockname(fd, (struct sockaddr *)&ss, &namelen) < 0) {
+		r = -errno;
+		close(fd);
+		free(u);
+		return r;
 	}
-	r = uv_udp_bind(&u->h, (const struct sockaddr *)&ss, 0);
+	addr_from_sockaddr(&u->local, (struct sockaddr *)&ss);
+	if (u->v6 && addr->family == PN_AF_INET6)
+		u->local.family = PN_AF_INET6; /* [::] is not v4-mapped, keep its family */
+	u->any = addr_is_any(addr);
+	if (u->any) {
+		/* learn each datagram's destination address (ours) to answer from it */
+		if (u->v6)
+			setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on));
+		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof(on));
+		u->src = calloc(RT_SRC_CACHE, sizeof(*u->src));
+		if (!u->src) {
+			close(fd);
+			free(u);
+			return -ENOMEM;
+		}
+	}
+	r = uv_poll_init_socket(&rt->loop, &u->h, fd);
 	if (r < 0) {
-		pn_err("cannot bind UDP to `%s': %s", pn_addr_str(addr, as), uv_strerror(r));
-		goto fail;
+		close(fd);
+		free(u->src);
+		free(u);
+		return r;
 	}
-	r = uv_udp_recv_start(&u->h, on_udp_alloc, on_udp_recv);
-	if (r < 0)
-		goto fail;
-	if (bound) {
-		r = uv_udp_getsockname(&u->h, (struct sockaddr *)&ss, &namelen);
-		if (r < 0)
-			goto fail;
-		addr_from_sockaddr(bound, (struct sockaddr *)&ss);
+	r = uv_poll_start(&u->h, UV_READABLE, on_udp_readable);
+	if (r < 0) {
+		uv_close((uv_handle_t *)&u->h, on_udp_close);
+		return r;
 	}
+	if (bound)
+		*bound = u->local;
 	rt->udp = u;
 	return 0;
-fail:
-	uv_close((uv_handle_t *)&u->h, on_udp_close);
-	return r;
 }
 
 /* ---- API server ------------------------------------------------------------------------ */
@@ -679,7 +864,7 @@ int pn_rt_new(struct pn_rt **out)
 		free(rt);
 		return r;
 	}
-	rt->env = (struct pn_env){rt, env_now_ms, env_wall_s, env_random, env_send};
+	rt->env = (struct pn_env){rt, env_now_ms, env_wall_s, env_random, env_send, env_local_addrs};
 	uv_timer_init(&rt->loop, &rt->timer);
 	rt->timer.data = rt;
 	uv_check_init(&rt->loop, &rt->check);

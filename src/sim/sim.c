@@ -60,6 +60,20 @@ struct pn_sim_host {
 	uint64_t tick_at;  /* time of the last tick, for the same-time tick guard */
 	uint32_t ticks_same_time;
 	struct pn_sim_host *hnext; /* hash chain */
+	/* behind a simulated NAT (pn_sim_host_set_nat): kind 0 = none */
+	uint8_t nat_kind;
+	struct pn_addr nat_pub;
+};
+
+/* One NAT mapping: inner host <-> public address; for a symmetric NAT one per
+ * destination. perms: the destinations the inner host sent to (address-and-port
+ * dependent filtering lets only their answers in). */
+enum { SIM_NAT_PERMS = 16 };
+struct sim_nat_map {
+	struct pn_sim_host *inner;
+	struct pn_addr pub, dst;
+	struct pn_addr perms[SIM_NAT_PERMS];
+	unsigned nperm, perm_i;
 };
 
 struct sim_link_entry {
@@ -110,6 +124,10 @@ struct pn_sim {
 	void *tap_arg;
 
 	struct pn_sim_stats stats;
+
+	struct sim_nat_map *nat_maps;
+	size_t nnat, nat_cap;
+	uint16_t nat_next_port;
 };
 
 /* ---- PRNG: splitmix64 for seeding, xoshiro256** for the streams ---- */
@@ -491,6 +509,70 @@ static uint64_t location_delay(const struct pn_sim_host *a, const struct pn_sim_
 	return (d + 500) / 1000;
 }
 
+/* The mapping a datagram from inner host h to `to` leaves through (made on first use). */
+static struct sim_nat_map *nat_out(struct pn_sim *s, struct pn_sim_host *h, const struct pn_addr *to)
+{
+	struct sim_nat_map *m = NULL;
+
+	for (size_t i = 0; i < s->nnat && !m; i++)
+		if (s->nat_maps[i].inner == h &&
+		    (h->nat_kind != PN_SIM_NAT_SYMMETRIC || pn_addr_eq(&s->nat_maps[i].dst, to)))
+			m = &s->nat_maps[i];
+	if (!m) {
+		if (s->nnat == s->nat_cap) {
+			size_t cap = s->nat_cap ? s->nat_cap * 2 : 16;
+			struct sim_nat_map *nm = realloc(s->nat_maps, cap * sizeof(*nm));
+			if (!nm)
+				return NULL;
+			s->nat_maps = nm;
+			s->nat_cap = cap;
+		}
+		m = &s->nat_maps[s->nnat++];
+		memset(m, 0, sizeof(*m));
+		m->inner = h;
+		m->pub = h->nat_pub;
+		if (!s->nat_next_port)
+			s->nat_next_port = 40000;
+		m->pub.port = s->nat_next_port++;
+		m->dst = *to;
+	}
+	for (unsigned i = 0; i < m->nperm; i++)
+		if (pn_addr_eq(&m->perms[i], to))
+			return m;
+	m->perms[m->perm_i] = *to;
+	m->perm_i = (m->perm_i + 1) % SIM_NAT_PERMS;
+	if (m->nperm < SIM_NAT_PERMS)
+		m->nperm++;
+	return m;
+}
+
+/* The inner host a datagram from `from` to a NAT's public address `to` reaches, if the
+ * NAT's filtering lets it in. */
+static struct pn_sim_host *nat_in(struct pn_sim *s, const struct pn_addr *from, const struct pn_addr *to)
+{
+	for (size_t i = 0; i < s->nnat; i++) {
+		struct sim_nat_map *m = &s->nat_maps[i];
+		if (!pn_addr_eq(&m->pub, to))
+			continue;
+		if (m->inner->nat_kind == PN_SIM_NAT_FULLCONE)
+			return m->inner;
+		for (unsigned k = 0; k < m->nperm; k++)
+			if (pn_addr_eq(&m->perms[k], from))
+				return m->inner;
+		return NULL;
+	}
+	return NULL;
+}
+
+int pn_sim_host_set_nat(struct pn_sim_host *h, const struct pn_addr *pub, enum pn_sim_nat_kind kind)
+{
+	if (!h || !pub || !pub->family || kind < PN_SIM_NAT_FULLCONE || kind > PN_SIM_NAT_SYMMETRIC)
+		return -EINVAL;
+	h->nat_kind = (uint8_t)kind;
+	h->nat_pub = *pub;
+	return 0;
+}
+
 static int env_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, size_t len)
 {
 	struct pn_sim_host *h = ctx;
@@ -498,6 +580,7 @@ static int env_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, siz
 	const struct pn_sim_link *l;
 	struct pn_sim_host *dst;
 	struct sim_event ev;
+	struct pn_addr src;
 	uint64_t jitter;
 	double u;
 	int ret;
@@ -507,8 +590,21 @@ static int env_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, siz
 	if (len > SIM_MAX_DATAGRAM)
 		return -EMSGSIZE;
 	s->stats.sent++;
+	src = h->addr;
+	if (h->nat_kind) {
+		struct sim_nat_map *m = nat_out(s, h, to);
+		if (!m)
+			return -ENOMEM;
+		src = m->pub;
+	}
 	/* A host that is down neither sends nor receives. */
 	dst = host_find(s, to);
+	/* a private address is reachable only from behind the same NAT (its LAN) */
+	if (dst && dst->nat_kind && dst != h &&
+	    !(h->nat_kind && pn_addr_same_host(&h->nat_pub, &dst->nat_pub)))
+		dst = NULL;
+	else if (!dst)
+		dst = nat_in(s, &src, to);
 	if (!h->up || !dst) {
 		s->stats.dropped_nohost++;
 		return 0;
@@ -528,7 +624,7 @@ static int env_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, siz
 		ev.time += location_delay(h, dst);
 	ev.seq = s->seq++;
 	ev.to = dst;
-	ev.from = h->addr;
+	ev.from = src;
 	ev.len = len;
 	ev.buf = malloc(len ? len : 1);
 	if (!ev.buf)
@@ -539,6 +635,17 @@ static int env_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, siz
 	if (ret)
 		free(ev.buf);
 	return ret;
+}
+
+/* A simulated host has one address: its own (behind a simulated NAT, the private one). */
+static unsigned env_local_addrs(void *ctx, struct pn_addr *out, unsigned max)
+{
+	struct pn_sim_host *h = ctx;
+
+	if (max == 0)
+		return 0;
+	out[0] = h->addr;
+	return 1;
 }
 
 /* ---- lifecycle ---- */
@@ -580,6 +687,7 @@ void pn_sim_free(struct pn_sim *s)
 		free(s->hosts[i]);
 	free(s->hosts);
 	free(s->host_tab);
+	free(s->nat_maps);
 	free(s);
 }
 
@@ -630,6 +738,7 @@ int pn_sim_host_add(struct pn_sim *s, const struct pn_addr *addr, struct pn_sim_
 	h->env.wall_s = env_wall_s;
 	h->env.random = env_random;
 	h->env.send = env_send;
+	h->env.local_addrs = env_local_addrs;
 	rng_seed(&h->rng, s->seed, SIM_DOMAIN_ENV, h->index);
 	s->hosts[s->nhosts++] = h;
 	k = host_slot(s, addr);

@@ -51,6 +51,19 @@ bool pn_sim_run_while_not(struct pn_sim *s, bool (*pred)(void *arg), void *arg,
 			  uint64_t limit_ms);
 void pn_sim_get_stats(const struct pn_sim *s, struct pn_sim_stats *st);
 
+/* ---- NAT (RFC 4787 behaviours, for NAT traversal scenarios) ---- */
+enum pn_sim_nat_kind {
+	PN_SIM_NAT_FULLCONE = 1,  /* endpoint-independent mapping and filtering */
+	PN_SIM_NAT_PRC = 2,       /* endpoint-independent mapping, address-and-port filtering */
+	PN_SIM_NAT_SYMMETRIC = 3, /* a new public port per destination, address-and-port filtering */
+};
+/* Puts host h (at its private address) behind a NAT whose public IP is pub's (port
+ * ignored): what it sends leaves from pub's IP and a mapped port (from 40000 up, one
+ * counter for the whole simulation), and a datagram to a mapped port reaches it when the
+ * kind's filtering lets it in. Mappings never expire. No hairpinning. 0 or -EINVAL. */
+int pn_sim_host_set_nat(struct pn_sim_host *h, const struct pn_addr *pub,
+			enum pn_sim_nat_kind kind);
+
 /* ---- scale and latency model (see docs/SIMULATOR.md) ---- */
 
 /* Re-reads one host's next_deadline() now. Safe inside a node callback: a test or driver

@@ -137,6 +137,8 @@ enum pn_frame_type {
 				  * str8 name | u16 total | u16 first | u8 n | n x str8 member */
 	PN_F_GROUP_LEAVE = 0x4a, /* 16 update id | 16 group id */
 	PN_F_REVOKED = 0x4e,   /* vec16 revocation notice (src/crypto/cert.h) */
+	/* direct paths: candidates, connectivity checks, test stream (src/nat/ice.h) */
+	PN_F_NAT = 0x47,       /* u8 kind | body */
 };
 
 enum pn_status {

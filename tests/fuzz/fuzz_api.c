@@ -46,7 +46,7 @@ static int stub_send(void *ctx, const struct pn_addr *to, const uint8_t *buf, si
 	return 0;
 }
 
-static const struct pn_env env = {NULL, stub_now, stub_wall, stub_random, stub_send};
+static const struct pn_env env = {NULL, stub_now, stub_wall, stub_random, stub_send, NULL};
 static struct pn_network net;
 static struct pn_client *client;
 static struct pn_api *api;

@@ -55,6 +55,10 @@ pass "lab built: public segment + ${#SITES[@]} sites"
 # whether a NAT keeps one mapping towards two destinations) and one IPv6 address.
 COTURN_A=198.18.0.3:3478 COTURN_B=198.18.0.4:3478 COTURN_6="[2001:db8::3]:3478"
 SN=198.18.0.2:7701 SN_6="[2001:db8::2]:7701" LOGIN=198.18.0.1:7700
+# A third one bound to [::] on the segment's namespace, which holds 198.18.0.1-9 and
+# 2001:db8::1-9: it must answer from the address each request came to (the runtime's
+# IP_PKTINFO / IPV6_PKTINFO), or the NATs and the IPv6 firewall drop its answers.
+SN_ANY=198.18.0.2:7702
 # Two supernodes, each bound to its one address: a socket bound to [::] on a host with
 # several addresses answers from whichever address the route prefers, and a NAT or
 # stateful firewall drops an answer from an address the request did not go to.
@@ -66,20 +70,24 @@ lab_spawn wan coturn turnserver -n --stun-only --no-tls --no-dtls --no-cli \
 d=$LAB_DIR
 {
 	"$BIN/parley-login" init --data-dir "$d/login" --listen "$LOGIN" --name natlab &&
-		for sn in sn sn6; do
+		for sn in sn sn6 snany; do
 			"$BIN/parley-supernode" init --data-dir "$d/$sn" --name "$sn" || exit 1
 		done &&
 		"$BIN/parley-login" enroll --data-dir "$d/login" --supernode-pub "$d/sn/supernode.pub" \
 			--address "$SN" &&
 		"$BIN/parley-login" enroll --data-dir "$d/login" --supernode-pub "$d/sn6/supernode.pub" \
-			--address "$SN_6"
+			--address "$SN_6" &&
+		"$BIN/parley-login" enroll --data-dir "$d/login" --supernode-pub "$d/snany/supernode.pub" \
+			--address "$SN_ANY" --out "$d/snany/supernode.cert"
 } >"$d/init.log" 2>&1 || { echo "FAIL network init"; cat "$d/init.log"; exit 1; }
 lab_spawn wan login "$BIN/parley-login" --data-dir "$d/login" --argon2-ops 1 --argon2-mem-kib 8192
 lab_spawn wan sn "$BIN/parley-supernode" --data-dir "$d/sn" --network "$d/login/network.conf" \
 	--listen "$SN"
 lab_spawn wan sn6 "$BIN/parley-supernode" --data-dir "$d/sn6" --network "$d/login/network.conf" \
 	--listen "$SN_6"
-for p in login sn sn6; do
+lab_spawn wan snany "$BIN/parley-supernode" --data-dir "$d/snany" --network "$d/login/network.conf" \
+	--listen "[::]:7702" --public-addr "$SN_ANY"
+for p in login sn sn6 snany; do
 	lab_wait_line "$d/$p.out" ': ready' 10 || { fail "$p ready" "$(tail -5 "$d/$p.log")"; exit 1; }
 done
 # coturn has no ready line we can rely on: ask it until it answers
@@ -245,6 +253,16 @@ expect "a 20-byte request gets no answer from the supernode" \
 	"$stun_rc:$(jq -r '.results[0].request_bytes' <<<"$j"):$(mapped "$j" 0)" "1:20:none"
 stun public --timeout 1000 --pad 0 --no-fingerprint "$COTURN_A"
 expect "the same 20-byte request gets an answer from coturn" "$stun_rc" 0
+
+# ---- a supernode bound to [::] on a host with several addresses --------------------------
+for s in prc sym; do
+	stun "$s" --timeout 2000 198.18.0.5:7702
+	expect "$s: the [::]-bound supernode answers from 198.18.0.5 (the address asked)" \
+		"$stun_rc:$(ip_of "$(mapped "$j" 0)")" "0:${LAB_PUB4[$s]}"
+done
+stun v6only --timeout 2000 "[2001:db8::7]:7702"
+expect "v6only: the [::]-bound supernode answers from 2001:db8::7 through the firewall" \
+	"$stun_rc:$(ip_of "$(mapped "$j" 0)")" "0:${LAB_HOST6[v6only]}"
 
 # ---- sanitizers, summary ----------------------------------------------------------------------
 if grep -lE "ERROR: AddressSanitizer|runtime error:" "$LAB_DIR"/*.log >/dev/null 2>&1; then

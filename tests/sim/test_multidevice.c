@@ -160,9 +160,9 @@ static void test_devices_list_and_revoke(void **state)
 	sc_reply_clear(&r);
 	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 8000);
 	assert_int_equal(count(&n, 1, "message.received", ev0), 0);
-	assert_true(sc_call(&n, 1, "status", NULL, &r, 1000));
-	assert_true(json_integer_value(json_object_get(json_object_get(r.result, "rejected"), "revoked_devices")) >= 1);
-	sc_reply_clear(&r);
+	/* (whether that shows as a refused handshake, rejected.revoked_devices, depends on
+	 * the path: over a direct path its packets for the dropped session are just
+	 * rejected direct input) */
 	/* ... nor does it get what bob sends alice, which her other device does */
 	ev0 = n.n_events;
 	assert_true(sc_call(&n, 1, "send", sc_args2("to", "alice", "text", "only the real alice"), &r, 1000));

@@ -66,7 +66,7 @@ static int fix_setup(void **state)
 	assert_non_null(f);
 	assert_true(sodium_init() >= 0);
 	f->now = 1000;
-	f->env = (struct pn_env){f, stub_now, stub_wall, stub_random, stub_send};
+	f->env = (struct pn_env){f, stub_now, stub_wall, stub_random, stub_send, NULL};
 	strcpy(f->net.name, "test");
 	assert_int_equal(pn_addr_parse(&f->net.login.addr, "127.0.0.1:9"), 0);
 	/* Keys nobody holds: exchanges start and then wait for answers that never come. */

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -113,6 +115,64 @@ static void udp_dual_stack_maps_v4(void **state)
 	assert_int_equal(t.from.family, PN_AF_INET);
 	assert_true(pn_addr_same_host(&t.from, &to));
 	pn_rt_free(t.rt);
+}
+
+/* A node that answers every datagram to its sender. */
+static void echo_recv(void *n, const struct pn_addr *from, const uint8_t *buf, size_t len)
+{
+	struct test_node *t = n;
+
+	t->env->send(t->env->ctx, from, buf, len);
+	t->n_recv++;
+	pn_rt_stop(t->rt);
+}
+
+static const struct pn_node_ops echo_ops = {echo_recv, node_deadline, node_tick};
+
+/* Bound to a wildcard address, the runtime answers from the address a datagram came to
+ * (IP_PKTINFO / IPV6_PKTINFO), not the one the kernel would pick: 127.0.0.2 here, while a
+ * reply to 127.0.0.1 would by default leave from 127.0.0.1. */
+static void answer_from_arrival_address(const char *bind_to)
+{
+	struct test_node t = {.deadline = UINT64_MAX};
+	struct pn_addr a, bound;
+	struct sockaddr_in to = {0}, me = {0}, got = {0};
+	socklen_t gl = sizeof(got);
+	char buf[16];
+	int fd;
+
+	assert_int_equal(pn_rt_new(&t.rt), 0);
+	t.env = pn_rt_env(t.rt);
+	pn_rt_set_node(t.rt, &t, &echo_ops);
+	assert_int_equal(pn_addr_parse(&a, bind_to), 0);
+	assert_int_equal(pn_rt_udp_bind(t.rt, &a, &bound), 0);
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	assert_true(fd >= 0);
+	me.sin_family = AF_INET;
+	me.sin_addr.s_addr = htonl(0x7f000001);
+	assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+	to.sin_family = AF_INET;
+	to.sin_addr.s_addr = htonl(0x7f000002);
+	to.sin_port = htons(bound.port);
+	assert_int_equal(sendto(fd, "ping", 4, 0, (struct sockaddr *)&to, sizeof(to)), 4);
+	t.deadline = t.env->now_ms(t.env->ctx) + 5000;
+	pn_rt_run(t.rt);
+	assert_int_equal(t.n_recv, 1);
+	assert_int_equal(recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT, (struct sockaddr *)&got, &gl), 4);
+	assert_int_equal(ntohl(got.sin_addr.s_addr), 0x7f000002);
+	assert_int_equal(ntohs(got.sin_port), bound.port);
+	close(fd);
+	pn_rt_free(t.rt);
+}
+
+static void udp_answers_from_arrival_address_v4(void **state)
+{
+	answer_from_arrival_address("0.0.0.0:0");
+}
+
+static void udp_answers_from_arrival_address_dual(void **state)
+{
+	answer_from_arrival_address("[::]:0");
 }
 
 static void timer_fires_at_deadline(void **state)
@@ -401,6 +461,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(udp_send_to_self),
 		cmocka_unit_test(udp_dual_stack_maps_v4),
+		cmocka_unit_test(udp_answers_from_arrival_address_v4),
+		cmocka_unit_test(udp_answers_from_arrival_address_dual),
 		cmocka_unit_test(timer_fires_at_deadline),
 		cmocka_unit_test(exit_check_stops),
 		cmocka_unit_test_setup_teardown(api_socket_mode_0600, api_setup, api_teardown),
