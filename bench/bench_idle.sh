@@ -21,7 +21,7 @@ TABLE=parley_idle_$$
 command -v nft >/dev/null || { echo "bench_idle: nft is missing (scripts/deps.sh check)" >&2; exit 1; }
 cleanup() { nft delete table inet "$TABLE" 2>/dev/null || true; ln_cleanup; }
 trap cleanup EXIT
-json() { echo "{\"bench\": \"idle\", \"figure\": \"$1\", \"value\": $2, \"unit\": \"$3\"}"; }
+json() { echo "{\"bench\": \"idle_nft\", \"figure\": \"$1\", \"value\": $2, \"unit\": \"$3\"}"; }
 ctx() { awk '/ctxt_switches/ {s += $2} END {print s}' "/proc/$1/status"; }
 
 ln_setup

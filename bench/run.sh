@@ -148,7 +148,10 @@ for b in "${BENCHES[@]}"; do
 		run_bench relay env "${RELAY_ENV[@]}" bash "$HERE/bench_relay.sh" "$BUILD" ;;
 	idle)
 		# an attached client doing nothing: bytes/s and wake-ups/min (root: nftables)
-		run_bench idle env "${IDLE_ENV[@]}" bash "$HERE/bench_idle.sh" "$BUILD" ;;
+		# twice, two ways: kernel counters (nftables) and the daemon's own syscalls (strace)
+		run_bench idle env "${IDLE_ENV[@]}" bash "$HERE/bench_idle.sh" "$BUILD"
+		run_bench idle-strace python3 "$HERE/bench_idle.py" --build "$BUILD" \
+			--duration "$([ $QUICK = 1 ] && echo 30 || echo 120)" ;;
 	group)
 		# group fan-out to 100 members in the simulator (built only where cmocka is)
 		if [ -x "$BUILD/bench/bench-group" ]; then
