@@ -48,6 +48,8 @@ enum {
 	SN_RPC_BUCKETS = 64,  /* unanswered requests by request id */
 	SN_SWEEP_MS = 10000,  /* how often idle outbound structs are freed */
 	SN_CERT_CACHE = 4096, /* certificates whose root signature we checked (direct-mapped) */
+	SN_BUCKET_STALE_MS = 600000, /* a k-bucket no lookup went through for this long... */
+	SN_BUCKET_REFRESH_PER_ROUND = 3, /* ...gets a random-id lookup, a few per refresh round */
 };
 
 /* Our outbound session to another supernode: requests (and forwarded envelopes) go out
@@ -1313,6 +1315,27 @@ static void start_join(struct pn_supernode *sn)
 		op_step(sn, op);
 }
 
+/* Kademlia's bucket refresh: the lookup of our own id (start_join) fills the buckets near
+ * us, but the far ones, which route the first hop of nearly every lookup, would fill only
+ * from chance answers. A lookup of a random id in a stale bucket fills it from the nodes
+ * that know that part of the id space best. A few per round spread the cost. */
+static void refresh_buckets(struct pn_supernode *sn, uint64_t now)
+{
+	for (unsigned i = 0; i < SN_BUCKET_REFRESH_PER_ROUND; i++) {
+		int b = pn_kad_stale_bucket(sn->kad, now, SN_BUCKET_STALE_MS);
+		uint8_t target[32];
+		struct sn_op *op;
+
+		if (b < 0)
+			return;
+		pn_kad_touch_bucket(sn->kad, b, now);
+		pn_kad_random_id_in(sn->kad, b, &sn->env, target);
+		op = op_new(sn, OP_JOIN, target);
+		if (op)
+			op_step(sn, op);
+	}
+}
+
 static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 {
 	/* unanswered requests */
@@ -1370,6 +1393,8 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 	if (now >= sn->next_refresh) {
 		sn->next_refresh = now + SN_REFRESH_MS;
 		start_join(sn);
+		if (pn_kad_count(sn->kad) > 0)
+			refresh_buckets(sn, now);
 		if (pn_kad_count(sn->kad) > 0 && sn->misbehave == PN_SN_HONEST)
 			pn_recstore_scan(sn->recs, &sn->replicate_cursor, SN_REPLICATE_PER_REFRESH,
 					 sn->env.wall_s(sn->env.ctx), replicate_one, sn);

@@ -460,8 +460,10 @@ int pn_kad_stale_bucket(const struct pn_kad *t, uint64_t now, uint64_t refresh_m
 	for (int i = 0; i <= deepest; i++) {
 		uint64_t at = t->b[i].touched;
 
-		/* A touch stamped after now (clock handed in out of order) counts as fresh. */
-		if (at > now || now - at < refresh_ms)
+		/* A touch stamped after now (clock handed in out of order) counts as fresh; a
+		 * bucket never refreshed is stale however young the clock (a simulation starts
+		 * at 0). */
+		if (at > now || (at != 0 && now - at < refresh_ms))
 			continue;
 		if (best < 0 || at < t->b[best].touched)
 			best = i;

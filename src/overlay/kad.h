@@ -77,7 +77,8 @@ size_t pn_kad_count(const struct pn_kad *t);
 void pn_kad_each(const struct pn_kad *t, void (*cb)(void *arg, const struct pn_kad_contact *c),
 		 void *arg);
 /* Index of the least recently refreshed non-empty-range bucket that is older than
- * refresh_ms (bucket refresh), or -1. `touched` marks a bucket refreshed now.
+ * refresh_ms (bucket refresh), or -1; a bucket never touched is stale at once, however
+ * young the clock. `touched` marks a bucket refreshed now.
  * "Non-empty range" = buckets 0 .. the deepest bucket holding a contact: deeper ones are
  * empty and covered by the lookup of our own id. Ties go to the lowest index. */
 int pn_kad_stale_bucket(const struct pn_kad *t, uint64_t now, uint64_t refresh_ms);

@@ -612,6 +612,9 @@ static void stale_bucket_and_touch(void **state)
 
 	/* Buckets 0..3 are in range (3 is the deepest holding a contact); all untouched. */
 	assert_int_equal(pn_kad_stale_bucket(t, 1000, 500), 0);
+	/* Never touched is stale even while the clock is younger than refresh_ms (a
+	 * simulation starts at 0; the far buckets must not wait 10 minutes). */
+	assert_int_equal(pn_kad_stale_bucket(t, 10, 500), 0);
 	pn_kad_touch_bucket(t, 0, 1000);
 	assert_int_equal(pn_kad_stale_bucket(t, 1000, 500), 1); /* empty but in range */
 	pn_kad_touch_bucket(t, 1, 1000);
