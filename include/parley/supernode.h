@@ -28,6 +28,9 @@ struct pn_supernode_config {
 	uint32_t max_clients;      /* 0 = 10000 */
 	uint32_t kad_per_prefix;   /* overlay contacts per /24 or /48 per bucket; 0 = 2 */
 	uint32_t kad_k;            /* k-bucket size; 0 = 32 (large: supernodes are few) */
+	/* Disjoint paths per overlay lookup (S/Kademlia; 1..4, 0 = 1): a node is asked by at
+	 * most one path, so liars and droppers spoil only the paths they are on. */
+	uint32_t lookup_paths;
 	/* Simulation only: make this supernode an attacker in the overlay.
 	 * PN_SN_HONEST, PN_SN_DROP (never answers overlay requests, stores nothing),
 	 * PN_SN_LIE (answers FIND_VALUE with far-away nodes instead of the records it holds,
@@ -56,6 +59,7 @@ struct pn_supernode_stats {
 	/* STUN Binding requests answered, and well-formed STUN dropped unanswered (the
 	 * answer would have been larger than the request, or it was no request) */
 	uint64_t stun_answered, stun_dropped;
+	uint64_t contacts; /* routing-table contacts now (k-buckets, not the replacement caches) */
 };
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
 /* Test hook: called with every envelope payload the supernode forwards (for asserting that

@@ -73,11 +73,14 @@ enum op_kind { OP_CLIENT_LOOKUP = 1, OP_PUBLISH, OP_JOIN };
 struct sn_op {
 	struct sn_op *next;
 	enum op_kind kind;
-	struct pn_kad_lookup lk;
+	struct pn_kad_lookup *lk; /* lk[0..npaths): one lookup per disjoint path */
+	unsigned npaths;
 	char username[PN_CERT_NAME_MAX + 1];
 	uint8_t *record; /* OP_PUBLISH: the record to store on the r closest */
 	size_t record_len;
 	uint32_t client_idx, client_req; /* OP_CLIENT_LOOKUP: whom to answer */
+	int refresh_bucket;  /* OP_JOIN refreshing a k-bucket: its index (-1: none)... */
+	unsigned bucket_n0;  /* ...and how many contacts it held when the lookup started */
 	uint64_t deadline, started;
 };
 
@@ -87,6 +90,7 @@ struct sn_rpc {
 	uint32_t req;
 	uint8_t to[32], to_key[32];
 	struct sn_op *op; /* NULL for fire-and-forget (STORE) */
+	unsigned path;    /* which of op's disjoint paths asked */
 	uint64_t deadline;
 };
 
@@ -141,6 +145,7 @@ struct pn_supernode {
 	uint32_t next_req;
 	uint64_t next_refresh, last_hs_ts;
 	int misbehave;
+	unsigned paths; /* disjoint paths per lookup */
 	unsigned replicate_cursor;
 	uint64_t reset_window;
 	unsigned resets_in_window;
@@ -254,6 +259,9 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 		kc.per_prefix = cfg->kad_per_prefix ? cfg->kad_per_prefix : 2;
 		kc.k = cfg->kad_k;
 		sn->misbehave = cfg->misbehave;
+		sn->paths = cfg->lookup_paths ? cfg->lookup_paths : 1;
+		if (sn->paths > PN_KAD_PATHS_MAX)
+			sn->paths = PN_KAD_PATHS_MAX;
 		rc = pn_kad_new(&sn->kad, &kc);
 		if (rc)
 			goto fail;
@@ -295,6 +303,7 @@ void pn_supernode_free(struct pn_supernode *sn)
 		struct sn_op *op = sn->ops;
 		sn->ops = op->next;
 		free(op->record);
+		free(op->lk);
 		free(op);
 	}
 	while (sn->rpcs) {
@@ -310,6 +319,7 @@ void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats
 {
 	*st = sn->st;
 	st->records = pn_recstore_count(sn->recs);
+	st->contacts = pn_kad_count(sn->kad);
 }
 
 void pn_supernode_set_lookup_hook(struct pn_supernode *sn,
@@ -908,10 +918,17 @@ static struct sn_op *op_new(struct pn_supernode *sn, enum op_kind kind, const ui
 
 	if (!op)
 		return NULL;
+	op->npaths = sn->paths;
+	op->lk = malloc(op->npaths * sizeof(op->lk[0]));
+	if (!op->lk) {
+		free(op);
+		return NULL;
+	}
 	op->kind = kind;
+	op->refresh_bucket = -1;
 	op->started = now_ms(sn);
 	op->deadline = op->started + SN_OP_TIMEOUT_MS;
-	pn_kad_lookup_init(&op->lk, sn->kad, target, SN_ALPHA, SN_LOOKUP_K);
+	pn_kad_lookup_init_paths(op->lk, op->npaths, sn->kad, target, SN_ALPHA, SN_LOOKUP_K);
 	op->next = sn->ops;
 	sn->ops = op;
 	ov_deadline_add(sn, op->deadline);
@@ -935,6 +952,7 @@ static void op_unlink(struct pn_supernode *sn, struct sn_op *op)
 		}
 	}
 	free(op->record);
+	free(op->lk);
 	free(op);
 }
 
@@ -963,17 +981,17 @@ static void op_finish(struct pn_supernode *sn, struct sn_op *op)
 	size_t n;
 
 	sn->st.lookups_done++;
-	sn->st.lookup_hops_total += op->lk.hops;
+	sn->st.lookup_hops_total += op->lk[0].hops;
 	switch (op->kind) {
 	case OP_CLIENT_LOOKUP:
 		/* no VALUE came back: nobody responsible holds a record */
 		if (sn->lookup_hook)
-			sn->lookup_hook(sn->lookup_hook_arg, false, op->lk.hops,
+			sn->lookup_hook(sn->lookup_hook_arg, false, op->lk[0].hops,
 					now_ms(sn) - op->started);
 		send_lookup_result(sn, op->client_idx, op->client_req, NULL, 0, 0);
 		break;
 	case OP_PUBLISH:
-		n = pn_kad_lookup_result(&op->lk, best, SN_R);
+		n = pn_kad_lookup_result_paths(op->lk, op->npaths, best, SN_R);
 		for (size_t i = 0; i < n; i++) {
 			uint8_t f[PN_REC_MAX + 16];
 			struct pn_wr w;
@@ -991,6 +1009,13 @@ static void op_finish(struct pn_supernode *sn, struct sn_op *op)
 		}
 		break;
 	case OP_JOIN:
+		/* Filling a large table: a bucket that grew and has room is refreshed again
+		 * next round instead of in 10 minutes, until it is full or stops growing. */
+		if (op->refresh_bucket >= 0) {
+			unsigned n1 = pn_kad_bucket_size(sn->kad, op->refresh_bucket);
+			if (n1 > op->bucket_n0 && n1 < pn_kad_k(sn->kad))
+				pn_kad_touch_bucket(sn->kad, op->refresh_bucket, 0);
+		}
 		break;
 	}
 	op_unlink(sn, op);
@@ -1000,37 +1025,42 @@ static void op_step(struct pn_supernode *sn, struct sn_op *op)
 {
 	const struct pn_kad_contact *c;
 	uint64_t now = now_ms(sn);
+	bool done = true;
 
-	while ((c = pn_kad_lookup_next(&op->lk, now))) {
-		uint8_t f[64];
-		struct pn_wr w;
-		struct sn_rpc *r = calloc(1, sizeof(*r));
-		struct sn_out *o = out_get(sn, c->key, &c->addr);
+	for (unsigned p = 0; p < op->npaths; p++) {
+		while ((c = pn_kad_lookup_next(&op->lk[p], now))) {
+			uint8_t f[64];
+			struct pn_wr w;
+			struct sn_rpc *r = calloc(1, sizeof(*r));
+			struct sn_out *o = out_get(sn, c->key, &c->addr);
 
-		if (!r || !o) {
-			free(r);
-			pn_kad_lookup_fail(&op->lk, c->id);
-			continue;
+			if (!r || !o) {
+				free(r);
+				pn_kad_lookup_fail(&op->lk[p], c->id);
+				continue;
+			}
+			r->req = new_req(sn);
+			memcpy(r->to, c->id, 32);
+			memcpy(r->to_key, c->key, 32);
+			r->op = op;
+			r->path = p;
+			r->deadline = now + SN_RPC_TIMEOUT_MS;
+			rpc_add(sn, r);
+			pn_wr_init(&w, f, sizeof(f));
+			if (op->kind == OP_CLIENT_LOOKUP) {
+				pn_wr_u8(&w, PN_F_FIND_VALUE);
+				pn_wr_u32(&w, r->req);
+				pn_wr_str8(&w, op->username);
+			} else {
+				pn_wr_u8(&w, PN_F_FIND_NODE);
+				pn_wr_u32(&w, r->req);
+				pn_wr_bytes(&w, op->lk[p].target, 32);
+			}
+			out_send(sn, o, f, w.len);
 		}
-		r->req = new_req(sn);
-		memcpy(r->to, c->id, 32);
-		memcpy(r->to_key, c->key, 32);
-		r->op = op;
-		r->deadline = now + SN_RPC_TIMEOUT_MS;
-		rpc_add(sn, r);
-		pn_wr_init(&w, f, sizeof(f));
-		if (op->kind == OP_CLIENT_LOOKUP) {
-			pn_wr_u8(&w, PN_F_FIND_VALUE);
-			pn_wr_u32(&w, r->req);
-			pn_wr_str8(&w, op->username);
-		} else {
-			pn_wr_u8(&w, PN_F_FIND_NODE);
-			pn_wr_u32(&w, r->req);
-			pn_wr_bytes(&w, op->lk.target, 32);
-		}
-		out_send(sn, o, f, w.len);
+		done = done && pn_kad_lookup_done(&op->lk[p]);
 	}
-	if (pn_kad_lookup_done(&op->lk))
+	if (done)
 		op_finish(sn, op);
 }
 
@@ -1196,6 +1226,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 	uint32_t req;
 	struct sn_rpc *rpc;
 	struct sn_op *op;
+	unsigned path;
 
 	pn_rd_init(&r, f, n);
 	pn_rd_u8(&r, &type);
@@ -1209,6 +1240,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 	if (!rpc)
 		return; /* late or unsolicited */
 	op = rpc->op;
+	path = rpc->path;
 	free(rpc);
 	if (!op)
 		return;
@@ -1225,7 +1257,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 				learn(sn, cs[k].key, cs[k].id, &cs[k].addr, false);
 			k++;
 		}
-		pn_kad_lookup_answer(&op->lk, o->id, cs, k);
+		pn_kad_lookup_answer_path(op->lk, op->npaths, path, o->id, cs, k);
 		op_step(sn, op);
 		return;
 	}
@@ -1236,9 +1268,9 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 			/* the hops to the contact that had the record (before, the deepest
 			 * hop among all answers so far + 1, which read one high whenever a
 			 * first-round NODES answer came in before a first-round VALUE) */
-			unsigned hops = pn_kad_lookup_hop(&op->lk, o->id);
+			unsigned hops = pn_kad_lookup_hop(&op->lk[path], o->id);
 			if (!hops)
-				hops = op->lk.hops + 1;
+				hops = op->lk[path].hops + 1;
 			sn->st.lookups_done++;
 			sn->st.lookup_hops_total += hops;
 			if (sn->lookup_hook)
@@ -1250,7 +1282,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 			return;
 		}
 	}
-	pn_kad_lookup_fail(&op->lk, o->id);
+	pn_kad_lookup_fail(&op->lk[path], o->id);
 	op_step(sn, op);
 }
 
@@ -1331,8 +1363,11 @@ static void refresh_buckets(struct pn_supernode *sn, uint64_t now)
 		pn_kad_touch_bucket(sn->kad, b, now);
 		pn_kad_random_id_in(sn->kad, b, &sn->env, target);
 		op = op_new(sn, OP_JOIN, target);
-		if (op)
-			op_step(sn, op);
+		if (!op)
+			return;
+		op->refresh_bucket = b;
+		op->bucket_n0 = pn_kad_bucket_size(sn->kad, b);
+		op_step(sn, op);
 	}
 }
 
@@ -1354,10 +1389,11 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 		}
 		if (r->op) {
 			struct sn_op *op = r->op;
+			unsigned path = r->path;
 			uint8_t to[32];
 			memcpy(to, r->to, 32);
 			free(r);
-			pn_kad_lookup_fail(&op->lk, to);
+			pn_kad_lookup_fail(&op->lk[path], to);
 			op_step(sn, op);
 			/* op_step may have freed rpcs: restart the scan */
 			next = sn->rpcs;

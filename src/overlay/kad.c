@@ -477,6 +477,16 @@ void pn_kad_touch_bucket(struct pn_kad *t, int bucket, uint64_t now)
 		t->b[bucket].touched = now;
 }
 
+unsigned pn_kad_bucket_size(const struct pn_kad *t, int bucket)
+{
+	return t && bucket >= 0 && bucket < PN_KAD_BUCKETS ? t->b[bucket].n : 0;
+}
+
+unsigned pn_kad_k(const struct pn_kad *t)
+{
+	return t ? t->k : 0;
+}
+
 void pn_kad_random_id_in(const struct pn_kad *t, int bucket, const struct pn_env *env,
 			 uint8_t out[PN_KAD_ID])
 {
@@ -652,5 +662,84 @@ size_t pn_kad_lookup_result(const struct pn_kad_lookup *l, struct pn_kad_contact
 	for (size_t i = 0; i < l->n && got < n; i++)
 		if (l->cand[i].state == 2)
 			out[got++] = l->cand[i].c;
+	return got;
+}
+
+/* ---------------------------------------------------------------- disjoint paths */
+
+void pn_kad_lookup_init_paths(struct pn_kad_lookup *l, unsigned d, const struct pn_kad *t,
+			      const uint8_t target[PN_KAD_ID], unsigned alpha, unsigned k)
+{
+	struct pn_kad_lookup *all;
+
+	if (d < 1)
+		d = 1;
+	if (d > PN_KAD_PATHS_MAX)
+		d = PN_KAD_PATHS_MAX;
+	pn_kad_lookup_init(&l[0], t, target, alpha, k);
+	if (d == 1)
+		return;
+	/* Deal path 0's seeds out: seed i goes to path i mod d, keeping its order. */
+	all = malloc(sizeof(*all));
+	if (!all)
+		return; /* path 0 keeps them all; the others start empty */
+	*all = l[0];
+	for (unsigned p = 1; p < d; p++) {
+		memset(&l[p], 0, sizeof(l[p]));
+		memcpy(l[p].target, all->target, PN_KAD_ID);
+		memcpy(l[p].self, all->self, PN_KAD_ID);
+		l[p].alpha = all->alpha;
+		l[p].k = all->k;
+	}
+	l[0].n = 0;
+	for (size_t i = 0; i < all->n; i++) {
+		struct pn_kad_lookup *x = &l[i % d];
+		x->cand[x->n] = all->cand[i];
+		x->hop_of[x->n] = all->hop_of[i];
+		x->n++;
+	}
+	free(all);
+}
+
+void pn_kad_lookup_answer_path(struct pn_kad_lookup *l, unsigned d, unsigned p,
+			       const uint8_t from[PN_KAD_ID], const struct pn_kad_contact *found,
+			       size_t n)
+{
+	struct pn_kad_contact keep[PN_KAD_LOOKUP_MAX];
+	size_t m = 0;
+
+	for (size_t j = 0; found && j < n && m < PN_KAD_LOOKUP_MAX; j++) {
+		bool taken = false;
+		for (unsigned q = 0; q < d && !taken; q++)
+			taken = q != p && cand_find(&l[q], found[j].id) >= 0;
+		if (!taken)
+			keep[m++] = found[j];
+	}
+	pn_kad_lookup_answer(&l[p], from, keep, m);
+}
+
+size_t pn_kad_lookup_result_paths(const struct pn_kad_lookup *l, unsigned d,
+				  struct pn_kad_contact *out, size_t n)
+{
+	size_t got = 0;
+
+	/* Paths are disjoint, so no id appears twice: an insertion merge is enough. */
+	for (unsigned p = 0; p < d; p++) {
+		for (size_t i = 0; i < l[p].n; i++) {
+			size_t pos;
+			if (l[p].cand[i].state != 2)
+				continue;
+			for (pos = 0; pos < got; pos++)
+				if (pn_kad_cmp_dist(l[p].target, l[p].cand[i].c.id, out[pos].id) < 0)
+					break;
+			if (pos >= n)
+				continue;
+			if (got == n)
+				got--;
+			memmove(&out[pos + 1], &out[pos], (got - pos) * sizeof(out[0]));
+			out[pos] = l[p].cand[i].c;
+			got++;
+		}
+	}
 	return got;
 }

@@ -83,6 +83,9 @@ void pn_kad_each(const struct pn_kad *t, void (*cb)(void *arg, const struct pn_k
  * empty and covered by the lookup of our own id. Ties go to the lowest index. */
 int pn_kad_stale_bucket(const struct pn_kad *t, uint64_t now, uint64_t refresh_ms);
 void pn_kad_touch_bucket(struct pn_kad *t, int bucket, uint64_t now);
+/* Contacts in bucket i (0 outside 0..255), and the table's k. */
+unsigned pn_kad_bucket_size(const struct pn_kad *t, int bucket);
+unsigned pn_kad_k(const struct pn_kad *t);
 /* A random id that falls in bucket i (for refresh lookups), drawn with env->random.
  * A bucket outside 0..255 gives a uniformly random id. */
 void pn_kad_random_id_in(const struct pn_kad *t, int bucket, const struct pn_env *env,
@@ -142,5 +145,25 @@ size_t pn_kad_lookup_result(const struct pn_kad_lookup *l, struct pn_kad_contact
  * answer from a hop-h candidate), or 0 when id is not a candidate. A FIND_VALUE answered
  * by id took this many overlay hops, whatever other answers came in before it. */
 unsigned pn_kad_lookup_hop(const struct pn_kad_lookup *l, const uint8_t id[PN_KAD_ID]);
+
+/* ---- disjoint paths (S/Kademlia): d lookups for one target that never share a node ----
+ *
+ * The seeds (our own closest contacts, closest first) are dealt round-robin to the d
+ * paths; an answer on path p only adds contacts that no other path has as a candidate, so
+ * a node is asked by at most one path. A node that lies or drops requests can then spoil
+ * only the path it is on: the lookup succeeds if any path reaches an honest holder. d = 1
+ * is the plain lookup. */
+enum { PN_KAD_PATHS_MAX = 4 };
+
+/* l[0..d) (d 1..PN_KAD_PATHS_MAX, larger is capped); alpha and k are per path. */
+void pn_kad_lookup_init_paths(struct pn_kad_lookup *l, unsigned d, const struct pn_kad *t,
+			      const uint8_t target[PN_KAD_ID], unsigned alpha, unsigned k);
+/* The answer from `from` on path p, merging only contacts no other path has. */
+void pn_kad_lookup_answer_path(struct pn_kad_lookup *l, unsigned d, unsigned p,
+			       const uint8_t from[PN_KAD_ID], const struct pn_kad_contact *found,
+			       size_t n);
+/* The n closest answered contacts over all paths (deduplicated, closest first). */
+size_t pn_kad_lookup_result_paths(const struct pn_kad_lookup *l, unsigned d,
+				  struct pn_kad_contact *out, size_t n);
 
 #endif
