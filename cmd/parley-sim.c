@@ -66,7 +66,7 @@ enum osim_limits {
 struct osim_config {
 	unsigned n_sn;
 	unsigned clients_per_sn;
-	unsigned k;           /* k-bucket size; 0 = the supernode default (32) */
+	unsigned k;           /* k-bucket size; 0 = the supernode default (256) */
 	unsigned per_prefix;  /* 0 = the supernode default (2) */
 	unsigned paths;       /* disjoint lookup paths; 0 = the supernode default (1) */
 	double churn_per_hour; /* percent of supernodes replaced per hour */
@@ -1200,7 +1200,7 @@ static void usage(FILE *f)
 		"\n"
 		"  --supernodes N        supernodes (default 100)\n"
 		"  --clients-per-sn C    lightweight clients per supernode (default 10)\n"
-		"  --k K                 k-bucket size, 1..256 (default 0 = the supernode's 32)\n"
+		"  --k K                 k-bucket size, 1..256 (default 0 = the supernode's 256)\n"
 		"  --alpha A             lookup parallelism; the supernode has it fixed at 3\n"
 		"  --per-prefix P        contacts per /24 per bucket (default 0 = 2)\n"
 		"  --paths D             disjoint paths per overlay lookup, 1..4 (default 1)\n"
@@ -1399,7 +1399,7 @@ int main(int argc, char **argv)
 	}
 	printf("parley-sim: %u supernodes x %u clients, k=%u, paths %u, churn %g%%/h over %g h, "
 	       "malicious %g%% (%s), seed %" PRIu64 "\n",
-	       cfg.n_sn, cfg.clients_per_sn, cfg.k ? cfg.k : 32, cfg.paths ? cfg.paths : 1,
+	       cfg.n_sn, cfg.clients_per_sn, cfg.k ? cfg.k : 256, cfg.paths ? cfg.paths : 1,
 	       cfg.churn_per_hour, cfg.hours,
 	       cfg.malicious * 100, cfg.misbehave == PN_SN_LIE ? "lie" : "drop", cfg.seed);
 	printf("  one-way delay between supernodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n",
@@ -1442,7 +1442,7 @@ int main(int argc, char **argv)
 		write_hist(hist, &r);
 	if (json) {
 		int tl = snprintf(tag, sizeof(tag), "n%u_k%u_churn%g_mal%g%s", cfg.n_sn,
-				  cfg.k ? cfg.k : 32, cfg.churn_per_hour, cfg.malicious * 100,
+				  cfg.k ? cfg.k : 256, cfg.churn_per_hour, cfg.malicious * 100,
 				  cfg.malicious > 0 ? (cfg.misbehave == PN_SN_LIE ? "lie" : "drop")
 						    : "");
 		/* runs that differ only in these must not share a tag */

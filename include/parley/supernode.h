@@ -27,7 +27,7 @@ struct pn_supernode_config {
 	struct pn_addr public_addr; /* the address clients reach it at */
 	uint32_t max_clients;      /* 0 = 10000 */
 	uint32_t kad_per_prefix;   /* overlay contacts per /24 or /48 per bucket; 0 = 2 */
-	uint32_t kad_k;            /* k-bucket size; 0 = 32 (large: supernodes are few) */
+	uint32_t kad_k;            /* k-bucket size; 0 = 256 (large: supernodes are few) */
 	/* Disjoint paths per overlay lookup (S/Kademlia; 1..4, 0 = 1): a node is asked by at
 	 * most one path, so liars and droppers spoil only the paths they are on. */
 	uint32_t lookup_paths;

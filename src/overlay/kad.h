@@ -3,7 +3,8 @@
  * Node ids are 256-bit (BLAKE2b-256 of the supernode's X25519 key); distance is XOR.
  * Bucket i holds contacts whose id shares exactly i leading bits with ours (i = 0..255).
  * Each bucket holds up to k contacts ordered least-recently-seen first, plus a small
- * replacement cache. Supernodes are few and stable, so k is large (default 32, configurable):
+ * replacement cache. Supernodes are few and stable, so k is large (default here 32; the
+ * supernode uses 256, configurable):
  * with N supernodes the table then knows most of the network and lookups take 1-2 hops.
  *
  * Anti-poisoning: at most `per_prefix` contacts of one bucket may come from the same IPv4
