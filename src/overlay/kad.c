@@ -670,7 +670,7 @@ size_t pn_kad_lookup_result(const struct pn_kad_lookup *l, struct pn_kad_contact
 void pn_kad_lookup_init_paths(struct pn_kad_lookup *l, unsigned d, const struct pn_kad *t,
 			      const uint8_t target[PN_KAD_ID], unsigned alpha, unsigned k)
 {
-	struct pn_kad_lookup *all;
+	size_t n;
 
 	if (d < 1)
 		d = 1;
@@ -679,26 +679,23 @@ void pn_kad_lookup_init_paths(struct pn_kad_lookup *l, unsigned d, const struct 
 	pn_kad_lookup_init(&l[0], t, target, alpha, k);
 	if (d == 1)
 		return;
-	/* Deal path 0's seeds out: seed i goes to path i mod d, keeping its order. */
-	all = malloc(sizeof(*all));
-	if (!all)
-		return; /* path 0 keeps them all; the others start empty */
-	*all = l[0];
 	for (unsigned p = 1; p < d; p++) {
 		memset(&l[p], 0, sizeof(l[p]));
-		memcpy(l[p].target, all->target, PN_KAD_ID);
-		memcpy(l[p].self, all->self, PN_KAD_ID);
-		l[p].alpha = all->alpha;
-		l[p].k = all->k;
+		memcpy(l[p].target, l[0].target, PN_KAD_ID);
+		memcpy(l[p].self, l[0].self, PN_KAD_ID);
+		l[p].alpha = l[0].alpha;
+		l[p].k = l[0].k;
 	}
+	/* Deal path 0's seeds out in place: seed i goes to path i mod d, slot i / d. For path
+	 * 0 that slot is at or before i, so nothing is overwritten before it is read. */
+	n = l[0].n;
 	l[0].n = 0;
-	for (size_t i = 0; i < all->n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		struct pn_kad_lookup *x = &l[i % d];
-		x->cand[x->n] = all->cand[i];
-		x->hop_of[x->n] = all->hop_of[i];
+		x->cand[x->n] = l[0].cand[i];
+		x->hop_of[x->n] = l[0].hop_of[i];
 		x->n++;
 	}
-	free(all);
 }
 
 void pn_kad_lookup_answer_path(struct pn_kad_lookup *l, unsigned d, unsigned p,
