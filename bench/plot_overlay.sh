@@ -7,7 +7,8 @@
 #
 # Writes IMG_DIR/overlay-hops-nN.png (one per size), overlay-latency-cdf.png,
 # overlay-success.png and, when there are malicious runs (TAG =
-# ours-nN-malPKIND-dD), overlay-malicious.png. Runs that are missing are left out.
+# ours-nN-malPKIND-dD), overlay-malicious.png and overlay-malicious-p99.png. Runs that
+# are missing are left out.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -164,8 +165,10 @@ EOF
 fi
 # ---- malicious supernodes: success per (share, behaviour), one bar per path count
 mal=$tmp/mal.dat
+malp=$tmp/malp99.dat
 rows=0
 printf 'run "1 path" "3 disjoint paths"\n' >"$mal"
+printf 'run "1 path" "3 disjoint paths"\n' >"$malp"
 for f in "$data"/ours-n*-mal*-d1.txt; do
 	[ -f "$f" ] || continue
 	t=$(basename "$f" .txt)
@@ -176,6 +179,8 @@ for f in "$data"/ours-n*-mal*-d1.txt; do
 	printf '"%s" %s %s\n' "$lbl" \
 		"$(awk -v s="$s1" 'BEGIN { printf "%.2f", 100 * s }')" \
 		"$([ -n "$s3" ] && awk -v s="$s3" 'BEGIN { printf "%.2f", 100 * s }' || echo -)" >>"$mal"
+	p3=$([ -f "$data/$t-d3.txt" ] && fig "$t-d3" latency_ms_p99 || echo -)
+	printf '"%s" %s %s\n' "$lbl" "$(fig "$t-d1" latency_ms_p99)" "${p3:--}" >>"$malp"
 	rows=$((rows + 1))
 done
 [ $rows = 0 ] || gnuplot <<EOF
@@ -188,8 +193,22 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8
 set datafile missing '-'
-set key bottom right
+set key below
 set grid ytics
 plot for [i=2:3] '$mal' using i:xtic(1) title columnhead(i)
+EOF
+[ $rows = 0 ] || gnuplot <<EOF
+set terminal pngcairo size 900,480 font ',11'
+set output '$img/overlay-malicious-p99.png'
+set title 'Lookup latency p99 with malicious supernodes (found lookups, client-observed)'
+set ylabel 'ms'
+set yrange [0:*]
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8
+set datafile missing '-'
+set key below
+set grid ytics
+plot for [i=2:3] '$malp' using i:xtic(1) title columnhead(i)
 EOF
 echo "plot_overlay: plots in $img" >&2
