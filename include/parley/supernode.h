@@ -60,7 +60,13 @@ struct pn_supernode_stats {
 	 * answer would have been larger than the request, or it was no request) */
 	uint64_t stun_answered, stun_dropped;
 	uint64_t contacts; /* routing-table contacts now (k-buckets, not the replacement caches) */
+	uint64_t self_test; /* PN_SN_SELFTEST_*: open policy, the capable-node self-test */
 };
+/* An uncertified supernode of an open network serves (takes clients, joins the overlay)
+ * only after a supernode of the network file saw its datagrams come from its configured
+ * public address (STUN). Certified supernodes skip it (NONE). */
+enum { PN_SN_SELFTEST_NONE = 0, PN_SN_SELFTEST_PENDING, PN_SN_SELFTEST_PASSED,
+       PN_SN_SELFTEST_FAILED };
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
 /* Test hook: called with every envelope payload the supernode forwards (for asserting that
  * it sees only ciphertext). NULL to disable. */

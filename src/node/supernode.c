@@ -55,6 +55,8 @@ enum {
 	 * lookups in the first round (k = 32: ~19 % and 30 %; docs/BENCHMARKS.md). The table
 	 * costs ~100 bytes per contact. */
 	SN_K = 256,
+	SN_SELFTEST_TRIES = 5,      /* open policy: STUN probes before giving up... */
+	SN_SELFTEST_RETRY_MS = 1000, /* ...one a second, to the network file's supernodes */
 };
 
 /* Our outbound session to another supernode: requests (and forwarded envelopes) go out
@@ -151,6 +153,11 @@ struct pn_supernode {
 	uint64_t next_refresh, last_hs_ts;
 	int misbehave;
 	unsigned paths; /* disjoint paths per lookup */
+	/* Open policy, no certificate: the capable-node self-test (PN_SN_SELFTEST_*). */
+	int selftest;
+	uint8_t selftest_tid[12];
+	unsigned selftest_tries;
+	uint64_t selftest_next;
 	unsigned replicate_cursor;
 	uint64_t reset_window;
 	unsigned resets_in_window;
@@ -282,6 +289,16 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 			pn_kad_seen(sn->kad, &kcn, false, 0);
 		}
 	}
+	/* An uncertified supernode of an open network must first show it is a capable node:
+	 * the address it would announce is the one the network sees. With no other supernode
+	 * to ask (the first of a network) there is nobody to test against. */
+	if (sn->cert_len == 0) {
+		sn->selftest = PN_SN_SELFTEST_PASSED;
+		for (unsigned i = 0; i < sn->net.n_supernodes; i++)
+			if (!sn->net.supernodes[i].has_key ||
+			    !pn_ct_eq(sn->net.supernodes[i].key, sn->me.dh_pk, 32))
+				sn->selftest = PN_SN_SELFTEST_PENDING;
+	}
 	/* Keyed from our secret, not from env->random, so the random stream (and every
 	 * simulation) stays as it was; peers cannot aim keys at one chain. */
 	crypto_generichash(sn->hash_key, sizeof(sn->hash_key), (const uint8_t *)"sn-out-hash",
@@ -325,6 +342,7 @@ void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats
 	*st = sn->st;
 	st->records = pn_recstore_count(sn->recs);
 	st->contacts = pn_kad_count(sn->kad);
+	st->self_test = (uint64_t)sn->selftest;
 }
 
 void pn_supernode_set_lookup_hook(struct pn_supernode *sn,
@@ -1352,6 +1370,77 @@ static void start_join(struct pn_supernode *sn)
 		op_step(sn, op);
 }
 
+/* ---- open policy: the capable-node self-test ----------------------------------------------
+ *
+ * A supernode that serves without a certificate asks the supernodes of the network file,
+ * with plain STUN Binding requests (which every supernode answers), where its datagrams
+ * come from. Only when that is the public address it was configured with (no NAT or
+ * port mapping in between) does it take clients and join the overlay; otherwise it would
+ * announce an address nobody can reach. What this does not prove: that a firewall lets
+ * unsolicited datagrams in (an answer to our own request passes any stateful filter). */
+static bool serving(const struct pn_supernode *sn)
+{
+	return sn->selftest == PN_SN_SELFTEST_NONE || sn->selftest == PN_SN_SELFTEST_PASSED;
+}
+
+static void selftest_tick(struct pn_supernode *sn, uint64_t now)
+{
+	struct pn_stun_req_opts o;
+	const struct pn_net_peer *to = NULL;
+	uint8_t req[64];
+	size_t len;
+
+	if (sn->selftest != PN_SN_SELFTEST_PENDING || now < sn->selftest_next)
+		return;
+	if (sn->selftest_tries >= SN_SELFTEST_TRIES) {
+		sn->selftest = PN_SN_SELFTEST_FAILED;
+		pn_err("self-test failed: no supernode answered; not serving");
+		return;
+	}
+	/* the next supernode of the network file that is not us, round robin */
+	for (unsigned k = 0; k < sn->net.n_supernodes && !to; k++) {
+		const struct pn_net_peer *p =
+			&sn->net.supernodes[(sn->selftest_tries + k) % sn->net.n_supernodes];
+		if (!p->has_key || !pn_ct_eq(p->key, sn->me.dh_pk, 32))
+			to = p;
+	}
+	sn->selftest_tries++;
+	sn->selftest_next = now + SN_SELFTEST_RETRY_MS;
+	if (!to)
+		return;
+	memset(&o, 0, sizeof(o));
+	sn->env.random(sn->env.ctx, sn->selftest_tid, sizeof(sn->selftest_tid));
+	memcpy(o.tid, sn->selftest_tid, sizeof(o.tid));
+	o.pad_to = sizeof(req); /* servers answer only requests at least as large */
+	if (pn_stun_build_request(req, sizeof(req), &len, &o) == 0)
+		sn->env.send(sn->env.ctx, &to->addr, req, len);
+}
+
+/* A STUN response while the self-test runs: true when it was the answer (consumed). */
+static bool selftest_input(struct pn_supernode *sn, const uint8_t *buf, size_t len)
+{
+	struct pn_stun_msg m;
+	const struct pn_addr *mapped;
+	char a[PN_ADDR_STRLEN], b[PN_ADDR_STRLEN];
+
+	if (sn->selftest != PN_SN_SELFTEST_PENDING || !pn_stun_is_msg(buf, len) ||
+	    pn_stun_parse_response(&m, buf, len, sn->selftest_tid) != 0)
+		return false;
+	mapped = pn_stun_mapped(&m);
+	if (!mapped)
+		return true; /* an error answer: the next probe asks another supernode */
+	if (pn_addr_eq(mapped, &sn->public_addr)) {
+		sn->selftest = PN_SN_SELFTEST_PASSED;
+		pn_info("self-test passed: the network sees us at %s", pn_addr_str(mapped, a));
+		sn->next_refresh = now_ms(sn); /* join now */
+	} else {
+		sn->selftest = PN_SN_SELFTEST_FAILED;
+		pn_err("self-test failed: the network sees us at %s, not at %s; not serving",
+			 pn_addr_str(mapped, a), pn_addr_str(&sn->public_addr, b));
+	}
+	return true;
+}
+
 /* Kademlia's bucket refresh: the lookup of our own id (start_join) fills the buckets near
  * us, but the far ones, which route the first hop of nearly every lookup, would fill only
  * from chance answers. A lookup of a random id in a stale bucket fills it from the nodes
@@ -1431,7 +1520,8 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 			}
 		}
 	}
-	if (now >= sn->next_refresh) {
+	selftest_tick(sn, now);
+	if (now >= sn->next_refresh && serving(sn)) {
 		sn->next_refresh = now + SN_REFRESH_MS;
 		start_join(sn);
 		if (pn_kad_count(sn->kad) > 0)
@@ -1445,7 +1535,10 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 
 static uint64_t overlay_deadline(struct pn_supernode *sn)
 {
-	uint64_t t = pn_kad_count(sn->kad) ? sn->next_refresh : UINT64_MAX;
+	uint64_t t = pn_kad_count(sn->kad) && serving(sn) ? sn->next_refresh : UINT64_MAX;
+
+	if (sn->selftest == PN_SN_SELFTEST_PENDING && sn->selftest_next < t)
+		t = sn->selftest_next;
 
 	if (sn->ov_dirty) {
 		uint64_t m = UINT64_MAX;
@@ -1615,6 +1708,8 @@ static void handle_hs1(struct pn_supernode *sn, const struct pn_addr *from, cons
 		sn->st.bad_packets++;
 		return;
 	}
+	if (!serving(sn)) /* open policy, self-test not passed: no clients, no overlay */
+		return;
 	e = pn_ltab_find_pending(&sn->links, from, h->sender_idx);
 	if (e) { /* our HS2 was lost: resend it */
 		sn->env.send(sn->env.ctx, &e->addr, e->link.hs_pkt, e->link.hs_pkt_len);
@@ -1703,6 +1798,8 @@ static void sn_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 
 	/* STUN requests start with 0x00, which no packet of ours does (docs/PROTOCOL.md
 	 * "STUN"): answer Binding, never with more bytes than the request had. */
+	if (len > 0 && buf[0] == 0x01 && selftest_input(sn, buf, len))
+		return;
 	if (len > 0 && buf[0] == 0x00) {
 		int rc = pn_stun_serve(&sn->env, from, buf, len);
 		if (rc == 0)

@@ -4,6 +4,8 @@
  *     was made, because nothing confirmed it, and came back only every 20 s or so);
  *   - bucket refresh fills the routing tables: every supernode of a 60-node network knows
  *     nearly all the others after the warm-up;
+ *   - open policy: an uncertified supernode serves only after the capable-node self-test
+ *     saw it at its configured public address, and refuses clients when it did not;
  *   - lookups over d = 3 disjoint paths succeed with a quarter of the supernodes dropping
  *     or lying, as single-path lookups do (parley-sim's driver, cmd/parley-sim.c, included
  *     with its main() left out; the larger runs are in docs/BENCHMARKS.md).
@@ -62,6 +64,66 @@ static void standby_attachment_stays_up(void **state)
 	}
 	print_message("standby: 4 attachments in %u of 40 one-second samples\n", ok);
 	assert_int_equal(ok, 40);
+	sc_net_free(&n);
+}
+
+/* Open network, supernode 2 without a certificate. Configured with the address it really
+ * has, its STUN probe to another supernode comes back with that address: it passes and
+ * alice attaches to it. Configured with an address it does not have (as behind a NAT), it
+ * fails, takes no client (alice's handshakes go unanswered) and starts no overlay lookup. */
+static void open_policy_self_test(void **state)
+{
+	struct sc_net n;
+	struct pn_sim_link l = {.delay_ms = 10};
+	struct pn_supernode_stats st;
+	struct sc_reply r;
+
+	(void)state;
+	assert_int_equal(sc_net_init_multi(&n, 95, &l, 3), 0);
+	n.net.open_policy = true;
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(sc_restart_supernode(&n, i), 0);
+	n.sn_cert_len[2] = 0;
+	assert_int_equal(sc_restart_supernode(&n, 2), 0);
+	pn_supernode_stats(n.sns[2], &st);
+	assert_int_equal(st.self_test, PN_SN_SELFTEST_PENDING);
+	pn_supernode_stats(n.sns[0], &st);
+	assert_int_equal(st.self_test, PN_SN_SELFTEST_NONE); /* certified: no test */
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	pn_supernode_stats(n.sns[2], &st);
+	assert_int_equal(st.self_test, PN_SN_SELFTEST_PASSED);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.1:5000", 2), ALICE);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	sc_up_user(&n, ALICE, "alice");
+	pn_supernode_stats(n.sns[2], &st);
+	assert_int_equal(st.clients, 1);
+	sc_net_free(&n);
+
+	/* the same, announcing 198.18.99.2:7701 while its datagrams come from .12.2 */
+	assert_int_equal(sc_net_init_multi(&n, 96, &l, 3), 0);
+	n.net.open_policy = true;
+	for (unsigned i = 0; i < 2; i++)
+		assert_int_equal(sc_restart_supernode(&n, i), 0);
+	n.sn_cert_len[2] = 0;
+	assert_int_equal(pn_addr_parse(&n.net.supernodes[2].addr, "198.18.99.2:7701"), 0);
+	assert_int_equal(sc_restart_supernode(&n, 2), 0);
+	assert_int_equal(pn_addr_parse(&n.net.supernodes[2].addr, "198.18.12.2:7701"), 0);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 2000);
+	pn_supernode_stats(n.sns[2], &st);
+	assert_int_equal(st.self_test, PN_SN_SELFTEST_FAILED);
+	assert_int_equal(sc_net_add_client_at(&n, "198.18.1.1:5000", 2), ALICE);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 3000);
+	assert_true(sc_call(&n, ALICE, "status", NULL, &r, 100));
+	{
+		/* not attached yet, or moved on to another supernode of the network file */
+		const char *at = json_string_value(json_object_get(r.result, "supernode"));
+		assert_true(!at || strcmp(at, "198.18.12.2:7701") != 0);
+	}
+	sc_reply_clear(&r);
+	pn_supernode_stats(n.sns[2], &st);
+	assert_int_equal(st.clients, 0);
+	assert_int_equal(st.overlay_lookups, 0);
+	assert_int_equal(st.lookups_done, 0);
 	sc_net_free(&n);
 }
 
@@ -143,6 +205,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(standby_attachment_stays_up),
+		cmocka_unit_test(open_policy_self_test),
 		cmocka_unit_test(refresh_fills_tables),
 		cmocka_unit_test(disjoint_paths_with_malicious),
 	};
