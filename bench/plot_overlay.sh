@@ -184,7 +184,7 @@ for f in "$data"/ours-n*-mal*-d1.txt; do
 	rows=$((rows + 1))
 done
 [ $rows = 0 ] || gnuplot <<EOF
-set terminal pngcairo size 900,480 font ',11'
+set terminal pngcairo size 1150,480 font ',11'
 set output '$img/overlay-malicious.png'
 set title 'Lookups that found the record with malicious supernodes (drop or lie)'
 set ylabel 'success (%)'
@@ -198,7 +198,7 @@ set grid ytics
 plot for [i=2:3] '$mal' using i:xtic(1) title columnhead(i)
 EOF
 [ $rows = 0 ] || gnuplot <<EOF
-set terminal pngcairo size 900,480 font ',11'
+set terminal pngcairo size 1150,480 font ',11'
 set output '$img/overlay-malicious-p99.png'
 set title 'Lookup latency p99 with malicious supernodes (found lookups, client-observed)'
 set ylabel 'ms'
