@@ -10,17 +10,18 @@
 # Environment (defaults in brackets):
 #   SIZES="100 1000"  CHURNS="10 50"  VARIANTS="ours plain"
 #   HOURS=1  LOOKUPS=1000  CPS=10 (clients per supernode)  SEED=1
-#   MALS=""  MAL_KINDS="drop lie"  MAL_N=1000  MAL_HOURS=0.25   (malicious runs, ours only)
+#   MALS=""  MAL_KINDS="drop lie"  MAL_N=1000  MAL_HOURS=0.25  MAL_PATHS="1 3"
+#        (malicious runs, ours only, once per number of disjoint lookup paths)
 #   SIM=path/to/parley-sim (default BUILD_DIR/cmd/parley-sim)
 #   OUT=JSON lines file, IMG=plot directory (defaults: bench/results/overlay.jsonl, docs/img)
 #   MAX_S=7200: a run still going after that many seconds is stopped and reported as such
 #   NICE=10: runs go under nice -n NICE (the simulator is one long CPU-bound process)
 #
 # The variants (what "plain" means is documented in BENCHMARKS.md):
-#   ours   the supernode as shipped: k = 32, at most 2 contacts per /24 in a bucket
+#   ours   the supernode as shipped: k = 256, at most 2 contacts per /24 in a bucket
 #   plain  k = 20, no per-prefix limit (--per-prefix 20 = k), everything else the same
-#          engine: alpha = 3, lookup window 8, r = 3 replicas
-#   big    k = 128 (what "supernodes can afford large tables" buys)
+#          engine: alpha = 3, lookup window 8, r = 3 replicas, bucket refresh
+#   k32    k = 32 (the shipped default before large tables)
 #
 # The 10,000-supernode point is run on its own, with fewer clients per supernode (see
 # BENCHMARKS.md for why):
@@ -42,6 +43,7 @@ MALS=${MALS:-}
 MAL_KINDS=${MAL_KINDS:-"drop lie"}
 MAL_N=${MAL_N:-1000}
 MAL_HOURS=${MAL_HOURS:-0.25}
+MAL_PATHS=${MAL_PATHS:-"1 3"}
 MAX_S=${MAX_S:-7200}
 NICE=${NICE:-10}
 out=${OUT:-$root/bench/results/overlay.jsonl}
@@ -53,9 +55,9 @@ mkdir -p "$(dirname "$out")" "$data"
 
 variant_args() {
 	case $1 in
-	ours) echo "--k 32" ;;
+	ours) echo "--k 256" ;;
 	plain) echo "--k 20 --per-prefix 20" ;;
-	big) echo "--k 128" ;;
+	k32) echo "--k 32" ;;
 	*) echo "bench_overlay: unknown variant \`$1'" >&2; exit 2 ;;
 	esac
 }
@@ -91,9 +93,13 @@ for n in $SIZES; do
 done
 for m in $MALS; do
 	for kind in $MAL_KINDS; do
-		run "ours-n$MAL_N-mal$m$kind" --supernodes "$MAL_N" --clients-per-sn "$CPS" \
-			--k 32 --malicious "$m" --misbehave "$kind" --hours "$MAL_HOURS" \
-			--lookups "$LOOKUPS" --seed "$SEED"
+		for d in $MAL_PATHS; do
+			# shellcheck disable=SC2046
+			run "ours-n$MAL_N-mal$m$kind-d$d" --supernodes "$MAL_N" \
+				--clients-per-sn "$CPS" $(variant_args ours) --malicious "$m" \
+				--misbehave "$kind" --paths "$d" --hours "$MAL_HOURS" \
+				--lookups "$LOOKUPS" --seed "$SEED"
+		done
 	done
 done
 

@@ -5,8 +5,10 @@
 #
 #   bench/plot_overlay.sh [DATA_DIR [IMG_DIR]]   (defaults: docs/img/overlay-data, docs/img)
 #
-# Writes IMG_DIR/overlay-hops-nN.png (one per size), overlay-latency-cdf.png and
-# overlay-success.png. Runs that are missing are left out of the plots.
+# Writes IMG_DIR/overlay-hops-nN.png (one per size), overlay-latency-cdf.png,
+# overlay-success.png and, when there are malicious runs (TAG =
+# ours-nN-malPKIND-dD), overlay-malicious.png and overlay-malicious-p99.png. Runs that
+# are missing are left out.
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -32,11 +34,11 @@ sizes=""
 for n in 100 1000 10000; do
 	ls "$data"/*-n$n-churn* >/dev/null 2>&1 && sizes="$sizes $n"
 done
-variants="ours big plain"
+variants="ours k32 plain"
 title() {
 	case $1 in
-	ours) echo "ours (k=32)" ;;
-	big) echo "ours, k=128" ;;
+	ours) echo "ours (k=256)" ;;
+	k32) echo "k=32" ;;
 	plain) echo "plain Kademlia (k=20)" ;;
 	esac
 }
@@ -94,7 +96,7 @@ for n in $sizes; do
 		[ -n "$t" ] && [ -s "$data/$t.lat" ] && [ "$(wc -l <"$data/$t.lat")" -gt 1 ] || continue
 		dt=1
 		[ "$v" = plain ] && dt=2
-		[ "$v" = big ] && dt=3
+		[ "$v" = k32 ] && dt=3
 		plots="$plots${plots:+, }'$data/$t.lat' using 1:2 with lines dt $dt lw 2 title 'N=$n $(title "$v")$(cps_note "$t")'"
 	done
 done
@@ -161,4 +163,52 @@ set label 'goal 99.9 %' at graph 0.82, first 99.97 tc rgb 'red'
 plot for [i=2:$((cols + 1))] '$dat' using i:xtic(1) title columnhead(i)
 EOF
 fi
+# ---- malicious supernodes: success per (share, behaviour), one bar per path count
+mal=$tmp/mal.dat
+malp=$tmp/malp99.dat
+rows=0
+printf 'run "1 path" "3 disjoint paths"\n' >"$mal"
+printf 'run "1 path" "3 disjoint paths"\n' >"$malp"
+for f in "$data"/ours-n*-mal*-d1.txt; do
+	[ -f "$f" ] || continue
+	t=$(basename "$f" .txt)
+	t=${t%-d1}
+	s1=$(fig "$t-d1" lookup_success)
+	s3=$([ -f "$data/$t-d3.txt" ] && fig "$t-d3" lookup_success || echo)
+	lbl=$(echo "$t" | sed 's/^ours-n\([0-9]*\)-mal\([0-9]*\)\(.*\)$/N=\1, \2 % \3/')
+	printf '"%s" %s %s\n' "$lbl" \
+		"$(awk -v s="$s1" 'BEGIN { printf "%.2f", 100 * s }')" \
+		"$([ -n "$s3" ] && awk -v s="$s3" 'BEGIN { printf "%.2f", 100 * s }' || echo -)" >>"$mal"
+	p3=$([ -f "$data/$t-d3.txt" ] && fig "$t-d3" latency_ms_p99 || echo -)
+	printf '"%s" %s %s\n' "$lbl" "$(fig "$t-d1" latency_ms_p99)" "${p3:--}" >>"$malp"
+	rows=$((rows + 1))
+done
+[ $rows = 0 ] || gnuplot <<EOF
+set terminal pngcairo size 1150,480 font ',11'
+set output '$img/overlay-malicious.png'
+set title 'Lookups that found the record with malicious supernodes (drop or lie)'
+set ylabel 'success (%)'
+set yrange [90:100.5]
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8
+set datafile missing '-'
+set key below
+set grid ytics
+plot for [i=2:3] '$mal' using i:xtic(1) title columnhead(i)
+EOF
+[ $rows = 0 ] || gnuplot <<EOF
+set terminal pngcairo size 1150,480 font ',11'
+set output '$img/overlay-malicious-p99.png'
+set title 'Lookup latency p99 with malicious supernodes (found lookups, client-observed)'
+set ylabel 'ms'
+set yrange [0:*]
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.8
+set datafile missing '-'
+set key below
+set grid ytics
+plot for [i=2:3] '$malp' using i:xtic(1) title columnhead(i)
+EOF
 echo "plot_overlay: plots in $img" >&2

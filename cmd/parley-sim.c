@@ -66,8 +66,9 @@ enum osim_limits {
 struct osim_config {
 	unsigned n_sn;
 	unsigned clients_per_sn;
-	unsigned k;           /* k-bucket size; 0 = the supernode default (32) */
+	unsigned k;           /* k-bucket size; 0 = the supernode default (256) */
 	unsigned per_prefix;  /* 0 = the supernode default (2) */
+	unsigned paths;       /* disjoint lookup paths; 0 = the supernode default (1) */
 	double churn_per_hour; /* percent of supernodes replaced per hour */
 	double hours;          /* measured virtual hours */
 	double malicious;      /* fraction of supernodes that misbehave, 0..1 */
@@ -98,6 +99,8 @@ struct osim_result {
 	double wall_s, events_per_s;
 	/* summed over the supernodes alive at the end (pn_supernode_stats) */
 	uint64_t sn_bad_packets, sn_overlay_lookups, sn_lookups_done, sn_peers;
+	uint64_t sn_contacts; /* routing-table contacts (k-buckets), summed */
+	double contacts_mean; /* per supernode alive at the end */
 };
 
 /* ---- the simulated world ----------------------------------------------------------------- */
@@ -395,6 +398,7 @@ static struct osn *sn_start(struct osim *o, bool malicious)
 	sc.max_clients = OS_SN_MAX_CLIENTS;
 	sc.kad_k = o->cfg.k;
 	sc.kad_per_prefix = o->cfg.per_prefix;
+	sc.lookup_paths = o->cfg.paths;
 	sc.misbehave = malicious ? o->cfg.misbehave : PN_SN_HONEST;
 	sodium_memzero(seed, sizeof(seed));
 	rc = pn_supernode_new(&s->sn, &sc);
@@ -1136,7 +1140,9 @@ int osim_run(const struct osim_config *cfg, struct osim_result *res)
 		res->sn_overlay_lookups += ss.overlay_lookups;
 		res->sn_lookups_done += ss.lookups_done;
 		res->sn_peers += ss.peers;
+		res->sn_contacts += ss.contacts;
 	}
+	res->contacts_mean = o->nalive ? (double)res->sn_contacts / (double)o->nalive : 0;
 
 	/* Figures. */
 	pn_sim_get_stats(o->sim, &st);
@@ -1194,9 +1200,10 @@ static void usage(FILE *f)
 		"\n"
 		"  --supernodes N        supernodes (default 100)\n"
 		"  --clients-per-sn C    lightweight clients per supernode (default 10)\n"
-		"  --k K                 k-bucket size, 1..256 (default 0 = the supernode's 32)\n"
+		"  --k K                 k-bucket size, 1..256 (default 0 = the supernode's 256)\n"
 		"  --alpha A             lookup parallelism; the supernode has it fixed at 3\n"
 		"  --per-prefix P        contacts per /24 per bucket (default 0 = 2)\n"
+		"  --paths D             disjoint paths per overlay lookup, 1..4 (default 1)\n"
 		"  --churn-per-hour P    percent of supernodes replaced per hour (default 0)\n"
 		"  --hours H             measured virtual hours (default 1)\n"
 		"  --malicious F         fraction (0..1) or percent (1..100) of bad supernodes\n"
@@ -1337,6 +1344,9 @@ int main(int argc, char **argv)
 						"parallelism is fixed at 3 (SN_ALPHA)\n", val);
 				rc = -EINVAL;
 			}
+		} else if (!strcmp(a, "--paths")) {
+			rc = parse_u64(a, val, 4, &v);
+			cfg.paths = (unsigned)v;
 		} else if (!strcmp(a, "--per-prefix")) {
 			rc = parse_u64(a, val, 256, &v);
 			cfg.per_prefix = (unsigned)v;
@@ -1387,9 +1397,10 @@ int main(int argc, char **argv)
 		osim_result_free(&r);
 		return 1;
 	}
-	printf("parley-sim: %u supernodes x %u clients, k=%u, churn %g%%/h over %g h, "
+	printf("parley-sim: %u supernodes x %u clients, k=%u, paths %u, churn %g%%/h over %g h, "
 	       "malicious %g%% (%s), seed %" PRIu64 "\n",
-	       cfg.n_sn, cfg.clients_per_sn, cfg.k ? cfg.k : 32, cfg.churn_per_hour, cfg.hours,
+	       cfg.n_sn, cfg.clients_per_sn, cfg.k ? cfg.k : 256, cfg.paths ? cfg.paths : 1,
+	       cfg.churn_per_hour, cfg.hours,
 	       cfg.malicious * 100, cfg.misbehave == PN_SN_LIE ? "lie" : "drop", cfg.seed);
 	printf("  one-way delay between supernodes: p50 %.0f ms, p90 %.0f ms, p99 %.0f ms\n",
 	       r.one_way_p50, r.one_way_p90, r.one_way_p99);
@@ -1412,6 +1423,8 @@ int main(int argc, char **argv)
 	printf("  supernodes alive at the end: %" PRIu64 " bad packets, %" PRIu64
 	       " overlay sessions opened, %" PRIu64 " overlay lookups done\n",
 	       r.sn_bad_packets, r.sn_peers, r.sn_lookups_done);
+	printf("  routing table: %.1f contacts per supernode on average (%.1f %% of the others)\n",
+	       r.contacts_mean, cfg.n_sn > 1 ? 100.0 * r.contacts_mean / (cfg.n_sn - 1) : 0);
 	printf("  %" PRIu64 " events in %.1f s wall (%.0f events/s), %.1f virtual minutes\n",
 	       r.events, r.wall_s, r.events_per_s, (double)r.virtual_ms / 60000.0);
 	{
@@ -1429,12 +1442,14 @@ int main(int argc, char **argv)
 		write_hist(hist, &r);
 	if (json) {
 		int tl = snprintf(tag, sizeof(tag), "n%u_k%u_churn%g_mal%g%s", cfg.n_sn,
-				  cfg.k ? cfg.k : 32, cfg.churn_per_hour, cfg.malicious * 100,
+				  cfg.k ? cfg.k : 256, cfg.churn_per_hour, cfg.malicious * 100,
 				  cfg.malicious > 0 ? (cfg.misbehave == PN_SN_LIE ? "lie" : "drop")
 						    : "");
 		/* runs that differ only in these must not share a tag */
 		if (cfg.per_prefix && tl > 0 && (size_t)tl < sizeof(tag))
 			tl += snprintf(tag + tl, sizeof(tag) - (size_t)tl, "_pp%u", cfg.per_prefix);
+		if (cfg.paths > 1 && tl > 0 && (size_t)tl < sizeof(tag))
+			tl += snprintf(tag + tl, sizeof(tag) - (size_t)tl, "_d%u", cfg.paths);
 		if (cfg.clients_per_sn != 10 && tl > 0 && (size_t)tl < sizeof(tag))
 			snprintf(tag + tl, sizeof(tag) - (size_t)tl, "_c%u", cfg.clients_per_sn);
 		json_fig(tag, "lookup_success", r.success, "fraction");
@@ -1448,6 +1463,10 @@ int main(int argc, char **argv)
 		json_fig(tag, "latency_ms_p90", r.lat_p90, "ms");
 		json_fig(tag, "latency_ms_p99", r.lat_p99, "ms");
 		json_fig(tag, "record_survival", r.survival, "fraction");
+		json_fig(tag, "table_contacts_mean", r.contacts_mean, "contacts");
+		json_fig(tag, "first_round_share",
+			 r.found ? (double)(r.hop_hist[0] + r.hop_hist[1]) / (double)r.found : 0,
+			 "fraction");
 		json_fig(tag, "one_way_ms_p50", r.one_way_p50, "ms");
 		json_fig(tag, "events_per_s", r.events_per_s, "1/s");
 		json_fig(tag, "wall_s", r.wall_s, "s");

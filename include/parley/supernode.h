@@ -27,7 +27,10 @@ struct pn_supernode_config {
 	struct pn_addr public_addr; /* the address clients reach it at */
 	uint32_t max_clients;      /* 0 = 10000 */
 	uint32_t kad_per_prefix;   /* overlay contacts per /24 or /48 per bucket; 0 = 2 */
-	uint32_t kad_k;            /* k-bucket size; 0 = 32 (large: supernodes are few) */
+	uint32_t kad_k;            /* k-bucket size; 0 = 256 (large: supernodes are few) */
+	/* Disjoint paths per overlay lookup (S/Kademlia; 1..4, 0 = 1): a node is asked by at
+	 * most one path, so liars and droppers spoil only the paths they are on. */
+	uint32_t lookup_paths;
 	/* SQLite file the mailboxes are kept in (loaded at start, written through), or NULL
 	 * for memory only */
 	const char *mailbox_db;
@@ -65,7 +68,14 @@ struct pn_supernode_stats {
 	uint64_t mb_mailboxes, mb_entries, mb_bytes, mb_stored, mb_duplicates, mb_deleted,
 		mb_expired, mb_fetches, mb_bad_envelopes, mb_bad_acks, mb_replays,
 		mb_quota_refused, mb_pass_unknown, mb_oversized, mb_replicated;
+	uint64_t contacts; /* routing-table contacts now (k-buckets, not the replacement caches) */
+	uint64_t self_test; /* PN_SN_SELFTEST_*: open policy, the capable-node self-test */
 };
+/* An uncertified supernode of an open network serves (takes clients, joins the overlay)
+ * only after a supernode of the network file saw its datagrams come from its configured
+ * public address (STUN). Certified supernodes skip it (NONE). */
+enum { PN_SN_SELFTEST_NONE = 0, PN_SN_SELFTEST_PENDING, PN_SN_SELFTEST_PASSED,
+       PN_SN_SELFTEST_FAILED };
 void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats *st);
 /* Entries of owner's mailbox this supernode holds (all of the owner's devices). */
 size_t pn_supernode_mailbox_entries(const struct pn_supernode *sn, const char *owner);

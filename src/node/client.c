@@ -4411,7 +4411,12 @@ static void cl_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 				if (c->sb_state == 1) {
 					char a[PN_ADDR_STRLEN];
 					c->sb_state = 2;
-					c->sb_ping_at = now + CL_PING_MS;
+					/* Ping at once: the supernode keeps a session whose
+					 * initiator has sent no DATA yet for only 5 s (its
+					 * half-open limit), and everything else goes to the
+					 * primary, so without this the standby died unseen
+					 * 5 s after attaching. */
+					c->sb_ping_at = now;
 					pn_info("standby supernode %s attached", pn_addr_str(&c->sb.addr, a));
 					publish_record(c);
 				}

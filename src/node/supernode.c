@@ -50,6 +50,15 @@ enum {
 	SN_RPC_BUCKETS = 64,  /* unanswered requests by request id */
 	SN_SWEEP_MS = 10000,  /* how often idle outbound structs are freed */
 	SN_CERT_CACHE = 4096, /* certificates whose root signature we checked (direct-mapped) */
+	SN_BUCKET_STALE_MS = 600000, /* a k-bucket no lookup went through for this long... */
+	SN_BUCKET_REFRESH_PER_ROUND = 3, /* ...gets a random-id lookup, a few per refresh round */
+	/* k-bucket size. Supernodes are few and stable, so the table can hold a large share
+	 * of the network: at 1,000 supernodes k = 256 keeps ~68 % of them and ends 78 % of
+	 * lookups in the first round (k = 32: ~19 % and 30 %; docs/BENCHMARKS.md). The table
+	 * costs ~100 bytes per contact. */
+	SN_K = 256,
+	SN_SELFTEST_TRIES = 5,      /* open policy: STUN probes before giving up... */
+	SN_SELFTEST_RETRY_MS = 1000, /* ...one a second, to the network file's supernodes */
 };
 
 /* Our outbound session to another supernode: requests (and forwarded envelopes) go out
@@ -74,11 +83,14 @@ struct sn_mbjob;
 struct sn_op {
 	struct sn_op *next;
 	enum op_kind kind;
-	struct pn_kad_lookup lk;
+	struct pn_kad_lookup *lk; /* lk[0..npaths): one lookup per disjoint path */
+	unsigned npaths;
 	char username[PN_CERT_NAME_MAX + 1];
 	uint8_t *record; /* OP_PUBLISH: the record to store on the r closest */
 	size_t record_len;
 	uint32_t client_idx, client_req; /* OP_CLIENT_LOOKUP: whom to answer */
+	int refresh_bucket;  /* OP_JOIN refreshing a k-bucket: its index (-1: none)... */
+	unsigned bucket_n0;  /* ...and how many contacts it held when the lookup started */
 	uint64_t deadline, started;
 	struct sn_mbjob *mb; /* OP_MBOX: the mailbox job waiting for the r closest */
 };
@@ -89,6 +101,7 @@ struct sn_rpc {
 	uint32_t req;
 	uint8_t to[32], to_key[32];
 	struct sn_op *op; /* NULL for fire-and-forget (STORE) */
+	unsigned path;    /* which of op's disjoint paths asked */
 	uint64_t deadline;
 };
 
@@ -143,6 +156,12 @@ struct pn_supernode {
 	uint32_t next_req;
 	uint64_t next_refresh, last_hs_ts;
 	int misbehave;
+	unsigned paths; /* disjoint paths per lookup */
+	/* Open policy, no certificate: the capable-node self-test (PN_SN_SELFTEST_*). */
+	int selftest;
+	uint8_t selftest_tid[12];
+	unsigned selftest_tries;
+	uint64_t selftest_next;
 	unsigned replicate_cursor;
 	uint64_t reset_window;
 	unsigned resets_in_window;
@@ -283,8 +302,11 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 		memcpy(kc.self_id, sn->id, 32);
 		/* Loopback and test networks put every supernode in one /24. */
 		kc.per_prefix = cfg->kad_per_prefix ? cfg->kad_per_prefix : 2;
-		kc.k = cfg->kad_k;
+		kc.k = cfg->kad_k ? cfg->kad_k : SN_K;
 		sn->misbehave = cfg->misbehave;
+		sn->paths = cfg->lookup_paths ? cfg->lookup_paths : 1;
+		if (sn->paths > PN_KAD_PATHS_MAX)
+			sn->paths = PN_KAD_PATHS_MAX;
 		rc = pn_kad_new(&sn->kad, &kc);
 		if (rc)
 			goto fail;
@@ -299,6 +321,16 @@ int pn_supernode_new(struct pn_supernode **out, const struct pn_supernode_config
 			kcn.addr = sn->net.supernodes[i].addr;
 			pn_kad_seen(sn->kad, &kcn, false, 0);
 		}
+	}
+	/* An uncertified supernode of an open network must first show it is a capable node:
+	 * the address it would announce is the one the network sees. With no other supernode
+	 * to ask (the first of a network) there is nobody to test against. */
+	if (sn->cert_len == 0) {
+		sn->selftest = PN_SN_SELFTEST_PASSED;
+		for (unsigned i = 0; i < sn->net.n_supernodes; i++)
+			if (!sn->net.supernodes[i].has_key ||
+			    !pn_ct_eq(sn->net.supernodes[i].key, sn->me.dh_pk, 32))
+				sn->selftest = PN_SN_SELFTEST_PENDING;
 	}
 	/* Keyed from our secret, not from env->random, so the random stream (and every
 	 * simulation) stays as it was; peers cannot aim keys at one chain. */
@@ -329,6 +361,7 @@ void pn_supernode_free(struct pn_supernode *sn)
 		struct sn_op *op = sn->ops;
 		sn->ops = op->next;
 		free(op->record);
+		free(op->lk);
 		free(op);
 	}
 	while (sn->rpcs) {
@@ -346,6 +379,8 @@ void pn_supernode_stats(const struct pn_supernode *sn, struct pn_supernode_stats
 
 	*st = sn->st;
 	st->records = pn_recstore_count(sn->recs);
+	st->contacts = pn_kad_count(sn->kad);
+	st->self_test = (uint64_t)sn->selftest;
 	pn_mbstore_stats(sn->mbs, &ms);
 	st->mb_entries = ms.entries;
 	st->mb_bytes = ms.bytes;
@@ -957,10 +992,17 @@ static struct sn_op *op_new(struct pn_supernode *sn, enum op_kind kind, const ui
 
 	if (!op)
 		return NULL;
+	op->npaths = sn->paths;
+	op->lk = malloc(op->npaths * sizeof(op->lk[0]));
+	if (!op->lk) {
+		free(op);
+		return NULL;
+	}
 	op->kind = kind;
+	op->refresh_bucket = -1;
 	op->started = now_ms(sn);
 	op->deadline = op->started + SN_OP_TIMEOUT_MS;
-	pn_kad_lookup_init(&op->lk, sn->kad, target, SN_ALPHA, SN_LOOKUP_K);
+	pn_kad_lookup_init_paths(op->lk, op->npaths, sn->kad, target, SN_ALPHA, SN_LOOKUP_K);
 	op->next = sn->ops;
 	sn->ops = op;
 	ov_deadline_add(sn, op->deadline);
@@ -984,6 +1026,7 @@ static void op_unlink(struct pn_supernode *sn, struct sn_op *op)
 		}
 	}
 	free(op->record);
+	free(op->lk);
 	free(op);
 }
 
@@ -1012,17 +1055,17 @@ static void op_finish(struct pn_supernode *sn, struct sn_op *op)
 	size_t n;
 
 	sn->st.lookups_done++;
-	sn->st.lookup_hops_total += op->lk.hops;
+	sn->st.lookup_hops_total += op->lk[0].hops;
 	switch (op->kind) {
 	case OP_CLIENT_LOOKUP:
 		/* no VALUE came back: nobody responsible holds a record */
 		if (sn->lookup_hook)
-			sn->lookup_hook(sn->lookup_hook_arg, false, op->lk.hops,
+			sn->lookup_hook(sn->lookup_hook_arg, false, op->lk[0].hops,
 					now_ms(sn) - op->started);
 		send_lookup_result(sn, op->client_idx, op->client_req, NULL, 0, 0);
 		break;
 	case OP_PUBLISH:
-		n = pn_kad_lookup_result(&op->lk, best, SN_R);
+		n = pn_kad_lookup_result_paths(op->lk, op->npaths, best, SN_R);
 		for (size_t i = 0; i < n; i++) {
 			uint8_t f[PN_REC_MAX + 16];
 			struct pn_wr w;
@@ -1040,9 +1083,16 @@ static void op_finish(struct pn_supernode *sn, struct sn_op *op)
 		}
 		break;
 	case OP_JOIN:
+		/* Filling a large table: a bucket that grew and has room is refreshed again
+		 * next round instead of in 10 minutes, until it is full or stops growing. */
+		if (op->refresh_bucket >= 0) {
+			unsigned n1 = pn_kad_bucket_size(sn->kad, op->refresh_bucket);
+			if (n1 > op->bucket_n0 && n1 < pn_kad_k(sn->kad))
+				pn_kad_touch_bucket(sn->kad, op->refresh_bucket, 0);
+		}
 		break;
 	case OP_MBOX:
-		n = pn_kad_lookup_result(&op->lk, best, SN_R);
+		n = pn_kad_lookup_result_paths(op->lk, op->npaths, best, SN_R);
 		mb_lookup_done(sn, op->mb, best, n);
 		break;
 	}
@@ -1053,37 +1103,42 @@ static void op_step(struct pn_supernode *sn, struct sn_op *op)
 {
 	const struct pn_kad_contact *c;
 	uint64_t now = now_ms(sn);
+	bool done = true;
 
-	while ((c = pn_kad_lookup_next(&op->lk, now))) {
-		uint8_t f[64];
-		struct pn_wr w;
-		struct sn_rpc *r = calloc(1, sizeof(*r));
-		struct sn_out *o = out_get(sn, c->key, &c->addr);
+	for (unsigned p = 0; p < op->npaths; p++) {
+		while ((c = pn_kad_lookup_next(&op->lk[p], now))) {
+			uint8_t f[64];
+			struct pn_wr w;
+			struct sn_rpc *r = calloc(1, sizeof(*r));
+			struct sn_out *o = out_get(sn, c->key, &c->addr);
 
-		if (!r || !o) {
-			free(r);
-			pn_kad_lookup_fail(&op->lk, c->id);
-			continue;
+			if (!r || !o) {
+				free(r);
+				pn_kad_lookup_fail(&op->lk[p], c->id);
+				continue;
+			}
+			r->req = new_req(sn);
+			memcpy(r->to, c->id, 32);
+			memcpy(r->to_key, c->key, 32);
+			r->op = op;
+			r->path = p;
+			r->deadline = now + SN_RPC_TIMEOUT_MS;
+			rpc_add(sn, r);
+			pn_wr_init(&w, f, sizeof(f));
+			if (op->kind == OP_CLIENT_LOOKUP) {
+				pn_wr_u8(&w, PN_F_FIND_VALUE);
+				pn_wr_u32(&w, r->req);
+				pn_wr_str8(&w, op->username);
+			} else {
+				pn_wr_u8(&w, PN_F_FIND_NODE);
+				pn_wr_u32(&w, r->req);
+				pn_wr_bytes(&w, op->lk[p].target, 32);
+			}
+			out_send(sn, o, f, w.len);
 		}
-		r->req = new_req(sn);
-		memcpy(r->to, c->id, 32);
-		memcpy(r->to_key, c->key, 32);
-		r->op = op;
-		r->deadline = now + SN_RPC_TIMEOUT_MS;
-		rpc_add(sn, r);
-		pn_wr_init(&w, f, sizeof(f));
-		if (op->kind == OP_CLIENT_LOOKUP) {
-			pn_wr_u8(&w, PN_F_FIND_VALUE);
-			pn_wr_u32(&w, r->req);
-			pn_wr_str8(&w, op->username);
-		} else {
-			pn_wr_u8(&w, PN_F_FIND_NODE);
-			pn_wr_u32(&w, r->req);
-			pn_wr_bytes(&w, op->lk.target, 32);
-		}
-		out_send(sn, o, f, w.len);
+		done = done && pn_kad_lookup_done(&op->lk[p]);
 	}
-	if (pn_kad_lookup_done(&op->lk))
+	if (done)
 		op_finish(sn, op);
 }
 
@@ -1251,6 +1306,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 	uint32_t req;
 	struct sn_rpc *rpc;
 	struct sn_op *op;
+	unsigned path;
 
 	pn_rd_init(&r, f, n);
 	pn_rd_u8(&r, &type);
@@ -1268,6 +1324,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 	if (!rpc)
 		return; /* late or unsolicited */
 	op = rpc->op;
+	path = rpc->path;
 	free(rpc);
 	if (!op)
 		return;
@@ -1284,7 +1341,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 				learn(sn, cs[k].key, cs[k].id, &cs[k].addr, false);
 			k++;
 		}
-		pn_kad_lookup_answer(&op->lk, o->id, cs, k);
+		pn_kad_lookup_answer_path(op->lk, op->npaths, path, o->id, cs, k);
 		op_step(sn, op);
 		return;
 	}
@@ -1295,9 +1352,9 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 			/* the hops to the contact that had the record (before, the deepest
 			 * hop among all answers so far + 1, which read one high whenever a
 			 * first-round NODES answer came in before a first-round VALUE) */
-			unsigned hops = pn_kad_lookup_hop(&op->lk, o->id);
+			unsigned hops = pn_kad_lookup_hop(&op->lk[path], o->id);
 			if (!hops)
-				hops = op->lk.hops + 1;
+				hops = op->lk[path].hops + 1;
 			sn->st.lookups_done++;
 			sn->st.lookup_hops_total += hops;
 			if (sn->lookup_hook)
@@ -1309,7 +1366,7 @@ static void on_overlay_answer(struct pn_supernode *sn, struct sn_out *o, const u
 			return;
 		}
 	}
-	pn_kad_lookup_fail(&op->lk, o->id);
+	pn_kad_lookup_fail(&op->lk[path], o->id);
 	op_step(sn, op);
 }
 
@@ -1374,6 +1431,101 @@ static void start_join(struct pn_supernode *sn)
 		op_step(sn, op);
 }
 
+/* ---- open policy: the capable-node self-test ----------------------------------------------
+ *
+ * A supernode that serves without a certificate asks the supernodes of the network file,
+ * with plain STUN Binding requests (which every supernode answers), where its datagrams
+ * come from. Only when that is the public address it was configured with (no NAT or
+ * port mapping in between) does it take clients and join the overlay; otherwise it would
+ * announce an address nobody can reach. What this does not prove: that a firewall lets
+ * unsolicited datagrams in (an answer to our own request passes any stateful filter). */
+static bool serving(const struct pn_supernode *sn)
+{
+	return sn->selftest == PN_SN_SELFTEST_NONE || sn->selftest == PN_SN_SELFTEST_PASSED;
+}
+
+static void selftest_tick(struct pn_supernode *sn, uint64_t now)
+{
+	struct pn_stun_req_opts o;
+	const struct pn_net_peer *to = NULL;
+	uint8_t req[64];
+	size_t len;
+
+	if (sn->selftest != PN_SN_SELFTEST_PENDING || now < sn->selftest_next)
+		return;
+	if (sn->selftest_tries >= SN_SELFTEST_TRIES) {
+		sn->selftest = PN_SN_SELFTEST_FAILED;
+		pn_err("self-test failed: no supernode answered; not serving");
+		return;
+	}
+	/* the next supernode of the network file that is not us, round robin */
+	for (unsigned k = 0; k < sn->net.n_supernodes && !to; k++) {
+		const struct pn_net_peer *p =
+			&sn->net.supernodes[(sn->selftest_tries + k) % sn->net.n_supernodes];
+		if (!p->has_key || !pn_ct_eq(p->key, sn->me.dh_pk, 32))
+			to = p;
+	}
+	sn->selftest_tries++;
+	sn->selftest_next = now + SN_SELFTEST_RETRY_MS;
+	if (!to)
+		return;
+	memset(&o, 0, sizeof(o));
+	sn->env.random(sn->env.ctx, sn->selftest_tid, sizeof(sn->selftest_tid));
+	memcpy(o.tid, sn->selftest_tid, sizeof(o.tid));
+	o.pad_to = sizeof(req); /* servers answer only requests at least as large */
+	if (pn_stun_build_request(req, sizeof(req), &len, &o) == 0)
+		sn->env.send(sn->env.ctx, &to->addr, req, len);
+}
+
+/* A STUN response while the self-test runs: true when it was the answer (consumed). */
+static bool selftest_input(struct pn_supernode *sn, const uint8_t *buf, size_t len)
+{
+	struct pn_stun_msg m;
+	const struct pn_addr *mapped;
+	char a[PN_ADDR_STRLEN], b[PN_ADDR_STRLEN];
+
+	if (sn->selftest != PN_SN_SELFTEST_PENDING || !pn_stun_is_msg(buf, len) ||
+	    pn_stun_parse_response(&m, buf, len, sn->selftest_tid) != 0)
+		return false;
+	mapped = pn_stun_mapped(&m);
+	if (!mapped)
+		return true; /* an error answer: the next probe asks another supernode */
+	if (pn_addr_eq(mapped, &sn->public_addr)) {
+		sn->selftest = PN_SN_SELFTEST_PASSED;
+		pn_info("self-test passed: the network sees us at %s", pn_addr_str(mapped, a));
+		sn->next_refresh = now_ms(sn); /* join now */
+	} else {
+		sn->selftest = PN_SN_SELFTEST_FAILED;
+		pn_err("self-test failed: the network sees us at %s, not at %s; not serving",
+			 pn_addr_str(mapped, a), pn_addr_str(&sn->public_addr, b));
+	}
+	return true;
+}
+
+/* Kademlia's bucket refresh: the lookup of our own id (start_join) fills the buckets near
+ * us, but the far ones, which route the first hop of nearly every lookup, would fill only
+ * from chance answers. A lookup of a random id in a stale bucket fills it from the nodes
+ * that know that part of the id space best. A few per round spread the cost. */
+static void refresh_buckets(struct pn_supernode *sn, uint64_t now)
+{
+	for (unsigned i = 0; i < SN_BUCKET_REFRESH_PER_ROUND; i++) {
+		int b = pn_kad_stale_bucket(sn->kad, now, SN_BUCKET_STALE_MS);
+		uint8_t target[32];
+		struct sn_op *op;
+
+		if (b < 0)
+			return;
+		pn_kad_touch_bucket(sn->kad, b, now);
+		pn_kad_random_id_in(sn->kad, b, &sn->env, target);
+		op = op_new(sn, OP_JOIN, target);
+		if (!op)
+			return;
+		op->refresh_bucket = b;
+		op->bucket_n0 = pn_kad_bucket_size(sn->kad, b);
+		op_step(sn, op);
+	}
+}
+
 static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 {
 	/* unanswered requests */
@@ -1392,10 +1544,11 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 		}
 		if (r->op) {
 			struct sn_op *op = r->op;
+			unsigned path = r->path;
 			uint8_t to[32];
 			memcpy(to, r->to, 32);
 			free(r);
-			pn_kad_lookup_fail(&op->lk, to);
+			pn_kad_lookup_fail(&op->lk[path], to);
 			op_step(sn, op);
 			/* op_step may have freed rpcs: restart the scan */
 			next = sn->rpcs;
@@ -1428,9 +1581,12 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 			}
 		}
 	}
-	if (now >= sn->next_refresh) {
+	selftest_tick(sn, now);
+	if (now >= sn->next_refresh && serving(sn)) {
 		sn->next_refresh = now + SN_REFRESH_MS;
 		start_join(sn);
+		if (pn_kad_count(sn->kad) > 0)
+			refresh_buckets(sn, now);
 		if (pn_kad_count(sn->kad) > 0 && sn->misbehave == PN_SN_HONEST) {
 			pn_recstore_scan(sn->recs, &sn->replicate_cursor, SN_REPLICATE_PER_REFRESH,
 					 sn->env.wall_s(sn->env.ctx), replicate_one, sn);
@@ -1442,7 +1598,10 @@ static void overlay_tick(struct pn_supernode *sn, uint64_t now)
 
 static uint64_t overlay_deadline(struct pn_supernode *sn)
 {
-	uint64_t t = pn_kad_count(sn->kad) ? sn->next_refresh : UINT64_MAX;
+	uint64_t t = pn_kad_count(sn->kad) && serving(sn) ? sn->next_refresh : UINT64_MAX;
+
+	if (sn->selftest == PN_SN_SELFTEST_PENDING && sn->selftest_next < t)
+		t = sn->selftest_next;
 
 	if (sn->ov_dirty) {
 		uint64_t m = UINT64_MAX;
@@ -2434,6 +2593,8 @@ static void handle_hs1(struct pn_supernode *sn, const struct pn_addr *from, cons
 		sn->st.bad_packets++;
 		return;
 	}
+	if (!serving(sn)) /* open policy, self-test not passed: no clients, no overlay */
+		return;
 	e = pn_ltab_find_pending(&sn->links, from, h->sender_idx);
 	if (e) { /* our HS2 was lost: resend it */
 		sn->env.send(sn->env.ctx, &e->addr, e->link.hs_pkt, e->link.hs_pkt_len);
@@ -2522,6 +2683,8 @@ static void sn_recv(void *node, const struct pn_addr *from, const uint8_t *buf, 
 
 	/* STUN requests start with 0x00, which no packet of ours does (docs/PROTOCOL.md
 	 * "STUN"): answer Binding, never with more bytes than the request had. */
+	if (len > 0 && buf[0] == 0x01 && selftest_input(sn, buf, len))
+		return;
 	if (len > 0 && buf[0] == 0x00) {
 		int rc = pn_stun_serve(&sn->env, from, buf, len);
 		if (rc == 0)

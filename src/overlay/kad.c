@@ -460,8 +460,10 @@ int pn_kad_stale_bucket(const struct pn_kad *t, uint64_t now, uint64_t refresh_m
 	for (int i = 0; i <= deepest; i++) {
 		uint64_t at = t->b[i].touched;
 
-		/* A touch stamped after now (clock handed in out of order) counts as fresh. */
-		if (at > now || now - at < refresh_ms)
+		/* A touch stamped after now (clock handed in out of order) counts as fresh; a
+		 * bucket never refreshed is stale however young the clock (a simulation starts
+		 * at 0). */
+		if (at > now || (at != 0 && now - at < refresh_ms))
 			continue;
 		if (best < 0 || at < t->b[best].touched)
 			best = i;
@@ -473,6 +475,16 @@ void pn_kad_touch_bucket(struct pn_kad *t, int bucket, uint64_t now)
 {
 	if (t && bucket >= 0 && bucket < PN_KAD_BUCKETS)
 		t->b[bucket].touched = now;
+}
+
+unsigned pn_kad_bucket_size(const struct pn_kad *t, int bucket)
+{
+	return t && bucket >= 0 && bucket < PN_KAD_BUCKETS ? t->b[bucket].n : 0;
+}
+
+unsigned pn_kad_k(const struct pn_kad *t)
+{
+	return t ? t->k : 0;
 }
 
 void pn_kad_random_id_in(const struct pn_kad *t, int bucket, const struct pn_env *env,
@@ -650,5 +662,81 @@ size_t pn_kad_lookup_result(const struct pn_kad_lookup *l, struct pn_kad_contact
 	for (size_t i = 0; i < l->n && got < n; i++)
 		if (l->cand[i].state == 2)
 			out[got++] = l->cand[i].c;
+	return got;
+}
+
+/* ---------------------------------------------------------------- disjoint paths */
+
+void pn_kad_lookup_init_paths(struct pn_kad_lookup *l, unsigned d, const struct pn_kad *t,
+			      const uint8_t target[PN_KAD_ID], unsigned alpha, unsigned k)
+{
+	size_t n;
+
+	if (d < 1)
+		d = 1;
+	if (d > PN_KAD_PATHS_MAX)
+		d = PN_KAD_PATHS_MAX;
+	pn_kad_lookup_init(&l[0], t, target, alpha, k);
+	if (d == 1)
+		return;
+	for (unsigned p = 1; p < d; p++) {
+		memset(&l[p], 0, sizeof(l[p]));
+		memcpy(l[p].target, l[0].target, PN_KAD_ID);
+		memcpy(l[p].self, l[0].self, PN_KAD_ID);
+		l[p].alpha = l[0].alpha;
+		l[p].k = l[0].k;
+	}
+	/* Deal path 0's seeds out in place: seed i goes to path i mod d, slot i / d. For path
+	 * 0 that slot is at or before i, so nothing is overwritten before it is read. */
+	n = l[0].n;
+	l[0].n = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct pn_kad_lookup *x = &l[i % d];
+		x->cand[x->n] = l[0].cand[i];
+		x->hop_of[x->n] = l[0].hop_of[i];
+		x->n++;
+	}
+}
+
+void pn_kad_lookup_answer_path(struct pn_kad_lookup *l, unsigned d, unsigned p,
+			       const uint8_t from[PN_KAD_ID], const struct pn_kad_contact *found,
+			       size_t n)
+{
+	struct pn_kad_contact keep[PN_KAD_LOOKUP_MAX];
+	size_t m = 0;
+
+	for (size_t j = 0; found && j < n && m < PN_KAD_LOOKUP_MAX; j++) {
+		bool taken = false;
+		for (unsigned q = 0; q < d && !taken; q++)
+			taken = q != p && cand_find(&l[q], found[j].id) >= 0;
+		if (!taken)
+			keep[m++] = found[j];
+	}
+	pn_kad_lookup_answer(&l[p], from, keep, m);
+}
+
+size_t pn_kad_lookup_result_paths(const struct pn_kad_lookup *l, unsigned d,
+				  struct pn_kad_contact *out, size_t n)
+{
+	size_t got = 0;
+
+	/* Paths are disjoint, so no id appears twice: an insertion merge is enough. */
+	for (unsigned p = 0; p < d; p++) {
+		for (size_t i = 0; i < l[p].n; i++) {
+			size_t pos;
+			if (l[p].cand[i].state != 2)
+				continue;
+			for (pos = 0; pos < got; pos++)
+				if (pn_kad_cmp_dist(l[p].target, l[p].cand[i].c.id, out[pos].id) < 0)
+					break;
+			if (pos >= n)
+				continue;
+			if (got == n)
+				got--;
+			memmove(&out[pos + 1], &out[pos], (got - pos) * sizeof(out[0]));
+			out[pos] = l[p].cand[i].c;
+			got++;
+		}
+	}
 	return got;
 }

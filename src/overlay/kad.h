@@ -3,7 +3,8 @@
  * Node ids are 256-bit (BLAKE2b-256 of the supernode's X25519 key); distance is XOR.
  * Bucket i holds contacts whose id shares exactly i leading bits with ours (i = 0..255).
  * Each bucket holds up to k contacts ordered least-recently-seen first, plus a small
- * replacement cache. Supernodes are few and stable, so k is large (default 32, configurable):
+ * replacement cache. Supernodes are few and stable, so k is large (default here 32; the
+ * supernode uses 256, configurable):
  * with N supernodes the table then knows most of the network and lookups take 1-2 hops.
  *
  * Anti-poisoning: at most `per_prefix` contacts of one bucket may come from the same IPv4
@@ -77,11 +78,15 @@ size_t pn_kad_count(const struct pn_kad *t);
 void pn_kad_each(const struct pn_kad *t, void (*cb)(void *arg, const struct pn_kad_contact *c),
 		 void *arg);
 /* Index of the least recently refreshed non-empty-range bucket that is older than
- * refresh_ms (bucket refresh), or -1. `touched` marks a bucket refreshed now.
+ * refresh_ms (bucket refresh), or -1; a bucket never touched is stale at once, however
+ * young the clock. `touched` marks a bucket refreshed now.
  * "Non-empty range" = buckets 0 .. the deepest bucket holding a contact: deeper ones are
  * empty and covered by the lookup of our own id. Ties go to the lowest index. */
 int pn_kad_stale_bucket(const struct pn_kad *t, uint64_t now, uint64_t refresh_ms);
 void pn_kad_touch_bucket(struct pn_kad *t, int bucket, uint64_t now);
+/* Contacts in bucket i (0 outside 0..255), and the table's k. */
+unsigned pn_kad_bucket_size(const struct pn_kad *t, int bucket);
+unsigned pn_kad_k(const struct pn_kad *t);
 /* A random id that falls in bucket i (for refresh lookups), drawn with env->random.
  * A bucket outside 0..255 gives a uniformly random id. */
 void pn_kad_random_id_in(const struct pn_kad *t, int bucket, const struct pn_env *env,
@@ -141,5 +146,25 @@ size_t pn_kad_lookup_result(const struct pn_kad_lookup *l, struct pn_kad_contact
  * answer from a hop-h candidate), or 0 when id is not a candidate. A FIND_VALUE answered
  * by id took this many overlay hops, whatever other answers came in before it. */
 unsigned pn_kad_lookup_hop(const struct pn_kad_lookup *l, const uint8_t id[PN_KAD_ID]);
+
+/* ---- disjoint paths (S/Kademlia): d lookups for one target that never share a node ----
+ *
+ * The seeds (our own closest contacts, closest first) are dealt round-robin to the d
+ * paths; an answer on path p only adds contacts that no other path has as a candidate, so
+ * a node is asked by at most one path. A node that lies or drops requests can then spoil
+ * only the path it is on: the lookup succeeds if any path reaches an honest holder. d = 1
+ * is the plain lookup. */
+enum { PN_KAD_PATHS_MAX = 4 };
+
+/* l[0..d) (d 1..PN_KAD_PATHS_MAX, larger is capped); alpha and k are per path. */
+void pn_kad_lookup_init_paths(struct pn_kad_lookup *l, unsigned d, const struct pn_kad *t,
+			      const uint8_t target[PN_KAD_ID], unsigned alpha, unsigned k);
+/* The answer from `from` on path p, merging only contacts no other path has. */
+void pn_kad_lookup_answer_path(struct pn_kad_lookup *l, unsigned d, unsigned p,
+			       const uint8_t from[PN_KAD_ID], const struct pn_kad_contact *found,
+			       size_t n);
+/* The n closest answered contacts over all paths (deduplicated, closest first). */
+size_t pn_kad_lookup_result_paths(const struct pn_kad_lookup *l, unsigned d,
+				  struct pn_kad_contact *out, size_t n);
 
 #endif

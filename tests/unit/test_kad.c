@@ -610,8 +610,17 @@ static void stale_bucket_and_touch(void **state)
 	c = v4(id, 10, 0, 2, 1);
 	assert_int_equal(pn_kad_seen(t, &c, true, 1), 1);
 
+	assert_int_equal(pn_kad_bucket_size(t, 0), 1);
+	assert_int_equal(pn_kad_bucket_size(t, 1), 0);
+	assert_int_equal(pn_kad_bucket_size(t, 3), 1);
+	assert_int_equal(pn_kad_bucket_size(t, -1), 0);
+	assert_int_equal(pn_kad_bucket_size(t, PN_KAD_BUCKETS), 0);
+	assert_int_equal(pn_kad_k(t), 4);
 	/* Buckets 0..3 are in range (3 is the deepest holding a contact); all untouched. */
 	assert_int_equal(pn_kad_stale_bucket(t, 1000, 500), 0);
+	/* Never touched is stale even while the clock is younger than refresh_ms (a
+	 * simulation starts at 0; the far buckets must not wait 10 minutes). */
+	assert_int_equal(pn_kad_stale_bucket(t, 10, 500), 0);
 	pn_kad_touch_bucket(t, 0, 1000);
 	assert_int_equal(pn_kad_stale_bucket(t, 1000, 500), 1); /* empty but in range */
 	pn_kad_touch_bucket(t, 1, 1000);
@@ -717,6 +726,68 @@ static void lookup_seeds_and_alpha(void **state)
 	assert_null(pn_kad_lookup_next(&l, 5)); /* alpha = 2 in flight */
 	assert_int_equal(l.in_flight, 2);
 	assert_int_equal(l.cand[0].sent_at, 5);
+	pn_kad_free(t);
+}
+
+static bool path_has(const struct pn_kad_lookup *l, unsigned n)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (last_n(&l->cand[i].c) == n)
+			return true;
+	return false;
+}
+
+/* Disjoint paths: seeds dealt round-robin, an answer adds only contacts no other path
+ * has, and the result merges the paths in distance order. */
+static void lookup_disjoint_paths(void **state)
+{
+	struct pn_kad *t = line_table(1, 9);
+	struct pn_kad_lookup l[3];
+	struct pn_kad_contact found[3], res[4];
+	uint8_t target[PN_KAD_ID], from[PN_KAD_ID];
+	const struct pn_kad_contact *q;
+
+	id_at(target, 0, 0);
+	pn_kad_lookup_init_paths(l, 3, t, target, 1, 4);
+	assert_int_equal(l[0].n, 3);
+	assert_int_equal(l[1].n, 3);
+	assert_int_equal(l[2].n, 3);
+	assert_true(path_has(&l[0], 1) && path_has(&l[0], 4) && path_has(&l[0], 7));
+	assert_true(path_has(&l[1], 2) && path_has(&l[1], 5) && path_has(&l[1], 8));
+	assert_true(path_has(&l[2], 3) && path_has(&l[2], 6) && path_has(&l[2], 9));
+
+	q = pn_kad_lookup_next(&l[0], 1);
+	assert_int_equal(last_n(q), 1);
+	assert_null(pn_kad_lookup_next(&l[0], 1)); /* alpha 1 per path */
+	q = pn_kad_lookup_next(&l[1], 1);
+	assert_int_equal(last_n(q), 2);
+
+	/* Node 1 (path 0) names 2 (path 1's), 10 and 11: path 0 takes only 10 and 11. */
+	line_contact(&found[0], 2);
+	line_contact(&found[1], 10);
+	line_contact(&found[2], 11);
+	id_at(from, 0, 1);
+	pn_kad_lookup_answer_path(l, 3, 0, from, found, 3);
+	assert_int_equal(l[0].n, 5);
+	assert_false(path_has(&l[0], 2));
+	assert_true(path_has(&l[0], 10) && path_has(&l[0], 11));
+	assert_int_equal(pn_kad_lookup_hop(&l[0], found[1].id), 2);
+	/* Node 2 (path 1) names 10, now path 0's: path 1 gains nothing. */
+	id_at(from, 0, 2);
+	pn_kad_lookup_answer_path(l, 3, 1, from, &found[1], 1);
+	assert_int_equal(l[1].n, 3);
+	assert_false(path_has(&l[1], 10));
+
+	/* Answered so far: 1 (path 0) and 2 (path 1), closest first. */
+	assert_int_equal(pn_kad_lookup_result_paths(l, 3, res, 4), 2);
+	assert_int_equal(last_n(&res[0]), 1);
+	assert_int_equal(last_n(&res[1]), 2);
+	assert_int_equal(pn_kad_lookup_result_paths(l, 3, res, 1), 1);
+	assert_int_equal(last_n(&res[0]), 1);
+
+	/* One path is the plain lookup. */
+	pn_kad_lookup_init_paths(l, 1, t, target, 3, 4);
+	assert_int_equal(l[0].n, 9);
 	pn_kad_free(t);
 }
 
@@ -1063,6 +1134,7 @@ int main(void)
 		cmocka_unit_test(stale_bucket_and_touch),
 		cmocka_unit_test(random_id_in_lands_in_bucket),
 		cmocka_unit_test(lookup_seeds_and_alpha),
+		cmocka_unit_test(lookup_disjoint_paths),
 		cmocka_unit_test(lookup_dedup_self_and_unsolicited),
 		cmocka_unit_test(lookup_failed_candidate_replaced),
 		cmocka_unit_test(lookup_cap_evicts_farthest),
