@@ -148,7 +148,7 @@ static const struct cmd_help cmd_helps[] = {
 	{"whois", "usage: parley whois USER\n"
 		  "Looks USER up in the directory: online devices and their supernodes.\n"},
 	{"send", "usage: parley send USER TEXT...\n"
-		 "Sends a message (the remaining arguments joined by spaces; at most 1198 bytes).\n"
+		 "Sends a message (the remaining arguments joined by spaces; at most 800 bytes).\n"
 		 "Use `--' before text that starts with a dash.\n"},
 	{"history", "usage: parley history USER [--limit N]\n"
 		    "Shows the last N (default 50, at most 1000) messages with USER.\n"},

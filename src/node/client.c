@@ -1069,6 +1069,7 @@ static void read_on_session_up(struct pn_client *c, struct peer *p)
 }
 
 _Static_assert((int)PN_REVOKE_MAX <= (int)PN_CERT_MAX, "a notice fits a LOGIN_RESULT");
+_Static_assert((int)CL_CHAT_TEXT_MAX == 800, "the API and the error text say 800 bytes");
 _Static_assert((int)PN_HIST_TEXT_MAX >= (int)CL_CHAT_TEXT_MAX, "history carries every chat text");
 
 static bool req_allow(struct pn_client *c);
@@ -5257,7 +5258,8 @@ static void cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, v
 		return;
 	}
 	if (strlen(text) > CL_CHAT_TEXT_MAX) {
-		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1198 bytes");
+		/* the number in the text is CL_CHAT_TEXT_MAX (checked below) */
+		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 800 bytes");
 		return;
 	}
 	row = calloc(1, sizeof(*row));
