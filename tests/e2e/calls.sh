@@ -10,21 +10,10 @@ LN_BIN=$(cd "$LN_BIN" && pwd)
 WAVCMP=$LN_BIN/../tests/wavcmp
 # shellcheck source=../../scripts/localnet.sh
 . "$here/../../scripts/localnet.sh"
+WAIT_S=10
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
-fails=0 steps=0
-ok() { steps=$((steps + 1)); printf '  ok   %s\n' "$1"; }
-fail() { steps=$((steps + 1)); fails=$((fails + 1)); printf '  FAIL %s\n' "$1"; [ -n "${2:-}" ] && printf '       %s\n' "$2"; }
-check() { if printf '%s' "$3" | jq -e "$2" >/dev/null 2>&1; then ok "$1"; else fail "$1" "got: $3"; fi; }
-wait_for() { # DESC JQ CMD...: polls CMD's JSON until JQ holds (10 s)
-	local desc=$1 expr=$2 i last; shift 2
-	for i in $(seq 1 100); do
-		last=$("$@" 2>&1)
-		if printf '%s' "$last" | jq -e "$expr" >/dev/null 2>&1; then ok "$desc"; return 0; fi
-		sleep 0.1
-	done
-	fail "$desc" "last: $last"
-	return 1
-}
 
 [ -x "$WAVCMP" ] || { echo "calls: $WAVCMP is missing (build the tests)"; exit 1; }
 command -v espeak-ng >/dev/null || { echo "calls: espeak-ng is missing (scripts/deps.sh check)"; exit 1; }

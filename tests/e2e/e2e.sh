@@ -8,29 +8,10 @@ LN_BIN=${1:?usage: e2e.sh BINDIR}
 LN_BIN=$(cd "$LN_BIN" && pwd)
 # shellcheck source=../../scripts/localnet.sh
 . "$here/../../scripts/localnet.sh"
+WAIT_S=5
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
-fails=0 steps=0
-ok() { steps=$((steps + 1)); printf '  ok   %s\n' "$1"; }
-fail() { steps=$((steps + 1)); fails=$((fails + 1)); printf '  FAIL %s\n' "$1"; [ -n "${2:-}" ] && printf '       %s\n' "$2"; }
-# check DESC JQ-EXPR JSON: passes when jq -e EXPR holds on JSON
-check() {
-	if printf '%s' "$3" | jq -e "$2" >/dev/null 2>&1; then ok "$1"; else fail "$1" "got: $3"; fi
-}
-wait_for() { # DESC JQ CMD...: polls CMD's JSON until JQ holds (5 s)
-	local desc=$1 expr=$2 i last; shift 2
-	for i in $(seq 1 50); do
-		last=$("$@" 2>&1)
-		if printf '%s' "$last" | jq -e "$expr" >/dev/null 2>&1; then ok "$desc"; return 0; fi
-		sleep 0.1
-	done
-	fail "$desc" "last: $last"
-}
-# expect_rc DESC WANT CMD...: runs CMD, checks its exit status, keeps its output in $out
-expect_rc() {
-	local desc=$1 want=$2; shift 2
-	out=$("$@" 2>&1); local rc=$?
-	if [ "$rc" = "$want" ]; then ok "$desc"; else fail "$desc" "exit $rc (want $want): $out"; fi
-}
 
 trap 'ln_cleanup' EXIT
 trap 'exit 130' INT TERM

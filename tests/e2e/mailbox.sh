@@ -11,10 +11,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 LN_BIN=$(cd "${1:?usage: mailbox.sh BINDIR}" && pwd)
 # shellcheck source=../../scripts/localnet.sh
 . "$here/../../scripts/localnet.sh"
+WAIT_S=5
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
-fails=0 steps=0
-ok() { steps=$((steps + 1)); printf '  ok   %s\n' "$1"; }
-fail() { steps=$((steps + 1)); fails=$((fails + 1)); printf '  FAIL %s\n' "$1"; [ -n "${2:-}" ] && printf '       %s\n' "$2"; }
 trap 'ln_cleanup' EXIT
 trap 'exit 130' INT TERM
 LN_LOGIN_ARGS=(--argon2-ops 1 --argon2-mem-kib 8192)
