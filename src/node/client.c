@@ -36,7 +36,8 @@ enum {
 	CL_HS_TRIES = 4,
 	CL_LOGIN_TIMEOUT_MS = 10000,
 	CL_LOOKUP_TIMEOUT_MS = 5000,
-	CL_PING_MS = 20000,        /* keepalive to the supernode (NAT bindings hold >= 30 s) */
+	CL_PING_MS = 25000,        /* keepalive to the supernode: the top of the 15-25 s that
+				    * NAT bindings need (Linux conntrack: 30 s), for the idle cost */
 	CL_SN_DEAD_MS = 65000,     /* no packet from the supernode this long: reattach */
 	CL_REATTACH_MS = 2000,
 	CL_RECORD_TTL_S = 3600,
