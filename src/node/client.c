@@ -738,6 +738,7 @@ static void on_attached(struct pn_client *c)
 static void sn_drop(struct pn_client *c, bool try_next)
 {
 	pn_link_wipe(&c->sn_link);
+	c->sn_probe_at = 0; /* a probe of the link we just dropped means nothing now */
 	if (try_next)
 		c->cand_i++;
 	if (c->sn_state != SN_NONE) {
@@ -2044,6 +2045,19 @@ static void csync_send_all(struct pn_client *c, struct peer *p)
 static void csync_on_session_up(struct pn_client *c, struct peer *p)
 {
 	p->csync_sent = false;
+	if (own_device(c, p)) {
+		/* a device of ours we may not have in our own records yet (it logged in since
+		 * our last lookup of our name): look again, so that copies of what we send
+		 * from now on go to it too (what we sent before reaches it with the history) */
+		struct ruser *me = ruser_get(c, c->username, true);
+		bool known = false;
+		for (unsigned i = 0; me && i < me->n; i++)
+			known |= memcmp(me->certs[i].device_id, p->device_id, 16) == 0;
+		if (me && !known && c->sn_state == SN_UP) {
+			me->fetched_at = 0;
+			lookup_start(c, me);
+		}
+	}
 	if (own_device(c, p) && p->link.initiator)
 		csync_send_all(c, p);
 }
@@ -2205,20 +2219,49 @@ static void hist_send(struct pn_client *c, struct peer *p)
 
 /* A session with another device of our account came up: unless we already gave it our
  * history, the transfer starts (again from the beginning if one was cut short). */
+/* How far our history went to device dev: the last row position it acknowledged (the kv
+ * mark "hist_to:<dev>"), or -1 when it never had any (then the contacts go too). */
+static int64_t hist_cursor(struct pn_client *c, const uint8_t dev[16])
+{
+	char key[64], v[24];
+	size_t len;
+
+	hist_kv_key(key, dev);
+	if (pn_cstore_kv_get(c->store, key, v, sizeof(v) - 1, &len))
+		return -1;
+	v[len] = 0;
+	return strtoll(v, NULL, 10);
+}
+
+static int hist_any_cb(void *arg, uint64_t seq, const struct pn_msg_row *m)
+{
+	*(bool *)arg = true;
+	return 1;
+}
+
+/* A session with another device of our account came up (or our own lookup found one with
+ * a session up): what it has not had of our history yet goes now. The first time that is
+ * everything and our contacts; later, the rows stored since the last transfer — so a
+ * copy that never reached it (it logged in between two lookups of our name, or was away
+ * longer than a mailbox keeps) still does. Message ids deduplicate on its side. */
 static void hist_on_session_up(struct pn_client *c, struct peer *p)
 {
-	char key[64];
+	int64_t cur;
+	bool any = false;
 
 	if (!c->logged_in || strcmp(p->username, c->username) != 0 ||
-	    memcmp(p->device_id, c->device_id, 16) == 0)
+	    memcmp(p->device_id, c->device_id, 16) == 0 || p->hist)
 		return;
-	hist_kv_key(key, p->device_id);
-	if (pn_cstore_kv_get(c->store, key, NULL, 0, NULL) != -ENOENT)
-		return;
-	free(p->hist);
+	cur = hist_cursor(c, p->device_id);
+	if (cur >= 0 && (pn_cstore_msg_since(c->store, (uint64_t)cur, 1, hist_any_cb, &any) || !any))
+		return; /* nothing new */
 	p->hist = calloc(1, sizeof(*p->hist));
 	if (!p->hist)
 		return;
+	if (cur > 0)
+		p->hist->cursor = (uint64_t)cur;
+	if (cur >= 0)
+		p->hist->contacts_done = true; /* contacts went the first time; CSYNC since */
 	p->hist->started_at = now_ms(c);
 	hist_build(c, p->hist);
 	if (!p->hist->len) {
@@ -2236,17 +2279,13 @@ static void csync_send_all(struct pn_client *c, struct peer *p);
 
 static void hist_reach_own(struct pn_client *c, struct ruser *me)
 {
-	char key[64];
-
 	for (unsigned i = 0; i < me->n; i++) {
 		struct peer *p = peer_for(c, me, i);
 
 		if (!p)
 			continue;
 		if (p->link.state == PN_LINK_UP) {
-			hist_kv_key(key, me->certs[i].device_id);
-			if (!p->hist && pn_cstore_kv_get(c->store, key, NULL, 0, NULL) == -ENOENT)
-				hist_on_session_up(c, p);
+			hist_on_session_up(c, p); /* only what it has not had */
 			/* CSYNC is not retransmitted: each own lookup (at attach, every 5 min)
 			 * sends the stamps again to the devices we have a session with */
 			csync_send_all(c, p);
@@ -2274,8 +2313,12 @@ static void on_hist_ack(struct pn_client *c, struct peer *p, const uint8_t *f, s
 		hist_send(c, p);
 		return;
 	}
-	hist_kv_key(key, p->device_id);
-	pn_cstore_kv_set(c->store, key, "1", 1);
+	{
+		char v[24];
+		hist_kv_key(key, p->device_id);
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)h->cursor);
+		pn_cstore_kv_set(c->store, key, v, strlen(v));
+	}
 	pn_info("history sent to device %s: %u messages, %u contacts in %u chunks, %llu ms",
 		pn_hex_encode(did, sizeof(did), p->device_id, 4), h->msgs, h->contacts, h->seq + 1,
 		(unsigned long long)(now_ms(c) - h->started_at));
@@ -4610,7 +4653,8 @@ static uint64_t cl_deadline(void *node)
 	}
 	if (c->logged_in) {
 		t = min64(t, sb_deadline(c));
-		if (c->sn_probe_at)
+		/* (a probe counts only while attached: the tick looks at it only then) */
+		if (c->sn_probe_at && c->sn_state == SN_UP)
 			t = min64(t, c->sn_probe_at + CL_PROBE_MS);
 		else if (c->sn_state == SN_UP && c->sb_state == 2 &&
 			 c->sn_link.last_tx > c->sn_link.last_rx)
@@ -4618,9 +4662,12 @@ static uint64_t cl_deadline(void *node)
 	}
 	for (struct pending *p = c->pending; p; p = p->next)
 		t = min64(t, p->deadline);
+	/* a lookup is resent only while attached (the tick's rule), so its resend time
+	 * counts only then; its deadline always does */
 	for (struct ruser *u = c->rusers; u; u = u->next)
 		if (u->lookup_req)
-			t = min64(t, min64(u->lookup_deadline, u->lookup_resend_at));
+			t = min64(t, c->sn_state == SN_UP ? min64(u->lookup_deadline, u->lookup_resend_at)
+							  : u->lookup_deadline);
 	for (struct peer *p = c->peers; p; p = p->next)
 		if (p->link.state == PN_LINK_WAIT_HS2)
 			t = min64(t, hs_retry_time(&p->link));

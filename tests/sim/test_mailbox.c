@@ -459,6 +459,181 @@ static void test_soak(void **state)
 	soak(sd ? strtoull(sd, NULL, 10) : 31337, m ? (unsigned)atoi(m) : 200);
 }
 
+
+/* ---- the soak with 3 users x 2 devices ------------------------------------------------------ */
+
+enum { S6_USERS = 3, S6_DEVS = 2 * S6_USERS };
+static const char *const s6_names[S6_USERS] = {"alice", "bob", "carol"};
+
+/* Every message from user u to user v ("uvNNNNN" with u, v the first letters) is in h
+ * once and in order; fails the test otherwise. */
+static void s6_check(json_t *h, int u, int v, unsigned sent, int dev)
+{
+	unsigned next = 0;
+	char tag[3] = {s6_names[u][0], s6_names[v][0], 0};
+
+	for (size_t k = 0; k < json_array_size(h); k++) {
+		const char *t = json_string_value(json_object_get(json_array_get(h, k), "text"));
+		char want[16];
+		if (!t || strncmp(t, tag, 2) != 0)
+			continue;
+		snprintf(want, sizeof(want), "%s%05u", tag, next);
+		if (strcmp(t, want) != 0)
+			fail_msg("device %d: out of order or twice: got %s, expected %s", dev, t, want);
+		next++;
+	}
+	if (next != sent)
+		fail_msg("device %d: %s: %u of %u arrived", dev, tag, next, sent);
+}
+
+static unsigned s6_count(json_t *h, int u, int v)
+{
+	unsigned c = 0;
+	for (size_t k = 0; k < json_array_size(h); k++) {
+		const char *t = json_string_value(json_object_get(json_array_get(h, k), "text"));
+		c += t && t[0] == s6_names[u][0] && t[1] == s6_names[v][0];
+	}
+	return c;
+}
+
+/* Three users, each on two devices (clients u and u + 3), all contacts of each other:
+ * messages between random pairs from a random live device of the sender, one device at a
+ * time away for 5-60 s, one supernode at a time killed and restarted empty. At the end
+ * every device of both users of each conversation holds it whole: every message once, in
+ * order, the same ids in the same order on all four devices. */
+static void soak6(uint64_t seed, unsigned total)
+{
+	struct sc_net n;
+	struct pn_sim_link base = {.delay_ms = 10, .jitter_ms = 3};
+	uint64_t x = seed, client_back = 0, sn_back = 0;
+	unsigned sent[S6_USERS][S6_USERS] = {{0}}, all = 0, outages = 0, kills = 0;
+	int down_client = -1, down_sn = -1;
+	struct sc_reply r;
+
+	assert_int_equal(sc_net_init_multi(&n, seed, &base, N_SNS), 0);
+	for (int i = 0; i < S6_DEVS; i++) {
+		char addr[32];
+		snprintf(addr, sizeof(addr), "198.18.1.%d:5000", i + 1);
+		assert_int_equal(sc_net_add_client_at(&n, addr, (unsigned)i % N_SNS), i);
+	}
+	for (int u = 0; u < S6_USERS; u++)
+		sc_up_user(&n, u, s6_names[u]);
+	for (int u = 0; u < S6_USERS; u++) {
+		assert_true(sc_call(&n, u + S6_USERS, "login",
+				    sc_args2("username", s6_names[u], "password", "correct horse"), &r, 30000));
+		assert_int_equal(r.err, 0);
+		sc_reply_clear(&r);
+	}
+	for (int d = 0; d < S6_DEVS; d++)
+		for (int v = 0; v < S6_USERS; v++)
+			if (v != d % S6_USERS)
+				contacts_add(&n, d, s6_names[v]);
+	pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 15000); /* records, passes, own devices */
+
+	while (all < total) {
+		uint64_t now = pn_sim_now(n.sim), rnd = soak_rand(&x);
+		int u = (int)(rnd % S6_USERS), v = (u + 1 + (int)((rnd >> 4) & 1)) % S6_USERS;
+		int dev = u + (int)((rnd >> 5) & 1) * S6_USERS;
+		char text[16];
+
+		if (down_client < 0 && rnd % 29 == 0) {
+			down_client = (int)((rnd >> 8) % S6_DEVS);
+			client_back = now + 5000 + (rnd >> 16) % 55000;
+			pn_sim_host_set_up(n.client_hosts[down_client], false);
+			outages++;
+		} else if (down_client >= 0 && now >= client_back) {
+			pn_sim_host_set_up(n.client_hosts[down_client], true);
+			down_client = -1;
+		}
+		if (down_sn < 0 && rnd % 43 == 1) {
+			down_sn = 2 + (int)((rnd >> 8) % (N_SNS - 2));
+			sn_back = now + 10000 + (rnd >> 20) % 30000;
+			pn_sim_host_set_up(n.sn_hosts[down_sn], false);
+			kills++;
+		} else if (down_sn >= 0 && now >= sn_back) {
+			assert_int_equal(sc_restart_supernode(&n, (unsigned)down_sn), 0);
+			pn_sim_host_set_up(n.sn_hosts[down_sn], true);
+			down_sn = -1;
+		}
+		if (dev == down_client)
+			dev = (dev + S6_USERS) % S6_DEVS; /* the user's other device */
+		snprintf(text, sizeof(text), "%c%c%05u", s6_names[u][0], s6_names[v][0], sent[u][v]);
+		assert_true(sc_call(&n, dev, "send", sc_args2("to", s6_names[v], "text", text), &r, 1000));
+		assert_int_equal(r.err, 0);
+		sc_reply_clear(&r);
+		sent[u][v]++;
+		all++;
+		pn_sim_run_until(n.sim, now + 50 + (rnd >> 32) % 400);
+	}
+	if (down_client >= 0)
+		pn_sim_host_set_up(n.client_hosts[down_client], true);
+	if (down_sn >= 0) {
+		assert_int_equal(sc_restart_supernode(&n, (unsigned)down_sn), 0);
+		pn_sim_host_set_up(n.sn_hosts[down_sn], true);
+	}
+	/* settle: until every device has every message of its conversations (15 virtual min) */
+	for (int t = 0; t < 180; t++) {
+		bool done = true;
+		for (int d = 0; d < S6_DEVS && done; d++)
+			for (int v = 0; v < S6_USERS && done; v++) {
+				int u = d % S6_USERS;
+				json_t *h;
+				if (v == u)
+					continue;
+				h = soak_history(&n, d, s6_names[v]);
+				done = s6_count(h, u, v) >= sent[u][v] && s6_count(h, v, u) >= sent[v][u];
+				json_decref(h);
+			}
+		if (done)
+			break;
+		pn_sim_run_until(n.sim, pn_sim_now(n.sim) + 5000);
+	}
+	{
+		json_int_t via = 0;
+		for (int d = 0; d < S6_DEVS; d++) {
+			assert_true(sc_call(&n, d, "status", NULL, &r, 1000));
+			via += json_integer_value(json_object_get(json_object_get(r.result, "mailbox"), "received"));
+			sc_reply_clear(&r);
+		}
+		printf("  soak6 seed %llu: %u messages among 3 users on 2 devices each (%lld taken out of "
+		       "mailboxes), %u device outages, %u supernode kills\n",
+		       (unsigned long long)seed, all, (long long)via, outages, kills);
+	}
+	for (int u = 0; u < S6_USERS; u++)
+		for (int v = u + 1; v < S6_USERS; v++) {
+			/* the four devices of the conversation u-v */
+			int devs[4] = {u, u + S6_USERS, v, v + S6_USERS};
+			json_t *h[4];
+			for (int k = 0; k < 4; k++) {
+				h[k] = soak_history(&n, devs[k], s6_names[k < 2 ? v : u]);
+				s6_check(h[k], u, v, sent[u][v], devs[k]);
+				s6_check(h[k], v, u, sent[v][u], devs[k]);
+			}
+			for (int k = 1; k < 4; k++) {
+				assert_int_equal(json_array_size(h[k]), json_array_size(h[0]));
+				for (size_t i = 0; i < json_array_size(h[0]); i++)
+					assert_string_equal(
+						json_string_value(json_object_get(json_array_get(h[k], i), "id")),
+						json_string_value(json_object_get(json_array_get(h[0], i), "id")));
+			}
+			for (int k = 0; k < 4; k++)
+				json_decref(h[k]);
+		}
+	sc_net_free(&n);
+}
+
+/* PN_SOAK6_MESSAGES (default 150) and PN_SOAK_SEED as for test_soak. Known to fail at
+ * 400 messages with seeds 5 and 7 (2026-11-25): some copies of what one device of a user
+ * sent never reach that user's other device, even with the repeated history transfer;
+ * seeds 1-4, 6 and 8 pass. Open bug, see the session note. */
+static void test_soak_three_users_two_devices(void **state)
+{
+	const char *m = getenv("PN_SOAK6_MESSAGES"), *sd = getenv("PN_SOAK_SEED");
+
+	(void)state;
+	soak6(sd ? strtoull(sd, NULL, 10) : 4242, m ? (unsigned)atoi(m) : 150);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -466,6 +641,7 @@ int main(void)
 		cmocka_unit_test(test_expiry),
 		cmocka_unit_test(test_other_device_catches_up),
 		cmocka_unit_test(test_soak),
+		cmocka_unit_test(test_soak_three_users_two_devices),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
