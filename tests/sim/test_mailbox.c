@@ -352,13 +352,56 @@ static unsigned soak_check_order(json_t *h, char tag, unsigned sent)
 	return next;
 }
 
+/* The churn of both soaks: now and then one client device goes away for 5..60 s (its
+ * user keeps writing), and one supernode at a time dies and restarts empty (fewer than r
+ * of any mailbox). The same random draws as before this was shared, so seeds replay. */
+struct churn {
+	int down_client, down_sn;
+	uint64_t client_back, sn_back;
+	unsigned outages, kills;
+};
+
+static void churn_step(struct sc_net *n, struct churn *ch, uint64_t now, uint64_t r,
+		       unsigned client_mod, unsigned n_clients, unsigned sn_mod)
+{
+	if (ch->down_client < 0 && r % client_mod == 0) {
+		ch->down_client = (int)((r >> 8) % n_clients);
+		ch->client_back = now + 5000 + (r >> 16) % 55000;
+		pn_sim_host_set_up(n->client_hosts[ch->down_client], false);
+		ch->outages++;
+	} else if (ch->down_client >= 0 && now >= ch->client_back) {
+		pn_sim_host_set_up(n->client_hosts[ch->down_client], true);
+		ch->down_client = -1;
+	}
+	if (ch->down_sn < 0 && r % sn_mod == 1) {
+		ch->down_sn = 2 + (int)((r >> 8) % (N_SNS - 2));
+		ch->sn_back = now + 10000 + (r >> 20) % 30000;
+		pn_sim_host_set_up(n->sn_hosts[ch->down_sn], false);
+		ch->kills++;
+	} else if (ch->down_sn >= 0 && now >= ch->sn_back) {
+		assert_int_equal(sc_restart_supernode(n, (unsigned)ch->down_sn), 0);
+		pn_sim_host_set_up(n->sn_hosts[ch->down_sn], true);
+		ch->down_sn = -1;
+	}
+}
+
+/* Everything back up at the end of a soak. */
+static void churn_end(struct sc_net *n, struct churn *ch)
+{
+	if (ch->down_client >= 0)
+		pn_sim_host_set_up(n->client_hosts[ch->down_client], true);
+	if (ch->down_sn >= 0) {
+		assert_int_equal(sc_restart_supernode(n, (unsigned)ch->down_sn), 0);
+		pn_sim_host_set_up(n->sn_hosts[ch->down_sn], true);
+	}
+}
+
 static void soak(uint64_t seed, unsigned total)
 {
 	struct sc_net n;
 	uint64_t x = seed;
-	unsigned sent[2] = {0, 0}, kills = 0, outages = 0;
-	int down_client = -1, down_sn = -1;
-	uint64_t client_back = 0, sn_back = 0;
+	unsigned sent[2] = {0, 0};
+	struct churn ch = {.down_client = -1, .down_sn = -1};
 	json_t *ha, *hb;
 
 	net_up(&n, seed);
@@ -367,28 +410,8 @@ static void soak(uint64_t seed, unsigned total)
 		int who = (int)(r & 1);
 		struct sc_reply rep;
 		char text[16];
-		/* a device goes away for 5..60 s now and then (its sender keeps writing) */
-		if (down_client < 0 && r % 23 == 0) {
-			down_client = (int)((r >> 8) & 1);
-			client_back = now + 5000 + (r >> 16) % 55000;
-			pn_sim_host_set_up(n.client_hosts[down_client], false);
-			outages++;
-		} else if (down_client >= 0 && now >= client_back) {
-			pn_sim_host_set_up(n.client_hosts[down_client], true);
-			down_client = -1;
-		}
-		/* one supernode at a time dies and restarts empty (fewer than r of any mailbox) */
-		if (down_sn < 0 && r % 41 == 1) {
-			down_sn = 2 + (int)((r >> 8) % (N_SNS - 2));
-			sn_back = now + 10000 + (r >> 20) % 30000;
-			pn_sim_host_set_up(n.sn_hosts[down_sn], false);
-			kills++;
-		} else if (down_sn >= 0 && now >= sn_back) {
-			assert_int_equal(sc_restart_supernode(&n, (unsigned)down_sn), 0);
-			pn_sim_host_set_up(n.sn_hosts[down_sn], true);
-			down_sn = -1;
-		}
-		if (who != down_client) {
+		churn_step(&n, &ch, now, r, 23, 2, 41);
+		if (who != ch.down_client) {
 			snprintf(text, sizeof(text), "%c%05u", who ? 'b' : 'a', sent[who]);
 			assert_true(sc_call(&n, who, "send",
 					    sc_args2("to", who ? "alice" : "bob", "text", text), &rep, 1000));
@@ -398,12 +421,7 @@ static void soak(uint64_t seed, unsigned total)
 		}
 		pn_sim_run_until(n.sim, now + 50 + (r >> 32) % 400);
 	}
-	if (down_client >= 0)
-		pn_sim_host_set_up(n.client_hosts[down_client], true);
-	if (down_sn >= 0) {
-		assert_int_equal(sc_restart_supernode(&n, (unsigned)down_sn), 0);
-		pn_sim_host_set_up(n.sn_hosts[down_sn], true);
-	}
+	churn_end(&n, &ch);
 	/* everything settles: until both sides hold everything, at most 10 virtual minutes */
 	for (int t = 0; t < 600; t++) {
 		unsigned ga = 0, gb = 0;
@@ -430,7 +448,7 @@ static void soak(uint64_t seed, unsigned total)
 		}
 		printf("  soak seed %llu: %u + %u messages (%lld out of mailboxes), %u device "
 		       "outages, %u supernode kills\n",
-		       (unsigned long long)seed, sent[0], sent[1], (long long)via, outages, kills);
+		       (unsigned long long)seed, sent[0], sent[1], (long long)via, ch.outages, ch.kills);
 	}
 	hb = soak_history(&n, 1, "alice");
 	ha = soak_history(&n, 0, "bob");
@@ -505,9 +523,9 @@ static void soak6(uint64_t seed, unsigned total)
 {
 	struct sc_net n;
 	struct pn_sim_link base = {.delay_ms = 10, .jitter_ms = 3};
-	uint64_t x = seed, client_back = 0, sn_back = 0;
-	unsigned sent[S6_USERS][S6_USERS] = {{0}}, all = 0, outages = 0, kills = 0;
-	int down_client = -1, down_sn = -1;
+	uint64_t x = seed;
+	unsigned sent[S6_USERS][S6_USERS] = {{0}}, all = 0;
+	struct churn ch = {.down_client = -1, .down_sn = -1};
 	struct sc_reply r;
 
 	assert_int_equal(sc_net_init_multi(&n, seed, &base, N_SNS), 0);
@@ -536,26 +554,8 @@ static void soak6(uint64_t seed, unsigned total)
 		int dev = u + (int)((rnd >> 5) & 1) * S6_USERS;
 		char text[16];
 
-		if (down_client < 0 && rnd % 29 == 0) {
-			down_client = (int)((rnd >> 8) % S6_DEVS);
-			client_back = now + 5000 + (rnd >> 16) % 55000;
-			pn_sim_host_set_up(n.client_hosts[down_client], false);
-			outages++;
-		} else if (down_client >= 0 && now >= client_back) {
-			pn_sim_host_set_up(n.client_hosts[down_client], true);
-			down_client = -1;
-		}
-		if (down_sn < 0 && rnd % 43 == 1) {
-			down_sn = 2 + (int)((rnd >> 8) % (N_SNS - 2));
-			sn_back = now + 10000 + (rnd >> 20) % 30000;
-			pn_sim_host_set_up(n.sn_hosts[down_sn], false);
-			kills++;
-		} else if (down_sn >= 0 && now >= sn_back) {
-			assert_int_equal(sc_restart_supernode(&n, (unsigned)down_sn), 0);
-			pn_sim_host_set_up(n.sn_hosts[down_sn], true);
-			down_sn = -1;
-		}
-		if (dev == down_client)
+		churn_step(&n, &ch, now, rnd, 29, S6_DEVS, 43);
+		if (dev == ch.down_client)
 			dev = (dev + S6_USERS) % S6_DEVS; /* the user's other device */
 		snprintf(text, sizeof(text), "%c%c%05u", s6_names[u][0], s6_names[v][0], sent[u][v]);
 		assert_true(sc_call(&n, dev, "send", sc_args2("to", s6_names[v], "text", text), &r, 1000));
@@ -565,12 +565,7 @@ static void soak6(uint64_t seed, unsigned total)
 		all++;
 		pn_sim_run_until(n.sim, now + 50 + (rnd >> 32) % 400);
 	}
-	if (down_client >= 0)
-		pn_sim_host_set_up(n.client_hosts[down_client], true);
-	if (down_sn >= 0) {
-		assert_int_equal(sc_restart_supernode(&n, (unsigned)down_sn), 0);
-		pn_sim_host_set_up(n.sn_hosts[down_sn], true);
-	}
+	churn_end(&n, &ch);
 	/* settle: until every device has every message of its conversations (15 virtual min) */
 	for (int t = 0; t < 180; t++) {
 		bool done = true;
@@ -597,7 +592,7 @@ static void soak6(uint64_t seed, unsigned total)
 		}
 		printf("  soak6 seed %llu: %u messages among 3 users on 2 devices each (%lld taken out of "
 		       "mailboxes), %u device outages, %u supernode kills\n",
-		       (unsigned long long)seed, all, (long long)via, outages, kills);
+		       (unsigned long long)seed, all, (long long)via, ch.outages, ch.kills);
 	}
 	for (int u = 0; u < S6_USERS; u++)
 		for (int v = u + 1; v < S6_USERS; v++) {
