@@ -1075,6 +1075,7 @@ _Static_assert((int)CL_CHAT_TEXT_MAX == 800, "the API and the error text say 800
 _Static_assert((int)PN_HIST_TEXT_MAX >= (int)CL_CHAT_TEXT_MAX, "history carries every chat text");
 
 static bool req_allow(struct pn_client *c);
+static void hist_start(struct pn_client *c, struct peer *p, bool new_session);
 static int revoke_learn(struct pn_client *c, const uint8_t *notice, size_t len, bool spread);
 static int contact_make(struct pn_client *c, const char *user);
 static void held_settle(struct pn_client *c, const char *user, bool accepted);
@@ -2057,6 +2058,25 @@ static void csync_on_session_up(struct pn_client *c, struct peer *p)
 			me->fetched_at = 0;
 			lookup_start(c, me);
 		}
+		/* Until the directory names it (a lookup may be answered by a replica that has
+		 * not got its record yet, and the next one is minutes away), the session itself
+		 * vouches for it: its certificate names our user (checked at the handshake), and
+		 * the supernode its packets came through reaches it. Kept like an earlier lookup
+		 * answer (lookup_merge_old) for an hour at most. */
+		if (me && !known && me->n < sizeof(me->certs) / sizeof(me->certs[0])) {
+			struct pn_record rec;
+			memset(&rec, 0, sizeof(rec));
+			if (pn_cert_decode(&rec.cert, p->link.peer_cert, p->link.peer_cert_len) == 0 &&
+			    memcmp(rec.cert.device_id, p->device_id, 16) == 0) {
+				uint64_t ws = wall_s(c);
+				rec.expires = ws + 3600 < rec.cert.not_after ? ws + 3600 : rec.cert.not_after;
+				rec.n_sn = 1;
+				memcpy(rec.sn_key[0], p->has_sn ? p->sn_key : c->sn.key, 32);
+				me->recs[me->n] = rec;
+				me->certs[me->n++] = rec.cert;
+				me->found = true;
+			}
+		}
 	}
 	if (own_device(c, p) && p->link.initiator)
 		csync_send_all(c, p);
@@ -2119,6 +2139,9 @@ static void on_csync(struct pn_client *c, struct peer *p, const uint8_t *f, size
 	pn_csync_decode(f, n, csync_apply_cb, c);
 	if (!p->csync_sent)
 		csync_send_all(c, p); /* the answer to the initiator's */
+	/* it just looked us up (or its session came up): what it has not had of our
+	 * history goes now, not at our next lookup of our own name */
+	hist_start(c, p, false);
 }
 
 /* ---- history transfer between our own devices ------------------------------------------- */
@@ -2244,14 +2267,21 @@ static int hist_any_cb(void *arg, uint64_t seq, const struct pn_msg_row *m)
  * everything and our contacts; later, the rows stored since the last transfer — so a
  * copy that never reached it (it logged in between two lookups of our name, or was away
  * longer than a mailbox keeps) still does. Message ids deduplicate on its side. */
-static void hist_on_session_up(struct pn_client *c, struct peer *p)
+static void hist_start(struct pn_client *c, struct peer *p, bool new_session)
 {
 	int64_t cur;
 	bool any = false;
 
 	if (!c->logged_in || strcmp(p->username, c->username) != 0 ||
-	    memcmp(p->device_id, c->device_id, 16) == 0 || p->hist)
+	    memcmp(p->device_id, c->device_id, 16) == 0)
 		return;
+	if (p->hist) {
+		if (!new_session)
+			return; /* one under way */
+		/* cut short with the previous session: start over (from the stored mark) */
+		free(p->hist);
+		p->hist = NULL;
+	}
 	cur = hist_cursor(c, p->device_id);
 	if (cur >= 0 && (pn_cstore_msg_since(c->store, (uint64_t)cur, 1, hist_any_cb, &any) || !any))
 		return; /* nothing new */
@@ -2285,7 +2315,7 @@ static void hist_reach_own(struct pn_client *c, struct ruser *me)
 		if (!p)
 			continue;
 		if (p->link.state == PN_LINK_UP) {
-			hist_on_session_up(c, p); /* only what it has not had */
+			hist_start(c, p, false); /* only what it has not had */
 			/* CSYNC is not retransmitted: each own lookup (at attach, every 5 min)
 			 * sends the stamps again to the devices we have a session with */
 			csync_send_all(c, p);
@@ -2347,8 +2377,21 @@ static int hist_item_cb(void *arg, const struct pn_hist_item *it)
 			return -ENOMEM;
 		*m = it->msg;
 		m->updated_at = wall_ms(c);
-		if (pn_cstore_msg_insert(c->store, m) == 0)
+		if (pn_cstore_msg_insert(c->store, m) == 0) {
+			/* new to this device: announced as if it had come the usual way, so
+			 * an application shows it whichever path brought it first */
 			p->hist_rx_msgs++;
+			if (m->dir == PN_MSG_IN)
+				emit(c, "message.received",
+				     json_pack("{s:s,s:s,s:s,s:I,s:b}", "id", m->id, "from", m->peer,
+					       "text", m->text, "sent_at", (json_int_t)m->sent_at,
+					       "from_history", true));
+			else
+				emit(c, "message.sent_elsewhere",
+				     json_pack("{s:s,s:s,s:s,s:I,s:b}", "id", m->id, "to", m->peer,
+					       "text", m->text, "sent_at", (json_int_t)m->sent_at,
+					       "from_history", true));
+		}
 		free(m);
 	}
 	return 0;
@@ -2604,7 +2647,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
-		hist_on_session_up(c, p);
+		hist_start(c, p, true);
 		revoke_on_session_up(c, p);
 		csync_on_session_up(c, p);
 		return;
@@ -2656,7 +2699,7 @@ static void on_deliver(struct pn_client *c, struct pn_rd *r, bool via)
 		pn_calls_flush_dev(c->calls, src, now_ms(c));
 		pres_on_session_up(c, p);
 		read_on_session_up(c, p);
-		hist_on_session_up(c, p);
+		hist_start(c, p, true);
 		revoke_on_session_up(c, p);
 		csync_on_session_up(c, p);
 	} else if (ev == PN_LINK_EV_DATA) {
