@@ -5324,6 +5324,27 @@ static void group_cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb
 static void group_cmd_history(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg);
 static void group_cmd_read(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg);
 
+/* A new outgoing history row with a fresh random id (also in idb): sent, or queued while
+ * not attached. peer is the other user (for a group message, ourselves: group_msgs says
+ * which group). The caller checked text's length. NULL when out of memory. */
+static struct pn_msg_row *out_row_new(struct pn_client *c, const char *peer, const char *text,
+				      uint8_t idb[16])
+{
+	struct pn_msg_row *row = calloc(1, sizeof(*row));
+
+	if (!row)
+		return NULL;
+	c->env.random(c->env.ctx, idb, 16);
+	pn_hex_encode(row->id, sizeof(row->id), idb, 16);
+	snprintf(row->peer, sizeof(row->peer), "%s", peer);
+	row->dir = PN_MSG_OUT;
+	row->state = c->sn_state == SN_UP ? PN_MSG_SENT : PN_MSG_QUEUED;
+	row->sent_at = wall_ms(c);
+	row->updated_at = row->sent_at;
+	snprintf(row->text, sizeof(row->text), "%s", text);
+	return row;
+}
+
 static void cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, void *arg)
 {
 	const char *to = arg_str(args, "to"), *text = arg_str(args, "text");
@@ -5353,19 +5374,11 @@ static void cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb cb, v
 		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 800 bytes");
 		return;
 	}
-	row = calloc(1, sizeof(*row));
+	row = out_row_new(c, to, text, idb);
 	if (!row) {
 		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
 		return;
 	}
-	c->env.random(c->env.ctx, idb, sizeof(idb));
-	pn_hex_encode(row->id, sizeof(row->id), idb, 16);
-	strcpy(row->peer, to);
-	row->dir = PN_MSG_OUT;
-	row->state = c->sn_state == SN_UP ? PN_MSG_SENT : PN_MSG_QUEUED;
-	row->sent_at = wall_ms(c);
-	row->updated_at = row->sent_at;
-	strcpy(row->text, text);
 	rc = pn_cstore_msg_insert(c->store, row);
 	if (rc || outmsg_add(c, row)) {
 		reply_err(cb, arg, rc ? rc : -ENOMEM, "internal", "cannot store the message");
@@ -6637,19 +6650,11 @@ static void group_cmd_send(struct pn_client *c, json_t *args, pn_client_reply_cb
 		reply_err(cb, arg, -EMSGSIZE, "text_too_long", "messages are at most 1198 bytes");
 		return;
 	}
-	row = calloc(1, sizeof(*row));
+	row = out_row_new(c, c->username, text, idb);
 	if (!row) {
 		reply_err(cb, arg, -ENOMEM, "internal", "out of memory");
 		return;
 	}
-	c->env.random(c->env.ctx, idb, sizeof(idb));
-	pn_hex_encode(row->id, sizeof(row->id), idb, 16);
-	strcpy(row->peer, c->username);
-	row->dir = PN_MSG_OUT;
-	row->state = c->sn_state == SN_UP ? PN_MSG_SENT : PN_MSG_QUEUED;
-	row->sent_at = wall_ms(c);
-	row->updated_at = row->sent_at;
-	strcpy(row->text, text);
 	if (pn_cstore_msg_insert(c->store, row) ||
 	    pn_cstore_group_msg_add(c->store, row->id, cg->g.id)) {
 		reply_err(cb, arg, -EIO, "internal", "cannot store the message");

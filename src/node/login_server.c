@@ -212,27 +212,22 @@ static void answer(struct pn_login_server *ls, struct pn_lent *e, uint32_t req, 
 	}
 }
 
-/* LOGIN_RESULT. Only an answer that carries a certificate (LOGIN, RENEW) lists the
- * bootstrap supernodes; REGISTER and PROFILE_SET answer with n = 0. */
-static void reply(struct pn_login_server *ls, struct pn_lent *e, uint32_t req, uint8_t status,
-		  const char *msg, const struct pn_cert *cert)
+/* LOGIN_RESULT with blob (a certificate, or REVOKE's notice) in its vec16. Only an answer
+ * that carries a certificate (LOGIN, RENEW: sns) lists the bootstrap supernodes; the
+ * others answer with n = 0. */
+static void reply_blob(struct pn_login_server *ls, struct pn_lent *e, uint32_t req,
+		       uint8_t status, const char *msg, const uint8_t *blob, size_t bl, bool sns)
 {
-	uint8_t f[PN_FRAME_MAX], cb[PN_CERT_MAX];
+	uint8_t f[PN_FRAME_MAX];
 	struct pn_wr w;
-	int cl = 0;
 
-	if (cert) {
-		cl = pn_cert_encode(cert, cb, sizeof(cb));
-		if (cl < 0)
-			cl = 0;
-	}
 	pn_wr_init(&w, f, sizeof(f));
 	pn_wr_u8(&w, PN_F_LOGIN_RESULT);
 	pn_wr_u32(&w, req);
 	pn_wr_u8(&w, status);
 	pn_wr_str8(&w, msg ? msg : "");
-	pn_wr_vec16(&w, cb, (size_t)cl);
-	if (status == PN_ST_OK && cert) {
+	pn_wr_vec16(&w, blob, bl);
+	if (sns) {
 		uint8_t n = 0;
 		for (unsigned i = 0; i < ls->net.n_supernodes; i++)
 			if (ls->net.supernodes[i].has_key)
@@ -252,14 +247,27 @@ static void reply(struct pn_login_server *ls, struct pn_lent *e, uint32_t req, u
 	answer(ls, e, req, f, w.len);
 }
 
+static void reply(struct pn_login_server *ls, struct pn_lent *e, uint32_t req, uint8_t status,
+		  const char *msg, const struct pn_cert *cert)
+{
+	uint8_t cb[PN_CERT_MAX];
+	int cl = 0;
+
+	if (cert) {
+		cl = pn_cert_encode(cert, cb, sizeof(cb));
+		if (cl < 0)
+			cl = 0;
+	}
+	reply_blob(ls, e, req, status, msg, cb, (size_t)cl, status == PN_ST_OK && cert);
+}
+
 /* A revocation succeeded: the answer carries the root's signed notice (in the place of a
  * LOGIN_RESULT's certificate) for the revoking device to spread to its peers. */
 static void reply_revoked(struct pn_login_server *ls, struct pn_lent *e, uint32_t req,
 			  const char *user, const uint8_t did[16])
 {
 	struct pn_revocation rv;
-	uint8_t f[PN_FRAME_MAX], nb[PN_REVOKE_MAX];
-	struct pn_wr w;
+	uint8_t nb[PN_REVOKE_MAX];
 	int n;
 
 	memset(&rv, 0, sizeof(rv));
@@ -271,15 +279,7 @@ static void reply_revoked(struct pn_login_server *ls, struct pn_lent *e, uint32_
 		reply(ls, e, req, PN_ST_INTERNAL, "cannot sign the revocation", NULL);
 		return;
 	}
-	pn_wr_init(&w, f, sizeof(f));
-	pn_wr_u8(&w, PN_F_LOGIN_RESULT);
-	pn_wr_u32(&w, req);
-	pn_wr_u8(&w, PN_ST_OK);
-	pn_wr_str8(&w, "device revoked");
-	pn_wr_vec16(&w, nb, (size_t)n);
-	pn_wr_u8(&w, 0);
-	if (!w.err)
-		answer(ls, e, req, f, w.len);
+	reply_blob(ls, e, req, PN_ST_OK, "device revoked", nb, (size_t)n, false);
 }
 
 static int issue_cert(struct pn_login_server *ls, const char *username, const uint8_t sign_pk[32],
